@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages wsgate needs to build, test and benchmark, if any is missing.
+# Idempotent and quiet when everything is there. Needs root (or sudo) on Debian bookworm.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake ninja-build g++ pkg-config
+  libwebsocketpp-dev libboost-dev libboost-system-dev libssl-dev
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libhiredis-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests: an independent WebSocket and gRPC implementation, real servers
+  python3 python3-pytest python3-websockets python3-grpcio python3-grpc-tools
+  redis-server nginx-light
+  # tools
+  curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "install-deps: missing packages (${missing[*]}) and not root; install them and retry" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,81 @@
+// The source of truth for routes in the one-process (embedded) mode.
+//
+// Thread-safe: one mutex guards the routes and the version. Every accepted change bumps the config
+// version, is written to the state file (when a state dir is configured) *before* it is
+// acknowledged, and is then published to the listener as a new immutable snapshot. Listener calls
+// are serialized and in version order.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dataplane/routing/snapshot.h"
+#include "dataplane/stats/route_stats.h"
+#include "wsgate/v1/config.pb.h"
+
+namespace wsgate::controlplane {
+
+class StateFile;
+
+class ConfigStore {
+ public:
+  using Listener = std::function<void(dataplane::SnapshotPtr)>;
+
+  // With a non-empty `state_dir` holding a state file, the routes come from that file and
+  // `initial` is ignored (a restart serves what was changed over gRPC); a state file that cannot
+  // be read or parsed is an error, and the file is left untouched. Otherwise the routes come from
+  // `initial`, which must already be valid (ValidateConfig). `stats` must outlive the store.
+  static absl::StatusOr<std::unique_ptr<ConfigStore>> Open(const wsgate::v1::Config& initial,
+                                                           const std::string& state_dir,
+                                                           dataplane::StatsRegistry* stats);
+  ~ConfigStore();
+
+  // The snapshot of the current version.
+  dataplane::SnapshotPtr snapshot() const;
+  uint64_t version() const;
+  // Where the routes came from at Open: "state file <path>", or "configuration".
+  const std::string& origin() const { return origin_; }
+
+  // Called after every change with the new snapshot. Set once, before serving.
+  void SetListener(Listener listener);
+
+  std::vector<wsgate::v1::Route> ListRoutes() const;
+  // NOT_FOUND when there is no such route.
+  absl::StatusOr<wsgate::v1::Route> GetRoute(const std::string& name) const;
+
+  struct PutResult {
+    wsgate::v1::Route route;  // as stored, with its new version
+    uint64_t config_version = 0;
+    bool created = false;
+  };
+  // Create or replace by name. INVALID_ARGUMENT names the field ("route.path: ..."), including a
+  // path whose shape another route already has; FAILED_PRECONDITION when expected_version is set
+  // and differs from the route's version (0 = the route must not exist); UNAVAILABLE/INTERNAL
+  // when the state file cannot be written (the change is then not applied).
+  absl::StatusOr<PutResult> PutRoute(const wsgate::v1::Route& route,
+                                     std::optional<uint64_t> expected_version);
+  // Returns the new config version. NOT_FOUND, FAILED_PRECONDITION as above.
+  absl::StatusOr<uint64_t> DeleteRoute(const std::string& name,
+                                       std::optional<uint64_t> expected_version);
+
+ private:
+  ConfigStore() = default;
+
+  mutable std::mutex mu_;
+  dataplane::StatsRegistry* stats_ = nullptr;
+  std::unique_ptr<StateFile> state_file_;  // null: changes are not persisted
+  std::string origin_;
+  uint64_t version_ = 0;
+  std::vector<wsgate::v1::Route> routes_;  // ordered by name
+  dataplane::SnapshotPtr snapshot_;
+  Listener listener_;
+  std::mutex listener_mu_;  // serializes listener calls in version order
+};
+
+}  // namespace wsgate::controlplane

@@ -1,0 +1,19 @@
+// Semantic checks of configuration. Errors are INVALID_ARGUMENT with the field path first:
+// "routes[1].websocket.upstreams[0]: scheme must be ws:// (got http://)".
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "wsgate/v1/config.pb.h"
+
+namespace wsgate::controlplane {
+
+// One route on its own. `field` is the prefix for error messages ("route", "routes[3]").
+// Refuses route kinds and limits that are declared in the schema but not implemented yet.
+absl::Status ValidateRoute(const wsgate::v1::Route& route, std::string_view field);
+// The whole config: every route, unique names, no two routes with the same path shape, server
+// settings in range.
+absl::Status ValidateConfig(const wsgate::v1::Config& config);
+
+}  // namespace wsgate::controlplane

@@ -1,0 +1,55 @@
+// The data plane's narrow interface to the rest of the process. Everything the control plane,
+// the admin server and main() may do to the data plane goes through this class; nothing here
+// mentions websocketpp, Asio or protobuf, so the split into separate processes later is a
+// transport change, not a rewrite.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/health_state.h"
+#include "dataplane/routing/snapshot.h"
+#include "dataplane/stats/route_stats.h"
+
+namespace wsgate::dataplane {
+
+struct DataPlaneOptions {
+  std::string listen_address = "0.0.0.0";
+  uint16_t port = 8080;  // 0: pick a free port (see DataPlane::port())
+  int workers = 1;       // >= 1; every worker listens on `port` with SO_REUSEPORT
+};
+
+class DataPlane {
+ public:
+  virtual ~DataPlane() = default;
+
+  // Binds the listeners and starts the worker threads. `stats` and `health` must outlive the
+  // data plane. Errors: the port cannot be bound, invalid options.
+  static absl::StatusOr<std::unique_ptr<DataPlane>> Start(const DataPlaneOptions& options,
+                                                          SnapshotPtr initial,
+                                                          StatsRegistry* stats,
+                                                          common::HealthState* health);
+
+  // The bound port (useful with port 0).
+  virtual uint16_t port() const = 0;
+  virtual int workers() const = 0;
+
+  // Thread-safe, non-blocking: posts the snapshot to every worker. New connections use it from
+  // the next event on; open connections keep the route they started with.
+  virtual void ApplySnapshot(SnapshotPtr snapshot) = 0;
+  // The version every worker has applied (the minimum over workers).
+  virtual uint64_t applied_version() const = 0;
+
+  // Shutdown, in this order. Thread-safe.
+  // 1. Close the listeners; connections already open keep running.
+  virtual void StopAccepting() = 0;
+  // 2. Close every client connection with `code`/`reason` and every upstream leg with 1001.
+  virtual void CloseAll(uint16_t code, const std::string& reason) = 0;
+  // 3. Wait until every connection is gone or `deadline` passes, then stop and join the workers.
+  virtual void Stop(std::chrono::steady_clock::time_point deadline) = 0;
+};
+
+}  // namespace wsgate::dataplane

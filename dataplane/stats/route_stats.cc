@@ -1,0 +1,95 @@
+#include "dataplane/stats/route_stats.h"
+
+#include <algorithm>
+
+namespace wsgate::dataplane {
+
+const char* DirectionLabel(Direction d) { return d == Direction::kFromClient ? "in" : "out"; }
+
+const char* OutcomeLabel(ConnectionOutcome o) {
+  switch (o) {
+    case ConnectionOutcome::kAccepted: return "accepted";
+    case ConnectionOutcome::kUpstreamError: return "upstream_error";
+    case ConnectionOutcome::kUpstreamTimeout: return "upstream_timeout";
+    case ConnectionOutcome::kRejected: return "rejected";
+    case ConnectionOutcome::kCount: break;
+  }
+  return "unknown";
+}
+
+namespace {
+// Standard close codes that keep their own label (RFC 6455 section 7.4.1 and IANA registry).
+constexpr uint16_t kStandardCodes[] = {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008,
+                                       1009, 1010, 1011, 1012, 1013, 1014, 1015};
+constexpr int kStandardCount = sizeof(kStandardCodes) / sizeof(kStandardCodes[0]);
+constexpr int kBucket3xxx = kStandardCount;
+constexpr int kBucket4xxx = kStandardCount + 1;
+constexpr int kBucketOther = kStandardCount + 2;
+static_assert(kBucketOther < kCloseCodeBuckets, "close code buckets");
+}  // namespace
+
+int CloseCodeBucket(uint16_t code) {
+  if (code >= 1000 && code <= 1015) {
+    for (int i = 0; i < kStandardCount; ++i) {
+      if (kStandardCodes[i] == code) return i;
+    }
+    return kBucketOther;
+  }
+  if (code >= 3000 && code <= 3999) return kBucket3xxx;
+  if (code >= 4000 && code <= 4999) return kBucket4xxx;
+  return kBucketOther;
+}
+
+const char* CloseCodeBucketLabel(int bucket) {
+  static const char* const kLabels[kCloseCodeBuckets] = {
+      "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010",
+      "1011", "1012", "1013", "1014", "1015", "3xxx", "4xxx", "other", "", ""};
+  return bucket >= 0 && bucket < kCloseCodeBuckets ? kLabels[bucket] : "other";
+}
+
+void RouteWorkerCounters::ObserveUpstreamConnect(double seconds) {
+  auto it = std::lower_bound(kUpstreamConnectBuckets.begin(), kUpstreamConnectBuckets.end(),
+                             seconds);
+  upstream_connect_buckets[it - kUpstreamConnectBuckets.begin()].Add();
+  upstream_connect_count.Add();
+  upstream_connect_micros_sum.Add(static_cast<uint64_t>(seconds * 1e6));
+}
+
+RouteStats::RouteStats(std::string route, int workers)
+    : route_(std::move(route)), workers_(workers), slots_(new RouteWorkerCounters[workers]) {}
+
+RouteTotals RouteStats::Fold() const {
+  RouteTotals t;
+  for (int w = 0; w < workers_; ++w) {
+    const RouteWorkerCounters& s = slots_[w];
+    t.connections_active += s.connections_active.Get();
+    for (int i = 0; i < static_cast<int>(ConnectionOutcome::kCount); ++i) {
+      t.connections[i] += s.connections[i].Get();
+    }
+    for (int d = 0; d < kDirectionCount; ++d) {
+      t.messages[d] += s.messages[d].Get();
+      t.bytes[d] += s.bytes[d].Get();
+    }
+    for (int b = 0; b < kCloseCodeBuckets; ++b) t.closes[b] += s.closes[b].Get();
+    for (size_t b = 0; b <= kUpstreamConnectBuckets.size(); ++b) {
+      t.upstream_connect_buckets[b] += s.upstream_connect_buckets[b].Get();
+    }
+    t.upstream_connect_count += s.upstream_connect_count.Get();
+    t.upstream_connect_seconds_sum += s.upstream_connect_micros_sum.Get() / 1e6;
+  }
+  return t;
+}
+
+RouteStats* StatsRegistry::ForRoute(const std::string& route) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = routes_[route];
+  if (!slot) slot = std::make_unique<RouteStats>(route, workers_);
+  return slot.get();
+}
+
+void StatsRegistry::ForEach(const std::function<void(const RouteStats&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, stats] : routes_) fn(*stats);
+}
+
+}  // namespace wsgate::dataplane

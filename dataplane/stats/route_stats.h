@@ -1,0 +1,129 @@
+// Per-route, per-worker counters for the hot path.
+//
+// Each worker writes only its own slot, so an increment is a relaxed load + relaxed store (a
+// plain `mov` on x86, no lock prefix): no contention, no atomic read-modify-write. The scraper
+// (admin thread) reads all slots with relaxed loads and sums them; it may see a slightly stale
+// value, never a torn one. Slots are cache-line aligned so workers never share a line.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace wsgate::dataplane {
+
+// A counter with one writer thread.
+class SingleWriterCounter {
+ public:
+  void Add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// A gauge with one writer thread (inc and dec from the same worker).
+class SingleWriterGauge {
+ public:
+  void Add(int64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  int64_t Get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> v_{0};
+};
+
+enum class Direction { kFromClient = 0, kToClient = 1 };
+constexpr int kDirectionCount = 2;
+const char* DirectionLabel(Direction d);  // "in", "out"
+
+// Outcome of a client connection attempt: the `outcome` label of wsgate_connections_total.
+enum class ConnectionOutcome {
+  kAccepted = 0,         // handshake completed (101)
+  kUpstreamError,        // 502: upstream refused, reset or answered the handshake with an error
+  kUpstreamTimeout,      // 504: upstream connect/handshake deadline passed
+  kRejected,             // refused by the gateway (bad handshake, shutdown, not implemented)
+  kCount
+};
+const char* OutcomeLabel(ConnectionOutcome o);
+
+// Close codes are client-chosen (1000-4999), so the `code` label is bucketed: the standard codes
+// keep their number, 3000-3999 become "3xxx", 4000-4999 "4xxx", anything else "other".
+constexpr int kCloseCodeBuckets = 20;
+int CloseCodeBucket(uint16_t code);
+const char* CloseCodeBucketLabel(int bucket);
+
+// Upstream connect latency histogram (seconds), upper bounds of the finite buckets.
+constexpr std::array<double, 12> kUpstreamConnectBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+struct alignas(64) RouteWorkerCounters {
+  SingleWriterGauge connections_active;
+  SingleWriterCounter connections[static_cast<int>(ConnectionOutcome::kCount)];
+  SingleWriterCounter messages[kDirectionCount];
+  SingleWriterCounter bytes[kDirectionCount];
+  SingleWriterCounter closes[kCloseCodeBuckets];
+  SingleWriterCounter upstream_connect_buckets[kUpstreamConnectBuckets.size() + 1];  // last: +Inf
+  SingleWriterCounter upstream_connect_count;
+  SingleWriterCounter upstream_connect_micros_sum;
+
+  void CountMessage(Direction d, uint64_t size) {
+    messages[static_cast<int>(d)].Add();
+    bytes[static_cast<int>(d)].Add(size);
+  }
+  void CountOutcome(ConnectionOutcome o) { connections[static_cast<int>(o)].Add(); }
+  void CountClose(uint16_t code) { closes[CloseCodeBucket(code)].Add(); }
+  void ObserveUpstreamConnect(double seconds);
+};
+
+// Folded (summed over workers) values, for the scraper and the inventory.
+struct RouteTotals {
+  int64_t connections_active = 0;
+  uint64_t connections[static_cast<int>(ConnectionOutcome::kCount)] = {};
+  uint64_t messages[kDirectionCount] = {};
+  uint64_t bytes[kDirectionCount] = {};
+  uint64_t closes[kCloseCodeBuckets] = {};
+  uint64_t upstream_connect_buckets[kUpstreamConnectBuckets.size() + 1] = {};  // not cumulative
+  uint64_t upstream_connect_count = 0;
+  double upstream_connect_seconds_sum = 0;
+};
+
+// Counters of one route name, one slot per worker. Never freed while the registry lives, so a
+// connection can keep a raw pointer for its whole life even if its route is deleted.
+class RouteStats {
+ public:
+  RouteStats(std::string route, int workers);
+  const std::string& route() const { return route_; }
+  // Only worker `w` may call this (and write through the result).
+  RouteWorkerCounters& ForWorker(int w) { return slots_[w]; }
+  RouteTotals Fold() const;
+
+ private:
+  std::string route_;
+  int workers_;
+  std::unique_ptr<RouteWorkerCounters[]> slots_;
+};
+
+// Name -> RouteStats. The mutex is taken when a snapshot is built and at scrape time, never per
+// message. Thread-safe.
+class StatsRegistry {
+ public:
+  explicit StatsRegistry(int workers) : workers_(workers) {}
+  int workers() const { return workers_; }
+  // Returns the stats of `route`, creating them on first use. The pointer stays valid for the
+  // registry's lifetime.
+  RouteStats* ForRoute(const std::string& route);
+  // Calls fn for every route ever seen, in name order.
+  void ForEach(const std::function<void(const RouteStats&)>& fn) const;
+
+ private:
+  const int workers_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<RouteStats>> routes_;
+};
+
+}  // namespace wsgate::dataplane
