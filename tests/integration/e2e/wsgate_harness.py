@@ -1,0 +1,281 @@
+"""Test harness for end-to-end tests of the real `wsgate` binary.
+
+Everything here is real: the wsgate process, loopback sockets on free ports, an upstream
+WebSocket server (python3-websockets, an implementation independent of websocketpp) and gRPC
+stubs compiled from the project's protos by grpc_tools at test time.
+"""
+
+import asyncio
+import contextlib
+import http.client
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import websockets
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+WSGATE_BIN = os.environ.get("WSGATE_BIN", os.path.join(REPO, "build", "controlplane", "main", "wsgate"))
+
+
+def free_port():
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_request(port, path, method="GET", headers=None, body=None, timeout=5.0):
+    """Returns (status, headers dict with lowercase names, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+class Gateway:
+    """One wsgate process on free ports."""
+
+    def __init__(self, config_yaml=None, state_dir=None, args=(), env=None, workers=2):
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.grpc_port = free_port()
+        self.tmp = tempfile.TemporaryDirectory(prefix="wsgate-e2e-")
+        self.state_dir = state_dir
+        self.config_path = None
+        if config_yaml is not None:
+            self.config_path = os.path.join(self.tmp.name, "wsgate.yaml")
+            with open(self.config_path, "w") as f:
+                f.write(config_yaml)
+        self.args = [WSGATE_BIN, "--port", str(self.port), "--admin-port", str(self.admin_port),
+                     "--grpc-port", str(self.grpc_port), "--listen", "127.0.0.1",
+                     "--grpc-listen", "127.0.0.1", "--workers", str(workers),
+                     "--shutdown-grace", "1"]
+        if self.config_path:
+            self.args += ["--config", self.config_path]
+        if state_dir:
+            self.args += ["--state-dir", state_dir]
+        self.args += list(args)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.proc = None
+        self.log_path = os.path.join(self.tmp.name, "wsgate.log")
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env, stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15.0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"wsgate exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                return http_request(self.admin_port, "/ready", timeout=1)[0] == 200
+            except OSError:
+                return False
+        wait_for(ready, timeout, what="wsgate /ready")
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def signal(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=20.0):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.tmp.cleanup()
+
+    # gRPC
+    def channel(self):
+        import grpc
+        return grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+
+
+def run_wsgate(args, timeout=20):
+    """Runs wsgate to completion (e.g. --check-config); returns (exit code, output)."""
+    p = subprocess.run([WSGATE_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+_stubs = None
+
+
+def stubs():
+    """Compiles proto/wsgate/v1/*.proto with grpc_tools once; returns a namespace of modules."""
+    global _stubs
+    if _stubs is not None:
+        return _stubs
+    from grpc_tools import protoc
+    out = tempfile.mkdtemp(prefix="wsgate-stubs-")
+    proto_root = os.path.join(REPO, "proto")
+    files = [os.path.join("wsgate", "v1", f) for f in
+             ("config.proto", "route_service.proto", "inventory_service.proto")]
+    rc = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}"]
+                     + [os.path.join(proto_root, f) for f in files])
+    assert rc == 0, "protoc failed"
+    sys.path.insert(0, out)
+
+    class S:
+        pass
+    s = S()
+    s.config = importlib.import_module("wsgate.v1.config_pb2")
+    s.route = importlib.import_module("wsgate.v1.route_service_pb2")
+    s.route_grpc = importlib.import_module("wsgate.v1.route_service_pb2_grpc")
+    s.inventory = importlib.import_module("wsgate.v1.inventory_service_pb2")
+    s.inventory_grpc = importlib.import_module("wsgate.v1.inventory_service_pb2_grpc")
+    _stubs = s
+    return s
+
+
+class Upstream:
+    """A real WebSocket upstream on a fixed port, run inside the test's asyncio loop.
+
+    Echoes every message. Control messages (text) let a test steer it:
+      "!close CODE REASON"  close with that code and reason
+      "!drop"               drop the TCP connection without a close frame
+      "!headers"            answer with the handshake's request headers as "name: value" lines
+    Every connection's request path, headers and close code are recorded.
+    """
+
+    def __init__(self, port, subprotocols=None):
+        self.port = port
+        self.subprotocols = subprotocols
+        self.connections = []   # websockets server protocols, in accept order
+        self.closed = []        # (code, reason) seen by the upstream, in order
+        self.received = []      # every message received
+        self.server = None
+
+    async def _handler(self, ws, path=None):
+        self.connections.append(ws)
+        try:
+            async for msg in ws:
+                if isinstance(msg, str) and msg.startswith("!close "):
+                    _, code, reason = msg.split(" ", 2)
+                    await ws.close(int(code), reason)
+                    break
+                if msg == "!drop":
+                    ws.transport.abort()
+                    break
+                if msg == "!headers":
+                    await ws.send("\n".join(f"{k.lower()}: {v}" for k, v in ws.request_headers.raw_items()))
+                    continue
+                self.received.append(msg)
+                await ws.send(msg)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            await ws.wait_closed()
+            self.closed.append((ws.close_code, ws.close_reason))
+
+    async def __aenter__(self):
+        self.server = await websockets.serve(self._handler, "127.0.0.1", self.port, max_size=None,
+                                             subprotocols=self.subprotocols, ping_interval=None,
+                                             compression=None)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def silent_upstream(port):
+    """Accepts TCP connections and never answers: the upstream-timeout case."""
+    writers = []
+
+    async def on_conn(reader, writer):
+        writers.append(writer)
+        await reader.read(1 << 20)
+
+    server = await asyncio.start_server(on_conn, "127.0.0.1", port)
+    try:
+        yield server
+    finally:
+        for w in writers:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+def connect(url, **kw):
+    kw.setdefault("max_size", None)
+    kw.setdefault("ping_interval", None)
+    kw.setdefault("compression", None)
+    kw.setdefault("open_timeout", 10)
+    return websockets.connect(url, **kw)
+
+
+def handshake_status(exc):
+    """The HTTP status of a refused handshake (websockets 10.x)."""
+    assert isinstance(exc, websockets.exceptions.InvalidStatusCode), repr(exc)
+    return exc.status_code
+
+
+def parse_metrics(text):
+    """Prometheus text format -> {(name, frozenset(labels.items())): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        if "{" in name_labels:
+            name, _, rest = name_labels.partition("{")
+            labels = {}
+            for part in rest.rstrip("}").split(","):
+                if not part:
+                    continue
+                k, _, v = part.partition("=")
+                labels[k] = v.strip('"')
+        else:
+            name, labels = name_labels, {}
+        out[(name, frozenset(labels.items()))] = float(value)
+    return out
+
+
+def metric(metrics, name, **labels):
+    return metrics.get((name, frozenset(labels.items())), 0.0)
