@@ -66,6 +66,9 @@ class ConfigStore {
 
  private:
   ConfigStore() = default;
+  // Persists `routes` at `version`, then publishes them and calls the listener. The caller holds
+  // listener_mu_. On a failed write nothing changes.
+  absl::Status Commit(std::vector<wsgate::v1::Route> routes, uint64_t version);
 
   mutable std::mutex mu_;
   dataplane::StatsRegistry* stats_ = nullptr;
@@ -75,7 +78,9 @@ class ConfigStore {
   std::vector<wsgate::v1::Route> routes_;  // ordered by name
   dataplane::SnapshotPtr snapshot_;
   Listener listener_;
-  std::mutex listener_mu_;  // serializes listener calls in version order
+  // Held by every change from start to end (before mu_): serializes changes, and so listener
+  // calls in version order, without holding mu_ across the state-file write.
+  std::mutex listener_mu_;
 };
 
 }  // namespace wsgate::controlplane

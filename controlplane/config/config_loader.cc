@@ -1,0 +1,402 @@
+// YAML -> JSON -> proto.
+//
+// yaml-cpp gives untyped scalars ("123" may be a string or a number), so the YAML tree is walked
+// alongside the message descriptor and turned into JSON of the right types; protobuf's own JSON
+// parser (ignore_unknown_fields = false) then builds the message, so the proto stays the one
+// schema. The walk also produces the good error messages: every error names the field path
+// ("routes[1].websocket.upstreams[0]") and the YAML line.
+#include "controlplane/config/config_loader.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "controlplane/config/file_io.h"
+
+namespace wsgate::controlplane {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::EnumDescriptor;
+using google::protobuf::FieldDescriptor;
+using nlohmann::json;
+
+std::string Where(const YAML::Node& node) {
+  const YAML::Mark m = node.Mark();
+  if (m.is_null()) return "";
+  return absl::StrCat(" (line ", m.line + 1, ", column ", m.column + 1, ")");
+}
+
+const char* KindName(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "null";
+    default:
+      return "nothing";
+  }
+}
+
+std::string Join(const std::string& path, const std::string& name) {
+  return path.empty() ? std::string(name) : absl::StrCat(path, ".", name);
+}
+
+class YamlToJson {
+ public:
+  absl::Status Message(const YAML::Node& node, const Descriptor* desc, const std::string& path,
+                       json* out);
+
+ private:
+  absl::Status Error(const std::string& path, const YAML::Node& node, absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.empty() ? "config" : path, ": ", what, Where(node)));
+  }
+  absl::Status Value(const YAML::Node& node, const FieldDescriptor* field,
+                     const std::string& path, json* out);
+  absl::Status Scalar(const YAML::Node& node, const FieldDescriptor* field,
+                      const std::string& path, json* out);
+};
+
+// A field by its proto name or its lowerCamelCase JSON name, like protobuf's JSON parser.
+const FieldDescriptor* FindField(const Descriptor* desc, const std::string& key) {
+  if (const FieldDescriptor* f = desc->FindFieldByName(key)) return f;
+  for (int i = 0; i < desc->field_count(); ++i) {
+    if (desc->field(i)->json_name() == key) return desc->field(i);
+  }
+  return nullptr;
+}
+
+absl::Status YamlToJson::Message(const YAML::Node& node, const Descriptor* desc,
+                                 const std::string& path, json* out) {
+  *out = json::object();
+  if (node.IsNull()) return absl::OkStatus();  // "echo:" means an empty message
+  if (!node.IsMap()) {
+    return Error(path, node, absl::StrCat("expected a map, got ", KindName(node)));
+  }
+  std::map<const FieldDescriptor*, std::string> seen;  // field -> key spelling
+  std::map<const google::protobuf::OneofDescriptor*, const FieldDescriptor*> oneofs;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) {
+      return Error(path, kv.first, absl::StrCat("a key must be a scalar, got ", KindName(kv.first)));
+    }
+    const std::string key = kv.first.Scalar();
+    const FieldDescriptor* field = FindField(desc, key);
+    const std::string field_path = Join(path, key);
+    if (field == nullptr) {
+      std::vector<std::string> names;
+      for (int i = 0; i < desc->field_count(); ++i) names.push_back(desc->field(i)->name());
+      return Error(field_path, kv.first,
+                   absl::StrCat("unknown field (valid fields of ", desc->name(), ": ",
+                                absl::StrJoin(names, ", "), ")"));
+    }
+    if (auto it = seen.find(field); it != seen.end()) {
+      return Error(field_path, kv.first,
+                   absl::StrCat("set twice (also as '", it->second, "')"));
+    }
+    seen.emplace(field, key);
+    if (const auto* oneof = field->real_containing_oneof()) {
+      auto [it, inserted] = oneofs.emplace(oneof, field);
+      if (!inserted) {
+        return Error(Join(path, field->name()), kv.first,
+                     absl::StrCat("only one of the '", oneof->name(), "' fields may be set ('",
+                                  it->second->name(), "' is set too)"));
+      }
+    }
+    json value;
+    absl::Status s = Value(kv.second, field, Join(path, field->name()), &value);
+    if (!s.ok()) return s;
+    if (!value.is_null()) (*out)[field->name()] = std::move(value);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status YamlToJson::Value(const YAML::Node& node, const FieldDescriptor* field,
+                               const std::string& path, json* out) {
+  if (field->is_map()) {
+    *out = json::object();
+    if (node.IsNull()) return absl::OkStatus();
+    if (!node.IsMap()) {
+      return Error(path, node, absl::StrCat("expected a map, got ", KindName(node)));
+    }
+    const FieldDescriptor* key_field = field->message_type()->map_key();
+    const FieldDescriptor* value_field = field->message_type()->map_value();
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        return Error(path, kv.first, absl::StrCat("a key must be a scalar, got ", KindName(kv.first)));
+      }
+      const std::string key = kv.first.Scalar();
+      const std::string entry_path = absl::StrCat(path, "[\"", key, "\"]");
+      // Keys are JSON strings whatever their type; check them by converting them as a value.
+      json key_json;
+      absl::Status s = Scalar(kv.first, key_field, entry_path, &key_json);
+      if (!s.ok()) return s;
+      if (out->contains(key)) return Error(entry_path, kv.first, "key set twice");
+      json value;
+      s = Value(kv.second, value_field, entry_path, &value);
+      if (!s.ok()) return s;
+      if (value.is_null()) return Error(entry_path, kv.second, "a map value must not be null");
+      (*out)[key] = std::move(value);
+    }
+    return absl::OkStatus();
+  }
+  if (field->is_repeated()) {
+    *out = json::array();
+    if (node.IsNull()) return absl::OkStatus();
+    if (!node.IsSequence()) {
+      return Error(path, node, absl::StrCat("expected a list, got ", KindName(node)));
+    }
+    for (size_t i = 0; i < node.size(); ++i) {
+      const std::string elem_path = absl::StrCat(path, "[", i, "]");
+      json value;
+      absl::Status s;
+      if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
+        s = Message(node[i], field->message_type(), elem_path, &value);
+      } else if (node[i].IsNull()) {
+        return Error(elem_path, node[i], "a list element must not be null");
+      } else {
+        s = Scalar(node[i], field, elem_path, &value);
+      }
+      if (!s.ok()) return s;
+      out->push_back(std::move(value));
+    }
+    return absl::OkStatus();
+  }
+  if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
+    return Message(node, field->message_type(), path, out);
+  }
+  if (node.IsNull()) {
+    *out = json();  // unset: the field keeps its default
+    return absl::OkStatus();
+  }
+  return Scalar(node, field, path, out);
+}
+
+bool ParseInt(const std::string& text, bool is_unsigned, int64_t* s, uint64_t* u) {
+  if (text.empty()) return false;
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  if (is_unsigned) {
+    if (text[0] == '-') return false;
+    *u = std::strtoull(begin, &end, 10);
+  } else {
+    *s = std::strtoll(begin, &end, 10);
+  }
+  if (errno != 0 || end != begin + text.size()) return false;
+  // strtoull accepts leading spaces and '+'; YAML scalars have no leading spaces.
+  return absl::ascii_isdigit(text[0]) || ((text[0] == '-' || text[0] == '+') && text.size() > 1 &&
+                                          absl::ascii_isdigit(text[1]));
+}
+
+absl::Status YamlToJson::Scalar(const YAML::Node& node, const FieldDescriptor* field,
+                                const std::string& path, json* out) {
+  if (!node.IsScalar()) {
+    return Error(path, node, absl::StrCat("expected a scalar, got ", KindName(node)));
+  }
+  const std::string& text = node.Scalar();
+  auto show = [&] { return absl::StrCat("'", text, "'"); };
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_STRING:
+      // A plain YAML 123 for a string field is the string "123". (Bytes fields take base64, as
+      // in protobuf's JSON mapping.)
+      *out = text;
+      return absl::OkStatus();
+    case FieldDescriptor::CPPTYPE_BOOL: {
+      std::string lower = absl::AsciiStrToLower(text);
+      if (lower == "true") {
+        *out = true;
+      } else if (lower == "false") {
+        *out = false;
+      } else {
+        return Error(path, node, absl::StrCat("expected true or false, got ", show()));
+      }
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_INT32:
+    case FieldDescriptor::CPPTYPE_INT64: {
+      int64_t v = 0;
+      uint64_t unused = 0;
+      if (!ParseInt(text, false, &v, &unused)) {
+        return Error(path, node, absl::StrCat("expected an integer, got ", show()));
+      }
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_INT32 &&
+          (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())) {
+        return Error(path, node, absl::StrCat(text, " is out of range for a 32-bit integer"));
+      }
+      // 64-bit integers go as strings, as in canonical proto3 JSON, so no precision is lost.
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
+        *out = std::to_string(v);
+      } else {
+        *out = v;
+      }
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_UINT32:
+    case FieldDescriptor::CPPTYPE_UINT64: {
+      int64_t unused = 0;
+      uint64_t v = 0;
+      if (!ParseInt(text, true, &unused, &v)) {
+        return Error(path, node, absl::StrCat("expected an unsigned integer, got ", show()));
+      }
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT32 &&
+          v > std::numeric_limits<uint32_t>::max()) {
+        return Error(path, node,
+                     absl::StrCat(text, " is out of range for a 32-bit unsigned integer"));
+      }
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64) {
+        *out = std::to_string(v);
+      } else {
+        *out = v;
+      }
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT: {
+      std::string lower = absl::AsciiStrToLower(text);
+      if (lower == ".inf" || lower == "+.inf") {
+        *out = "Infinity";
+        return absl::OkStatus();
+      }
+      if (lower == "-.inf") {
+        *out = "-Infinity";
+        return absl::OkStatus();
+      }
+      if (lower == ".nan") {
+        *out = "NaN";
+        return absl::OkStatus();
+      }
+      const char* begin = text.c_str();
+      char* end = nullptr;
+      errno = 0;
+      double v = std::strtod(begin, &end);
+      bool starts_ok = !text.empty() && (absl::ascii_isdigit(text[0]) || text[0] == '-' ||
+                                         text[0] == '+' || text[0] == '.');
+      if (!starts_ok || end != begin + text.size() || errno == ERANGE || !std::isfinite(v)) {
+        return Error(path, node, absl::StrCat("expected a number, got ", show()));
+      }
+      *out = v;
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      const EnumDescriptor* e = field->enum_type();
+      if (e->FindValueByName(text) != nullptr) {
+        *out = text;
+        return absl::OkStatus();
+      }
+      int64_t n = 0;
+      uint64_t unused = 0;
+      if (ParseInt(text, false, &n, &unused) && n >= std::numeric_limits<int32_t>::min() &&
+          n <= std::numeric_limits<int32_t>::max() &&
+          e->FindValueByNumber(static_cast<int>(n)) != nullptr) {
+        *out = e->FindValueByNumber(static_cast<int>(n))->name();
+        return absl::OkStatus();
+      }
+      std::vector<std::string> names;
+      for (int i = 0; i < e->value_count(); ++i) names.push_back(e->value(i)->name());
+      return Error(path, node,
+                   absl::StrCat("unknown value ", show(), " (valid: ", absl::StrJoin(names, ", "),
+                                ")"));
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      break;
+  }
+  return Error(path, node, "internal error: unexpected field type");
+}
+
+}  // namespace
+
+absl::StatusOr<wsgate::v1::Config> ParseConfigYaml(std::string_view yaml) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    // e.msg is the bare message; e.mark is where the parser stopped (0-based).
+    if (e.mark.is_null()) {
+      return absl::InvalidArgumentError(absl::StrCat("YAML syntax error: ", e.msg));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("YAML syntax error at line ", e.mark.line + 1,
+                                                   ", column ", e.mark.column + 1, ": ", e.msg));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("YAML error: ", e.what()));
+  }
+  if (docs.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected one YAML document, got ", docs.size(), " (remove the extra '---')"));
+  }
+  wsgate::v1::Config config;
+  if (docs.empty() || docs[0].IsNull()) return config;  // an empty file: all defaults
+
+  json j;
+  try {
+    YamlToJson walker;
+    absl::Status s = walker.Message(docs[0], wsgate::v1::Config::descriptor(), "", &j);
+    if (!s.ok()) return s;
+  } catch (const std::exception& e) {
+    // yaml-cpp and nlohmann throw on misuse; neither should happen, but nothing escapes here.
+    return absl::InternalError(absl::StrCat("converting YAML: ", e.what()));
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(j.dump(), &config, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: ", std::string(status.message().data(), status.message().size())));
+  }
+  return config;
+}
+
+absl::StatusOr<wsgate::v1::Config> LoadConfigFile(const std::string& path) {
+  auto text = ReadFileToString(path);  // its errors already name the path
+  if (!text.ok()) return text.status();
+  auto config = ParseConfigYaml(*text);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(path, ": ", config.status().message()));
+  }
+  return config;
+}
+
+namespace {
+// The demo: one echo route, and a proxy route whose upstream is that echo route through wsgate
+// itself, so a new user sees both kinds with no other service running.
+constexpr char kDemoYaml[] = R"yaml(
+routes:
+  - name: echo
+    path: /echo
+    echo: {}
+  - name: proxy-echo
+    path: /proxy/echo
+    websocket:
+      upstreams:
+        - ws://127.0.0.1:8080/echo
+)yaml";
+}  // namespace
+
+wsgate::v1::Config DemoConfig() {
+  auto config = ParseConfigYaml(kDemoYaml);
+  if (!config.ok()) {
+    spdlog::critical("the built-in demo config does not parse: {}", std::string(config.status().message()));
+    std::abort();
+  }
+  return *std::move(config);
+}
+
+}  // namespace wsgate::controlplane

@@ -1,0 +1,203 @@
+// Locking: every change takes listener_mu_ first and holds it to the end, so changes (and their
+// listener calls) run one at a time, in version order. mu_ guards the published state and is
+// held only briefly, never across the state-file write or the listener call, so readers
+// (ListRoutes, snapshot()) are not held up by an fsync. Lock order: listener_mu_, then mu_.
+// The listener must not call back into PutRoute/DeleteRoute (it would deadlock); reading is fine.
+#include "controlplane/config/config_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "controlplane/config/config_validator.h"
+#include "controlplane/config/snapshot_builder.h"
+#include "controlplane/config/state_file.h"
+#include "dataplane/routing/path_template.h"
+
+namespace wsgate::controlplane {
+namespace {
+
+using wsgate::v1::Route;
+
+std::vector<Route>::const_iterator FindByName(const std::vector<Route>& routes,
+                                              const std::string& name) {
+  return std::find_if(routes.begin(), routes.end(),
+                      [&](const Route& r) { return r.name() == name; });
+}
+
+void SortByName(std::vector<Route>* routes) {
+  std::sort(routes->begin(), routes->end(),
+            [](const Route& a, const Route& b) { return a.name() < b.name(); });
+}
+
+absl::Status CheckExpectedVersion(const std::string& name, const Route* existing,
+                                  std::optional<uint64_t> expected) {
+  if (!expected.has_value()) return absl::OkStatus();
+  if (existing == nullptr) {
+    if (*expected == 0) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "route '", name, "' does not exist, expected version ", *expected));
+  }
+  if (existing->version() == *expected) return absl::OkStatus();
+  if (*expected == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("route '", name, "' already exists at version ",
+                                                      existing->version(),
+                                                      ", expected it not to exist"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat("route '", name, "' is at version ",
+                                                    existing->version(), ", expected ", *expected));
+}
+
+}  // namespace
+
+ConfigStore::~ConfigStore() = default;
+
+absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const wsgate::v1::Config& initial,
+                                                               const std::string& state_dir,
+                                                               dataplane::StatsRegistry* stats) {
+  std::unique_ptr<ConfigStore> store(new ConfigStore());
+  store->stats_ = stats;
+  std::optional<wsgate::v1::StoredState> stored;
+  if (!state_dir.empty()) {
+    store->state_file_ = std::make_unique<StateFile>(state_dir);
+    auto loaded = store->state_file_->Load();
+    if (!loaded.ok()) return loaded.status();
+    stored = *std::move(loaded);
+  }
+  if (stored.has_value()) {
+    store->origin_ = absl::StrCat("state file ", store->state_file_->path());
+    store->routes_.assign(stored->routes().begin(), stored->routes().end());
+    // A file whose version went missing (hand-edited) must still never go backwards.
+    uint64_t version = std::max<uint64_t>(stored->config_version(), 1);
+    for (const Route& r : store->routes_) version = std::max(version, r.version());
+    store->version_ = version;
+  } else {
+    if (auto s = ValidateConfig(initial); !s.ok()) return s;
+    store->origin_ = "configuration";
+    store->routes_.assign(initial.routes().begin(), initial.routes().end());
+    for (Route& r : store->routes_) r.set_version(1);
+    store->version_ = 1;
+  }
+  SortByName(&store->routes_);
+  store->snapshot_ = BuildSnapshot(store->routes_, store->version_, stats);
+  return store;
+}
+
+dataplane::SnapshotPtr ConfigStore::snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_;
+}
+
+uint64_t ConfigStore::version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return version_;
+}
+
+void ConfigStore::SetListener(Listener listener) {
+  std::lock_guard<std::mutex> writer(listener_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
+  listener_ = std::move(listener);
+}
+
+std::vector<Route> ConfigStore::ListRoutes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return routes_;
+}
+
+absl::StatusOr<Route> ConfigStore::GetRoute(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = FindByName(routes_, name);
+  if (it == routes_.end()) {
+    return absl::NotFoundError(absl::StrCat("route '", name, "' not found"));
+  }
+  return *it;
+}
+
+absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
+    const Route& route, std::optional<uint64_t> expected_version) {
+  if (auto s = ValidateRoute(route, "route"); !s.ok()) return s;
+  const std::string shape = dataplane::PathTemplate::Parse(route.path())->Shape();
+
+  std::unique_lock<std::mutex> writer(listener_mu_);
+  std::vector<Route> routes;
+  uint64_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes = routes_;
+    version = version_;
+  }
+  auto it = FindByName(routes, route.name());
+  const Route* existing = it == routes.end() ? nullptr : &*it;
+  if (auto s = CheckExpectedVersion(route.name(), existing, expected_version); !s.ok()) return s;
+  for (const Route& other : routes) {
+    if (other.name() == route.name()) continue;
+    if (dataplane::PathTemplate::Parse(other.path())->Shape() == shape) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("route.path: '", route.path(), "' overlaps route '", other.name(),
+                       "' path '", other.path(), "' (same shape '", shape, "')"));
+    }
+  }
+
+  const uint64_t new_version = version + 1;
+  Route stored = route;
+  stored.set_version(new_version);  // output-only: whatever the client sent is replaced
+  const bool created = existing == nullptr;
+  if (created) {
+    routes.push_back(stored);
+    SortByName(&routes);
+  } else {
+    routes[it - routes.begin()] = stored;
+  }
+  if (auto s = Commit(std::move(routes), new_version); !s.ok()) return s;
+  return PutResult{stored, new_version, created};
+}
+
+absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
+                                                  std::optional<uint64_t> expected_version) {
+  std::unique_lock<std::mutex> writer(listener_mu_);
+  std::vector<Route> routes;
+  uint64_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes = routes_;
+    version = version_;
+  }
+  auto it = FindByName(routes, name);
+  if (it == routes.end()) {
+    return absl::NotFoundError(absl::StrCat("route '", name, "' not found"));
+  }
+  if (auto s = CheckExpectedVersion(name, &*it, expected_version); !s.ok()) return s;
+  routes.erase(it);
+  const uint64_t new_version = version + 1;
+  if (auto s = Commit(std::move(routes), new_version); !s.ok()) return s;
+  return new_version;
+}
+
+absl::Status ConfigStore::Commit(std::vector<Route> routes, uint64_t version) {
+  // Persist first: a change that is acknowledged must survive a restart.
+  if (state_file_ != nullptr) {
+    wsgate::v1::StoredState state;
+    state.set_config_version(version);
+    *state.mutable_routes() = {routes.begin(), routes.end()};
+    if (auto s = state_file_->Save(state); !s.ok()) {
+      spdlog::error("config version {} not applied: {}", version, std::string(s.message()));
+      return s;
+    }
+  }
+  dataplane::SnapshotPtr snapshot = BuildSnapshot(routes, version, stats_);
+  Listener listener;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_ = std::move(routes);
+    version_ = version;
+    snapshot_ = snapshot;
+    listener = listener_;
+  }
+  // Still under listener_mu_ (held by the caller): listener calls are serialized and in order.
+  if (listener) listener(std::move(snapshot));
+  return absl::OkStatus();
+}
+
+}  // namespace wsgate::controlplane

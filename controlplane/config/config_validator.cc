@@ -1,0 +1,214 @@
+#include "controlplane/config/config_validator.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/reflection.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "controlplane/config/url.h"
+#include "dataplane/routing/path_template.h"
+
+namespace wsgate::controlplane {
+namespace {
+
+using wsgate::v1::Route;
+
+constexpr uint32_t kMaxConnectTimeoutMs = 300000;
+constexpr uint64_t kMaxMessageBytes = 256ull << 20;
+constexpr uint32_t kMaxPort = 65535;
+constexpr uint32_t kMaxWorkers = 64;
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+bool ValidName(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!lower_or_digit(name[0])) return false;
+  return std::all_of(name.begin() + 1, name.end(), [&](char c) {
+    return lower_or_digit(c) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+// RFC 9110 token characters.
+bool IsTokenChar(char c) {
+  return absl::ascii_isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+bool ValidHeaderName(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), IsTokenChar);
+}
+
+// Headers the proxy itself owns on the upstream handshake: hop-by-hop headers and the WebSocket
+// handshake. Forwarding or overriding them would break the handshake or smuggle a different one.
+bool IsReservedHeader(std::string_view name) {
+  static const char* const kReserved[] = {"host", "upgrade", "connection", "keep-alive",
+                                          "proxy-connection", "te", "trailer",
+                                          "transfer-encoding", "content-length"};
+  std::string lower = absl::AsciiStrToLower(std::string(name));
+  if (absl::StartsWith(lower, "sec-websocket-")) return true;
+  return std::find(std::begin(kReserved), std::end(kReserved), lower) != std::end(kReserved);
+}
+
+absl::Status ValidateHeaderName(const std::string& field, const std::string& name) {
+  if (!ValidHeaderName(name)) {
+    return Invalid(field, absl::StrCat("'", name, "' is not a valid header name"));
+  }
+  if (IsReservedHeader(name)) {
+    return Invalid(field, absl::StrCat("header '", name,
+                                       "' is managed by the proxy (hop-by-hop or WebSocket "
+                                       "handshake) and cannot be forwarded or set"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std::string& field) {
+  if (ws.upstreams_size() == 0) {
+    return Invalid(field + ".upstreams", "at least one upstream ws:// URL is required");
+  }
+  for (int i = 0; i < ws.upstreams_size(); ++i) {
+    auto url = ParseWsUrl(ws.upstreams(i));
+    if (!url.ok()) {
+      return Invalid(absl::StrCat(field, ".upstreams[", i, "]"), url.status().message());
+    }
+  }
+  if (ws.connect_timeout_ms() > kMaxConnectTimeoutMs) {
+    return Invalid(field + ".connect_timeout_ms",
+                   absl::StrCat("must be 0 (default 5000) or 1..", kMaxConnectTimeoutMs, ", got ",
+                                ws.connect_timeout_ms()));
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < ws.forward_headers_size(); ++i) {
+    const std::string f = absl::StrCat(field, ".forward_headers[", i, "]");
+    if (auto s = ValidateHeaderName(f, ws.forward_headers(i)); !s.ok()) return s;
+    if (!seen.insert(absl::AsciiStrToLower(ws.forward_headers(i))).second) {
+      return Invalid(f, absl::StrCat("header '", ws.forward_headers(i), "' is listed twice"));
+    }
+  }
+  // Proto maps have no order; check in name order so the first error is always the same one.
+  std::map<std::string, std::string> set_headers(ws.set_headers().begin(), ws.set_headers().end());
+  std::set<std::string> seen_set;
+  for (const auto& [name, value] : set_headers) {
+    const std::string f = absl::StrCat(field, ".set_headers[\"", name, "\"]");
+    if (auto s = ValidateHeaderName(f, name); !s.ok()) return s;
+    if (!seen_set.insert(absl::AsciiStrToLower(name)).second) {
+      return Invalid(f, absl::StrCat("header '", name, "' is set twice (names are case-insensitive)"));
+    }
+    for (char c : value) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (c == '\r' || c == '\n') {
+        return Invalid(f, "value must not contain CR or LF");
+      }
+      if ((u < 0x20 && c != '\t') || u == 0x7f) {
+        return Invalid(f, "value must not contain control characters");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLimits(const wsgate::v1::Limits& limits, const std::string& field) {
+  if (limits.max_message_bytes() > kMaxMessageBytes) {
+    return Invalid(field + ".max_message_bytes",
+                   absl::StrCat("must be 0 (default 16777216) or 1..", kMaxMessageBytes, ", got ",
+                                limits.max_message_bytes()));
+  }
+  // Every other field is declared for a later issue. Checked by reflection so that a field added
+  // to the schema is refused until someone enforces it and lists it here.
+  static const std::set<std::string> kEnforced = {"max_message_bytes"};
+  const auto* desc = limits.GetDescriptor();
+  const auto* refl = limits.GetReflection();
+  for (int i = 0; i < desc->field_count(); ++i) {
+    const auto* f = desc->field(i);
+    if (kEnforced.count(f->name()) != 0) continue;
+    bool set = f->is_repeated() ? refl->FieldSize(limits, f) > 0 : refl->HasField(limits, f);
+    if (set) {
+      return Invalid(absl::StrCat(field, ".", f->name()), "not enforced yet; leave it unset");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateRoute(const Route& route, std::string_view field_in) {
+  const std::string field(field_in);
+  if (route.name().empty()) return Invalid(field + ".name", "required");
+  if (!ValidName(route.name())) {
+    return Invalid(field + ".name",
+                   absl::StrCat("'", route.name(),
+                                "' is not valid (lowercase letters, digits, '.', '_', '-'; starts "
+                                "with a letter or digit; at most 63 characters)"));
+  }
+  if (route.path().empty()) return Invalid(field + ".path", "required");
+  if (auto t = dataplane::PathTemplate::Parse(route.path()); !t.ok()) {
+    return Invalid(field + ".path", absl::StrCat("'", route.path(), "': ", t.status().message()));
+  }
+  // `version` is output-only: whatever a client sends is ignored (the store overwrites it).
+  switch (route.kind_case()) {
+    case Route::KIND_NOT_SET:
+      return Invalid(field + ".kind",
+                     "one of websocket, echo, http_bridge, external_client, room, pubsub must be "
+                     "set");
+    case Route::kWebsocket:
+      if (auto s = ValidateWebSocket(route.websocket(), field + ".websocket"); !s.ok()) return s;
+      break;
+    case Route::kEcho:
+      break;
+    case Route::kHttpBridge:
+    case Route::kExternalClient:
+    case Route::kRoom:
+    case Route::kPubsub: {
+      const auto* kind_field = route.GetDescriptor()->FindFieldByNumber(route.kind_case());
+      return Invalid(absl::StrCat(field, ".", kind_field->name()),
+                     absl::StrCat("route kind '", kind_field->name(), "' is not implemented yet"));
+    }
+  }
+  return ValidateLimits(route.limits(), field + ".limits");
+}
+
+absl::Status ValidateConfig(const wsgate::v1::Config& config) {
+  const auto& server = config.server();
+  const std::pair<const char*, uint32_t> ports[] = {
+      {"port", server.port()}, {"admin_port", server.admin_port()}, {"grpc_port", server.grpc_port()}};
+  for (const auto& [name, value] : ports) {
+    if (value > kMaxPort) {
+      return Invalid(absl::StrCat("server.", name),
+                     absl::StrCat("must be at most ", kMaxPort, ", got ", value));
+    }
+  }
+  if (server.workers() > kMaxWorkers) {
+    return Invalid("server.workers", absl::StrCat("must be 0 (one per core) or 1..", kMaxWorkers,
+                                                  ", got ", server.workers()));
+  }
+  std::map<std::string, int> names;   // name -> index
+  std::map<std::string, int> shapes;  // path shape -> index
+  for (int i = 0; i < config.routes_size(); ++i) {
+    const Route& r = config.routes(i);
+    const std::string field = absl::StrCat("routes[", i, "]");
+    if (auto s = ValidateRoute(r, field); !s.ok()) return s;
+    if (auto [it, inserted] = names.emplace(r.name(), i); !inserted) {
+      return Invalid(field + ".name", absl::StrCat("route name '", r.name(),
+                                                   "' is already used by routes[", it->second,
+                                                   "]"));
+    }
+    const std::string shape = dataplane::PathTemplate::Parse(r.path())->Shape();
+    if (auto [it, inserted] = shapes.emplace(shape, i); !inserted) {
+      const Route& other = config.routes(it->second);
+      return Invalid(field + ".path",
+                     absl::StrCat("route '", r.name(), "' path '", r.path(),
+                                  "' overlaps route '", other.name(), "' path '", other.path(),
+                                  "' (same shape '", shape, "')"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace wsgate::controlplane

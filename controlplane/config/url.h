@@ -1,0 +1,18 @@
+// Parsing of upstream WebSocket URLs. Pure functions.
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "dataplane/routing/route_config.h"
+
+namespace wsgate::controlplane {
+
+// Parses "ws://host[:port][/path][?query]". The host is a DNS name, an IPv4 address or a
+// bracketed IPv6 address (returned without the brackets); the port defaults to 80 and must be
+// 1..65535; an empty path becomes "/". Refused: wss:// ("not supported yet"), any other scheme,
+// user info, fragments, whitespace and control characters. Errors say what is wrong without a
+// field name (the caller adds it).
+absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url);
+
+}  // namespace wsgate::controlplane
