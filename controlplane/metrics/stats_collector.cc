@@ -1,0 +1,137 @@
+#include "controlplane/metrics/stats_collector.h"
+
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "prometheus/text_serializer.h"
+
+namespace wsgate::controlplane {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric& AddMetric(MetricFamily& family, std::vector<ClientMetric::Label> labels) {
+  family.metric.emplace_back();
+  family.metric.back().label = std::move(labels);
+  return family.metric.back();
+}
+
+}  // namespace
+
+StatsCollector::StatsCollector(const dataplane::StatsRegistry* stats,
+                               std::function<uint64_t()> config_version,
+                               std::string build_version)
+    : stats_(stats),
+      config_version_(std::move(config_version)),
+      build_version_(std::move(build_version)) {}
+
+std::vector<MetricFamily> StatsCollector::Collect() const {
+  MetricFamily active = Family("wsgate_connections_active",
+                               "Client connections open now, by route.", MetricType::Gauge);
+  MetricFamily connections =
+      Family("wsgate_connections_total",
+             "Client connection attempts, by route and outcome (accepted, upstream_error, "
+             "upstream_timeout, rejected).",
+             MetricType::Counter);
+  MetricFamily messages = Family("wsgate_messages_total",
+                                 "WebSocket messages, by route and direction (in: from clients, "
+                                 "out: to clients).",
+                                 MetricType::Counter);
+  MetricFamily bytes = Family("wsgate_message_bytes_total",
+                              "WebSocket message payload bytes, by route and direction.",
+                              MetricType::Counter);
+  MetricFamily closes = Family("wsgate_closes_total",
+                               "Client connection closes, by route and close code (3xxx, 4xxx "
+                               "and other are buckets). Codes never seen are omitted.",
+                               MetricType::Counter);
+  MetricFamily upstream = Family("wsgate_upstream_connect_seconds",
+                                 "Time to open an upstream connection and finish its handshake.",
+                                 MetricType::Histogram);
+
+  stats_->ForEach([&](const dataplane::RouteStats& rs) {
+    const dataplane::RouteTotals t = rs.Fold();
+    const std::string& route = rs.route();
+
+    AddMetric(active, {{"route", route}}).gauge.value = static_cast<double>(t.connections_active);
+
+    for (int o = 0; o < static_cast<int>(dataplane::ConnectionOutcome::kCount); ++o) {
+      const char* outcome = dataplane::OutcomeLabel(static_cast<dataplane::ConnectionOutcome>(o));
+      AddMetric(connections, {{"route", route}, {"outcome", outcome}}).counter.value =
+          static_cast<double>(t.connections[o]);
+    }
+    for (int d = 0; d < dataplane::kDirectionCount; ++d) {
+      const char* direction = dataplane::DirectionLabel(static_cast<dataplane::Direction>(d));
+      AddMetric(messages, {{"route", route}, {"direction", direction}}).counter.value =
+          static_cast<double>(t.messages[d]);
+      AddMetric(bytes, {{"route", route}, {"direction", direction}}).counter.value =
+          static_cast<double>(t.bytes[d]);
+    }
+    for (int b = 0; b < dataplane::kCloseCodeBuckets; ++b) {
+      if (t.closes[b] == 0) continue;
+      AddMetric(closes, {{"route", route}, {"code", dataplane::CloseCodeBucketLabel(b)}})
+          .counter.value = static_cast<double>(t.closes[b]);
+    }
+
+    ClientMetric& h = AddMetric(upstream, {{"route", route}});
+    uint64_t cumulative = 0;
+    const auto& bounds = dataplane::kUpstreamConnectBuckets;
+    for (size_t b = 0; b <= bounds.size(); ++b) {
+      cumulative += t.upstream_connect_buckets[b];
+      ClientMetric::Bucket bucket;
+      bucket.cumulative_count = cumulative;
+      bucket.upper_bound =
+          b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
+      h.histogram.bucket.push_back(bucket);
+    }
+    // The count is the +Inf bucket, so the exposition is self-consistent even if a worker bumped
+    // upstream_connect_count between our reads of its two fields.
+    h.histogram.sample_count = cumulative;
+    h.histogram.sample_sum = t.upstream_connect_seconds_sum;
+  });
+
+  MetricFamily version = Family("wsgate_config_version",
+                                "The config version the data plane has applied.",
+                                MetricType::Gauge);
+  AddMetric(version, {}).gauge.value = static_cast<double>(config_version_());
+
+  MetricFamily build = Family("wsgate_build_info", "Always 1; the version label says which build.",
+                              MetricType::Gauge);
+  AddMetric(build, {{"version", build_version_}}).gauge.value = 1;
+
+  std::vector<MetricFamily> out;
+  out.reserve(8);
+  out.push_back(std::move(active));
+  out.push_back(std::move(connections));
+  out.push_back(std::move(messages));
+  out.push_back(std::move(bytes));
+  out.push_back(std::move(closes));
+  out.push_back(std::move(upstream));
+  out.push_back(std::move(version));
+  out.push_back(std::move(build));
+  return out;
+}
+
+std::string SerializeMetrics(const std::vector<const prometheus::Collectable*>& collectables) {
+  std::vector<MetricFamily> families;
+  for (const prometheus::Collectable* c : collectables) {
+    std::vector<MetricFamily> f = c->Collect();
+    families.insert(families.end(), std::make_move_iterator(f.begin()),
+                    std::make_move_iterator(f.end()));
+  }
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+}  // namespace wsgate::controlplane
