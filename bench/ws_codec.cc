@@ -383,18 +383,25 @@ uint64_t LogLinearHistogram::Quantile(double q) const {
 }
 
 uint8_t* ByteBuffer::PrepareWrite(size_t n) {
-  if (buf_.size() - end_ >= n) return buf_.data() + end_;
+  if (capacity_ - end_ >= n) return buf_.get() + end_;
   // Move unread bytes to the front before growing: steady-state traffic then never reallocates.
   if (begin_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  if (buf_.size() - end_ < n) buf_.resize(std::max(buf_.size() * 2, end_ + n));
-  return buf_.data() + end_;
+  if (capacity_ - end_ < n) {
+    size_t cap = std::max({capacity_ * 2, end_ + n, size_t{4096}});
+    std::unique_ptr<uint8_t[]> grown(new uint8_t[cap]);  // deliberately not value-initialised
+    if (end_ > 0) std::memcpy(grown.get(), buf_.get(), end_);
+    buf_ = std::move(grown);
+    capacity_ = cap;
+  }
+  return buf_.get() + end_;
 }
 
 void ByteBuffer::Append(const void* src, size_t n) {
+  if (n == 0) return;
   std::memcpy(PrepareWrite(n), src, n);
   Commit(n);
 }
@@ -404,9 +411,10 @@ void ByteBuffer::Consume(size_t n) {
   if (begin_ == end_) begin_ = end_ = 0;
 }
 
-void ByteBuffer::ShrinkIfIdle(size_t keep) {
-  if (empty() && buf_.size() > keep) {
-    std::vector<uint8_t>(keep).swap(buf_);
+void ByteBuffer::ShrinkIfIdle(size_t limit) {
+  if (empty() && capacity_ > limit) {
+    buf_.reset();
+    capacity_ = 0;
     begin_ = end_ = 0;
   }
 }

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,11 +139,12 @@ class FastRng {
 };
 
 // A growable byte buffer with a read cursor: append at the end, consume from the front. Compacts
-// lazily, so consuming is O(1). Not thread-safe: owned by the connection that owns it.
+// lazily, so consuming is O(1); storage is not zero-filled, so capacity that is never written
+// costs no resident memory. Not thread-safe: owned by the connection that owns it.
 class ByteBuffer {
  public:
-  uint8_t* data() { return buf_.data() + begin_; }
-  const uint8_t* data() const { return buf_.data() + begin_; }
+  uint8_t* data() { return buf_.get() + begin_; }
+  const uint8_t* data() const { return buf_.get() + begin_; }
   size_t size() const { return end_ - begin_; }
   bool empty() const { return begin_ == end_; }
   // Space for at least n more bytes at the end; returns where to write them.
@@ -151,12 +153,14 @@ class ByteBuffer {
   void Append(const void* src, size_t n);
   void Consume(size_t n);
   void Clear() { begin_ = end_ = 0; }
-  size_t capacity() const { return buf_.size(); }
-  // Gives memory back when a burst (a large message) is over.
-  void ShrinkIfIdle(size_t keep);
+  size_t capacity() const { return capacity_; }
+  // Frees the storage when the buffer is empty and holds more than `limit` bytes: a burst (one
+  // large message) does not pin its memory, while steady traffic never reallocates.
+  void ShrinkIfIdle(size_t limit);
 
  private:
-  std::vector<uint8_t> buf_;
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t capacity_ = 0;
   size_t begin_ = 0;
   size_t end_ = 0;
 };

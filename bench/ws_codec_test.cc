@@ -230,8 +230,13 @@ TEST(ByteBuffer, ConsumeAndGrowKeepUnreadBytes) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 5), "world");
   b.Consume(b.size());
   EXPECT_TRUE(b.empty());
+  const size_t grown = b.capacity();
+  b.ShrinkIfIdle(grown);  // at the limit: kept
+  EXPECT_EQ(b.capacity(), grown);
   b.ShrinkIfIdle(1024);
-  EXPECT_EQ(b.capacity(), 1024u);
+  EXPECT_EQ(b.capacity(), 0u);
+  b.Append("again", 5);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), b.size()), "again");
 }
 
 }  // namespace

@@ -49,7 +49,9 @@ constexpr size_t kOutHighWater = 8u << 20;
 constexpr size_t kOutLowWater = 1u << 20;
 // A flood connection keeps at most this much queued in user space; the kernel buffers the rest.
 constexpr size_t kFloodQueue = 256u << 10;
-constexpr size_t kReadChunk = 64u << 10;
+constexpr size_t kReadChunk = 256u << 10;
+// Connection buffers above this are freed once empty (after a large message).
+constexpr size_t kBufferKeep = 1u << 20;
 
 struct Conn {
   int fd = -1;
@@ -172,19 +174,33 @@ class EchoServer {
   bool HandleEvents(Conn* c, uint32_t events) {
     if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) return false;
     if (events & EPOLLIN) {
-      for (int i = 0; i < 4 && !c->paused; ++i) {
-        ssize_t n = recv(c->fd, c->in.PrepareWrite(kReadChunk), kReadChunk, 0);
+      for (int i = 0; i < 4 && !c->paused && c->state != Conn::kClosing; ++i) {
+        ssize_t n = recv(c->fd, scratch_.get(), kReadChunk, 0);
         if (n == 0) return false;
         if (n < 0) {
           if (errno == EAGAIN || errno == EINTR) break;
           return false;
         }
-        c->in.Commit(static_cast<size_t>(n));
+        Feed(c, scratch_.get(), static_cast<size_t>(n));
         if (static_cast<size_t>(n) < kReadChunk) break;
       }
-      if (!Process(c)) return false;
     }
     return Flush(c);
+  }
+
+  // Handles newly received bytes. They are processed straight from the shared read buffer; only
+  // the tail of an incomplete frame (or request) is copied into the connection's own buffer, so
+  // an idle connection holds no read buffer at all.
+  void Feed(Conn* c, uint8_t* data, size_t len) {
+    if (c->in.empty()) {
+      size_t used = Process(c, data, len);
+      if (c->state != Conn::kClosing) c->in.Append(data + used, len - used);
+    } else {
+      c->in.Append(data, len);
+      c->in.Consume(Process(c, c->in.data(), c->in.size()));
+      if (c->state == Conn::kClosing) c->in.Clear();
+    }
+    c->in.ShrinkIfIdle(kBufferKeep);
   }
 
   void QueueClose(Conn* c, uint16_t code) {
@@ -197,23 +213,24 @@ class EchoServer {
     c->close_after_flush = true;
   }
 
-  bool Process(Conn* c) {
+  // Processes data[0, len) (unmasking payloads in place) and returns how many bytes it used.
+  size_t Process(Conn* c, uint8_t* data, size_t len) {
+    size_t used = 0;
     if (c->state == Conn::kHandshake) {
       UpgradeRequest req;
       const char* error = nullptr;
-      HttpStatus st = ParseUpgradeRequest(reinterpret_cast<const char*>(c->in.data()),
-                                          c->in.size(), &req, &error);
-      if (st == HttpStatus::kNeedMore) return true;
+      HttpStatus st =
+          ParseUpgradeRequest(reinterpret_cast<const char*>(data), len, &req, &error);
+      if (st == HttpStatus::kNeedMore) return 0;
       if (st == HttpStatus::kError) {
         static const char kBad[] =
             "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         c->out.Append(kBad, sizeof(kBad) - 1);
         c->close_after_flush = true;
         c->state = Conn::kClosing;
-        c->in.Clear();
-        return true;
+        return len;
       }
-      c->in.Consume(req.consumed);
+      used = req.consumed;
       std::string resp =
           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
           "Sec-WebSocket-Accept: " +
@@ -223,18 +240,18 @@ class EchoServer {
       c->flood = path == "/flood" || path.rfind("/flood/", 0) == 0;
       c->state = Conn::kOpen;
     }
-    while (c->state == Conn::kOpen && !c->in.empty()) {
+    while (c->state == Conn::kOpen && used < len) {
       FrameHeader fh;
       const char* error = nullptr;
       ParseStatus st =
-          ParseFrameHeader(c->in.data(), c->in.size(), Role::kServer, opt_.max_message, &fh, &error);
+          ParseFrameHeader(data + used, len - used, Role::kServer, opt_.max_message, &fh, &error);
       if (st == ParseStatus::kNeedMore) break;
       if (st == ParseStatus::kError) {
         QueueClose(c, 1002);
         break;
       }
-      if (c->in.size() - fh.header_len < fh.payload_len) break;  // wait for the whole frame
-      uint8_t* payload = c->in.data() + fh.header_len;
+      if (len - used - fh.header_len < fh.payload_len) break;  // wait for the whole frame
+      uint8_t* payload = data + used + fh.header_len;
       const size_t plen = static_cast<size_t>(fh.payload_len);
       ApplyMask(payload, plen, fh.mask, 0);
       uint8_t header[kMaxFrameHeader];
@@ -257,11 +274,9 @@ class EchoServer {
           c->out.Append(payload, plen);
         }
       }
-      c->in.Consume(fh.header_len + plen);
+      used += fh.header_len + plen;
     }
-    if (c->state != Conn::kOpen) c->in.Clear();
-    c->in.ShrinkIfIdle(kReadChunk * 2);
-    return true;
+    return c->state == Conn::kClosing ? len : used;
   }
 
   bool Flush(Conn* c) {
@@ -288,7 +303,7 @@ class EchoServer {
     if (!c->out.empty() || (c->flood && c->state == Conn::kOpen)) want |= EPOLLOUT;
     if (want == 0) want = EPOLLOUT;  // closing with output pending
     SetInterest(c, want);
-    c->out.ShrinkIfIdle(kReadChunk * 2);
+    c->out.ShrinkIfIdle(kBufferKeep);
     return true;
   }
 
@@ -298,6 +313,7 @@ class EchoServer {
   bool warned_emfile_ = false;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint8_t> flood_frame_;
+  std::unique_ptr<uint8_t[]> scratch_{new uint8_t[kReadChunk]};  // shared read buffer
 };
 
 void Usage() {

@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,9 @@ struct Options {
   int64_t rss_limit_kib = 4 << 20;  // slowreader: stop if the watched RSS passes this (4 GiB)
 };
 
-constexpr size_t kReadChunk = 64u << 10;
+constexpr size_t kReadChunk = 256u << 10;
+// Connection buffers above this are freed once empty (after a large message).
+constexpr size_t kBufferKeep = 1u << 20;
 constexpr uint64_t kMaxIncoming = 64ull << 20;
 
 struct Conn {
@@ -270,7 +273,7 @@ class Loader {
     }
     if (events & EPOLLIN) {
       for (int i = 0; i < 8; ++i) {
-        ssize_t n = recv(c.fd, c.in.PrepareWrite(kReadChunk), kReadChunk, 0);
+        ssize_t n = recv(c.fd, scratch_.get(), kReadChunk, 0);
         if (n == 0) {
           if (c.state == Conn::kClosing) return Outcome::kDoneOk;
           ++closed_early_;
@@ -284,11 +287,10 @@ class Loader {
           NoteError(std::string("recv: ") + std::strerror(errno));
           return Outcome::kFailed;
         }
-        c.in.Commit(static_cast<size_t>(n));
+        Outcome o = Feed(index, scratch_.get(), static_cast<size_t>(n));
+        if (o != Outcome::kContinue) return o;
         if (static_cast<size_t>(n) < kReadChunk) break;
       }
-      Outcome o = ProcessInput(index);
-      if (o != Outcome::kContinue) return o;
     } else if (events & (EPOLLERR | EPOLLHUP)) {
       ++closed_early_;
       NoteError("socket error or hang-up");
@@ -297,38 +299,59 @@ class Loader {
     return Flush(index) ? Outcome::kContinue : Outcome::kFailed;
   }
 
-  Outcome ProcessInput(int index) {
+  // Handles newly received bytes straight from the shared read buffer; only the tail of an
+  // incomplete frame is copied into the connection's buffer (idle connections hold none).
+  Outcome Feed(int index, const uint8_t* data, size_t len) {
     Conn& c = conns_[index];
+    size_t used = 0;
+    Outcome o;
+    if (c.in.empty()) {
+      o = Process(index, data, len, &used);
+      if (o == Outcome::kContinue) c.in.Append(data + used, len - used);
+    } else {
+      c.in.Append(data, len);
+      o = Process(index, c.in.data(), c.in.size(), &used);
+      if (o == Outcome::kContinue) c.in.Consume(used);
+    }
+    c.in.ShrinkIfIdle(kBufferKeep);
+    return o;
+  }
+
+  // Processes data[0, len); *used says how many bytes were complete frames (or the handshake).
+  Outcome Process(int index, const uint8_t* data, size_t len, size_t* used) {
+    Conn& c = conns_[index];
+    *used = 0;
     if (c.state == Conn::kHandshake) {
       UpgradeResponse resp;
       const char* error = nullptr;
-      HttpStatus st = ParseUpgradeResponse(reinterpret_cast<const char*>(c.in.data()),
-                                           c.in.size(), c.key, &resp, &error);
+      HttpStatus st = ParseUpgradeResponse(reinterpret_cast<const char*>(data), len, c.key,
+                                           &resp, &error);
       if (st == HttpStatus::kNeedMore) return Outcome::kContinue;
       if (st == HttpStatus::kError) {
         ++handshake_failures_;
         NoteError(std::string("handshake: ") + error + " (" + resp.status_line + ")");
         return Outcome::kFailed;
       }
-      c.in.Consume(resp.consumed);
+      *used = resp.consumed;
       c.state = Conn::kOpen;
       --pending_;
       OnOpen(index);
     }
-    while ((c.state == Conn::kOpen || c.state == Conn::kClosing) && !c.in.empty()) {
+    while ((c.state == Conn::kOpen || c.state == Conn::kClosing) && *used < len) {
       FrameHeader fh;
       const char* error = nullptr;
-      ParseStatus st =
-          ParseFrameHeader(c.in.data(), c.in.size(), Role::kClient, kMaxIncoming, &fh, &error);
+      ParseStatus st = ParseFrameHeader(data + *used, len - *used, Role::kClient, kMaxIncoming,
+                                        &fh, &error);
       if (st == ParseStatus::kNeedMore) break;
       if (st == ParseStatus::kError) {
         ++protocol_errors_;
         NoteError(std::string("frame: ") + error);
         return Outcome::kFailed;
       }
-      if (c.in.size() - fh.header_len < fh.payload_len) break;
-      const uint8_t* payload = c.in.data() + fh.header_len;
+      if (len - *used - fh.header_len < fh.payload_len) break;
+      const uint8_t* payload = data + *used + fh.header_len;
       const size_t plen = static_cast<size_t>(fh.payload_len);
+      *used += fh.header_len + plen;
       switch (fh.opcode) {
         case kOpPing:
           QueueFrame(c, kOpPong, payload, plen);
@@ -336,7 +359,6 @@ class Loader {
         case kOpPong:
           break;
         case kOpClose:
-          c.in.Consume(fh.header_len + plen);
           if (c.state == Conn::kClosing) return Outcome::kDoneOk;
           ++closed_early_;
           NoteError("close frame from the peer");
@@ -363,7 +385,6 @@ class Loader {
             OnMessage(index, c.msg_ts, c.msg_len);
           }
       }
-      c.in.Consume(fh.header_len + plen);
     }
     return Outcome::kContinue;
   }
@@ -684,6 +705,7 @@ class Loader {
   FastRng rng_;
   std::vector<uint8_t> filler_;
   std::vector<epoll_event> events_ = std::vector<epoll_event>(1024);
+  std::unique_ptr<uint8_t[]> scratch_{new uint8_t[kReadChunk]};  // shared read buffer
   int ep_ = -1;
   sockaddr_in dst_{};
   std::string host_header_;
