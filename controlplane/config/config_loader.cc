@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controlplane/config/file_io.h"
+#include "controlplane/config/yaml_to_proto.h"
 
 namespace wsgate::controlplane {
 namespace {
@@ -323,7 +324,8 @@ absl::Status YamlToJson::Scalar(const YAML::Node& node, const FieldDescriptor* f
 
 }  // namespace
 
-absl::StatusOr<wsgate::v1::Config> ParseConfigYaml(std::string_view yaml) {
+absl::Status ParseYamlInto(std::string_view yaml, google::protobuf::Message* out) {
+  out->Clear();
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(yaml));
@@ -341,13 +343,12 @@ absl::StatusOr<wsgate::v1::Config> ParseConfigYaml(std::string_view yaml) {
     return absl::InvalidArgumentError(absl::StrCat(
         "expected one YAML document, got ", docs.size(), " (remove the extra '---')"));
   }
-  wsgate::v1::Config config;
-  if (docs.empty() || docs[0].IsNull()) return config;  // an empty file: all defaults
+  if (docs.empty() || docs[0].IsNull()) return absl::OkStatus();  // an empty file: all defaults
 
   json j;
   try {
     YamlToJson walker;
-    absl::Status s = walker.Message(docs[0], wsgate::v1::Config::descriptor(), "", &j);
+    absl::Status s = walker.Message(docs[0], out->GetDescriptor(), "", &j);
     if (!s.ok()) return s;
   } catch (const std::exception& e) {
     // yaml-cpp and nlohmann throw on misuse; neither should happen, but nothing escapes here.
@@ -355,11 +356,18 @@ absl::StatusOr<wsgate::v1::Config> ParseConfigYaml(std::string_view yaml) {
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto status = google::protobuf::util::JsonStringToMessage(j.dump(), &config, options);
+  auto status = google::protobuf::util::JsonStringToMessage(j.dump(), out, options);
   if (!status.ok()) {
+    out->Clear();
     return absl::InvalidArgumentError(
         absl::StrCat("config: ", std::string(status.message().data(), status.message().size())));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<wsgate::v1::Config> ParseConfigYaml(std::string_view yaml) {
+  wsgate::v1::Config config;
+  if (absl::Status s = ParseYamlInto(yaml, &config); !s.ok()) return s;
   return config;
 }
 

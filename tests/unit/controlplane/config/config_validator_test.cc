@@ -1,0 +1,277 @@
+#include "controlplane/config/config_validator.h"
+
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/unit/controlplane/config/test_util.h"
+
+namespace wsgate::controlplane {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing::EchoRoute;
+using testing::ProxyRoute;
+using wsgate::v1::Route;
+
+std::string RouteError(const Route& r, const std::string& field = "route") {
+  absl::Status s = ValidateRoute(r, field);
+  EXPECT_FALSE(s.ok()) << r.DebugString();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  return std::string(s.message());
+}
+
+std::string ConfigError(const wsgate::v1::Config& c) {
+  absl::Status s = ValidateConfig(c);
+  EXPECT_FALSE(s.ok()) << c.DebugString();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  return std::string(s.message());
+}
+
+Route Proxy() { return ProxyRoute("p", "/p", "ws://127.0.0.1:9000/echo"); }
+
+TEST(ValidateRouteTest, GoodRoutes) {
+  EXPECT_TRUE(ValidateRoute(EchoRoute("echo", "/echo"), "route").ok());
+  Route r = Proxy();
+  r.mutable_websocket()->add_upstreams("ws://[::1]:9001");
+  r.mutable_websocket()->add_forward_headers("Authorization");
+  (*r.mutable_websocket()->mutable_set_headers())["X-Gateway"] = "wsgate\tv1";
+  r.mutable_websocket()->set_connect_timeout_ms(300000);
+  r.mutable_limits()->set_max_message_bytes(256ull << 20);
+  r.set_version(99);  // output-only: ignored
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+}
+
+TEST(ValidateRouteTest, NameRequired) {
+  EXPECT_EQ(RouteError(EchoRoute("", "/e")), "route.name: required");
+}
+
+TEST(ValidateRouteTest, NamePattern) {
+  for (const char* bad : {"Echo", "-echo", ".e", "a b", "a/b", "é"}) {
+    EXPECT_THAT(RouteError(EchoRoute(bad, "/e")), StartsWith("route.name: '")) << bad;
+  }
+  EXPECT_THAT(RouteError(EchoRoute(std::string(64, 'a'), "/e")), StartsWith("route.name: "));
+  EXPECT_TRUE(ValidateRoute(EchoRoute(std::string(63, 'a'), "/e"), "route").ok());
+  EXPECT_TRUE(ValidateRoute(EchoRoute("0a.b_c-d", "/e"), "route").ok());
+}
+
+TEST(ValidateRouteTest, PathRequired) {
+  EXPECT_EQ(RouteError(EchoRoute("e", "")), "route.path: required");
+}
+
+TEST(ValidateRouteTest, PathMustBeAValidTemplate) {
+  EXPECT_THAT(RouteError(EchoRoute("e", "/ws/{id")),
+              StartsWith("route.path: '/ws/{id': segment '{id'"));
+  EXPECT_THAT(RouteError(EchoRoute("e", "echo")), StartsWith("route.path: 'echo': must start"));
+}
+
+TEST(ValidateRouteTest, FieldPrefixIsTheCallers) {
+  EXPECT_EQ(RouteError(EchoRoute("", "/e"), "routes[3]"), "routes[3].name: required");
+}
+
+TEST(ValidateRouteTest, KindRequired) {
+  Route r;
+  r.set_name("e");
+  r.set_path("/e");
+  EXPECT_THAT(RouteError(r), StartsWith("route.kind: one of websocket, echo,"));
+}
+
+TEST(ValidateRouteTest, KindsNotImplementedYet) {
+  Route r = EchoRoute("e", "/e");
+  r.mutable_http_bridge();
+  EXPECT_EQ(RouteError(r), "route.http_bridge: route kind 'http_bridge' is not implemented yet");
+  r.mutable_external_client();
+  EXPECT_EQ(RouteError(r),
+            "route.external_client: route kind 'external_client' is not implemented yet");
+  r.mutable_room();
+  EXPECT_EQ(RouteError(r), "route.room: route kind 'room' is not implemented yet");
+  r.mutable_pubsub();
+  EXPECT_EQ(RouteError(r), "route.pubsub: route kind 'pubsub' is not implemented yet");
+}
+
+TEST(ValidateRouteTest, WebSocketNeedsAnUpstream) {
+  Route r = Proxy();
+  r.mutable_websocket()->clear_upstreams();
+  EXPECT_THAT(RouteError(r), StartsWith("route.websocket.upstreams: at least one"));
+}
+
+TEST(ValidateRouteTest, UpstreamUrls) {
+  auto error_for = [](const std::string& url) {
+    Route r = Proxy();
+    r.mutable_websocket()->add_upstreams(url);
+    return RouteError(r);
+  };
+  EXPECT_EQ(error_for("http://a/x"), "route.websocket.upstreams[1]: scheme must be ws:// (got http://)");
+  EXPECT_THAT(error_for("wss://a/x"), StartsWith("route.websocket.upstreams[1]: wss:// upstreams are not supported yet"));
+  EXPECT_THAT(error_for("ws://a:0/"), StartsWith("route.websocket.upstreams[1]: port 0 is out of range"));
+  EXPECT_THAT(error_for("ws://a:65536/"), StartsWith("route.websocket.upstreams[1]: port 65536"));
+  EXPECT_THAT(error_for("ws://a:x/"), StartsWith("route.websocket.upstreams[1]: port 'x'"));
+  EXPECT_THAT(error_for("a:80"), StartsWith("route.websocket.upstreams[1]: 'a:80' is not a ws:// URL"));
+  EXPECT_THAT(error_for("ws:///x"), StartsWith("route.websocket.upstreams[1]: host is missing"));
+}
+
+TEST(ValidateRouteTest, ConnectTimeoutRange) {
+  Route r = Proxy();
+  r.mutable_websocket()->set_connect_timeout_ms(300001);
+  EXPECT_EQ(RouteError(r),
+            "route.websocket.connect_timeout_ms: must be 0 (default 5000) or 1..300000, got "
+            "300001");
+}
+
+TEST(ValidateRouteTest, ForwardHeaderMustBeAToken) {
+  Route r = Proxy();
+  r.mutable_websocket()->add_forward_headers("Bad Header");
+  EXPECT_EQ(RouteError(r),
+            "route.websocket.forward_headers[0]: 'Bad Header' is not a valid header name");
+}
+
+TEST(ValidateRouteTest, ForwardHeaderMustNotBeHopByHopOrHandshake) {
+  for (const char* h : {"Host", "upgrade", "Connection", "Sec-WebSocket-Key",
+                        "sec-websocket-protocol", "Transfer-Encoding"}) {
+    Route r = Proxy();
+    r.mutable_websocket()->add_forward_headers(h);
+    EXPECT_THAT(RouteError(r), StartsWith("route.websocket.forward_headers[0]: header '" +
+                                          std::string(h) + "' is managed by the proxy"));
+  }
+}
+
+TEST(ValidateRouteTest, ForwardHeaderListedTwice) {
+  Route r = Proxy();
+  r.mutable_websocket()->add_forward_headers("Authorization");
+  r.mutable_websocket()->add_forward_headers("authorization");
+  EXPECT_THAT(RouteError(r), StartsWith("route.websocket.forward_headers[1]: header "));
+}
+
+TEST(ValidateRouteTest, SetHeaderNameMustBeAToken) {
+  Route r = Proxy();
+  (*r.mutable_websocket()->mutable_set_headers())["X:Y"] = "v";
+  EXPECT_EQ(RouteError(r),
+            "route.websocket.set_headers[\"X:Y\"]: 'X:Y' is not a valid header name");
+}
+
+TEST(ValidateRouteTest, SetHeaderMustNotBeHopByHopOrHandshake) {
+  Route r = Proxy();
+  (*r.mutable_websocket()->mutable_set_headers())["Sec-WebSocket-Version"] = "8";
+  EXPECT_THAT(RouteError(r), StartsWith("route.websocket.set_headers[\"Sec-WebSocket-Version\"]: "
+                                        "header 'Sec-WebSocket-Version' is managed by the proxy"));
+}
+
+TEST(ValidateRouteTest, SetHeaderValueWithoutCrLf) {
+  for (const char* v : {"a\r\nX-Evil: 1", "a\nb", "a\rb"}) {
+    Route r = Proxy();
+    (*r.mutable_websocket()->mutable_set_headers())["X-A"] = v;
+    EXPECT_EQ(RouteError(r), "route.websocket.set_headers[\"X-A\"]: value must not contain CR or LF");
+  }
+  Route r = Proxy();
+  (*r.mutable_websocket()->mutable_set_headers())["X-A"] = std::string("a\0b", 3);
+  EXPECT_THAT(RouteError(r), HasSubstr("control characters"));
+}
+
+TEST(ValidateRouteTest, SetHeaderTwiceIgnoringCase) {
+  Route r = Proxy();
+  (*r.mutable_websocket()->mutable_set_headers())["X-A"] = "1";
+  (*r.mutable_websocket()->mutable_set_headers())["x-a"] = "2";
+  EXPECT_THAT(RouteError(r), HasSubstr("is set twice"));
+}
+
+TEST(ValidateRouteTest, MaxMessageBytesRange) {
+  Route r = EchoRoute("e", "/e");
+  r.mutable_limits()->set_max_message_bytes((256ull << 20) + 1);
+  EXPECT_EQ(RouteError(r),
+            "route.limits.max_message_bytes: must be 0 (default 16777216) or 1..268435456, got "
+            "268435457");
+}
+
+TEST(ValidateRouteTest, LimitsNotEnforcedYet) {
+  struct Case {
+    const char* field;
+    void (*set)(wsgate::v1::Limits*);
+  };
+  const Case cases[] = {
+      {"messages_per_second", [](wsgate::v1::Limits* l) { l->set_messages_per_second(1.5); }},
+      {"message_burst", [](wsgate::v1::Limits* l) { l->set_message_burst(1); }},
+      {"max_connections", [](wsgate::v1::Limits* l) { l->set_max_connections(1); }},
+      {"max_connections_per_client",
+       [](wsgate::v1::Limits* l) { l->set_max_connections_per_client(1); }},
+      {"max_connections_per_address",
+       [](wsgate::v1::Limits* l) { l->set_max_connections_per_address(1); }},
+      {"handshakes_per_second", [](wsgate::v1::Limits* l) { l->set_handshakes_per_second(1); }},
+      {"idle_timeout_ms", [](wsgate::v1::Limits* l) { l->set_idle_timeout_ms(1); }},
+      {"max_lifetime_ms", [](wsgate::v1::Limits* l) { l->set_max_lifetime_ms(1); }},
+      {"send_queue_bytes", [](wsgate::v1::Limits* l) { l->set_send_queue_bytes(1); }},
+      {"slow_consumer_policy",
+       [](wsgate::v1::Limits* l) {
+         l->set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
+       }},
+      {"ping_interval_ms", [](wsgate::v1::Limits* l) { l->set_ping_interval_ms(1); }},
+      {"ping_timeout_ms", [](wsgate::v1::Limits* l) { l->set_ping_timeout_ms(1); }},
+  };
+  for (const Case& c : cases) {
+    Route r = EchoRoute("e", "/e");
+    c.set(r.mutable_limits());
+    EXPECT_EQ(RouteError(r),
+              std::string("route.limits.") + c.field + ": not enforced yet; leave it unset");
+  }
+}
+
+wsgate::v1::Config TwoRoutes() {
+  wsgate::v1::Config c;
+  *c.add_routes() = EchoRoute("a", "/a");
+  *c.add_routes() = Proxy();
+  return c;
+}
+
+TEST(ValidateConfigTest, Good) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_server()->set_port(65535);
+  c.mutable_server()->set_workers(64);
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+  EXPECT_TRUE(ValidateConfig(wsgate::v1::Config()).ok());
+}
+
+TEST(ValidateConfigTest, RoutesAreValidatedWithTheirIndex) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_routes(1)->mutable_websocket()->set_upstreams(0, "http://x");
+  EXPECT_EQ(ConfigError(c), "routes[1].websocket.upstreams[0]: scheme must be ws:// (got http://)");
+}
+
+TEST(ValidateConfigTest, NamesUnique) {
+  wsgate::v1::Config c = TwoRoutes();
+  *c.add_routes() = EchoRoute("a", "/other");
+  EXPECT_EQ(ConfigError(c), "routes[2].name: route name 'a' is already used by routes[0]");
+}
+
+TEST(ValidateConfigTest, SamePathShapeNamesBothRoutes) {
+  wsgate::v1::Config c;
+  *c.add_routes() = EchoRoute("first", "/ws/{client_id}");
+  *c.add_routes() = EchoRoute("second", "/ws/{id}");
+  std::string e = ConfigError(c);
+  EXPECT_THAT(e, StartsWith("routes[1].path: "));
+  EXPECT_THAT(e, HasSubstr("'second'"));
+  EXPECT_THAT(e, HasSubstr("'first'"));
+  // Different shapes are fine, even if they can match the same path (the literal wins).
+  c.mutable_routes(1)->set_path("/ws/admin");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+TEST(ValidateConfigTest, Ports) {
+  for (const char* which : {"port", "admin_port", "grpc_port"}) {
+    wsgate::v1::Config c = TwoRoutes();
+    auto* s = c.mutable_server();
+    const auto* f = s->GetDescriptor()->FindFieldByName(which);
+    s->GetReflection()->SetUInt32(s, f, 65536);
+    EXPECT_EQ(ConfigError(c),
+              std::string("server.") + which + ": must be at most 65535, got 65536");
+  }
+}
+
+TEST(ValidateConfigTest, Workers) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_server()->set_workers(65);
+  EXPECT_EQ(ConfigError(c), "server.workers: must be 0 (one per core) or 1..64, got 65");
+}
+
+}  // namespace
+}  // namespace wsgate::controlplane
