@@ -7,19 +7,19 @@
 // ("routes[1].websocket.upstreams[0]") and the YAML line.
 #include "controlplane/config/config_loader.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/util/json_util.h>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -70,10 +70,10 @@ class YamlToJson {
     return absl::InvalidArgumentError(
         absl::StrCat(path.empty() ? "config" : path, ": ", what, Where(node)));
   }
-  absl::Status Value(const YAML::Node& node, const FieldDescriptor* field,
-                     const std::string& path, json* out);
-  absl::Status Scalar(const YAML::Node& node, const FieldDescriptor* field,
-                      const std::string& path, json* out);
+  absl::Status Value(const YAML::Node& node, const FieldDescriptor* field, const std::string& path,
+                     json* out);
+  absl::Status Scalar(const YAML::Node& node, const FieldDescriptor* field, const std::string& path,
+                      json* out);
 };
 
 // A field by its proto name or its lowerCamelCase JSON name, like protobuf's JSON parser.
@@ -96,7 +96,8 @@ absl::Status YamlToJson::Message(const YAML::Node& node, const Descriptor* desc,
   std::map<const google::protobuf::OneofDescriptor*, const FieldDescriptor*> oneofs;
   for (const auto& kv : node) {
     if (!kv.first.IsScalar()) {
-      return Error(path, kv.first, absl::StrCat("a key must be a scalar, got ", KindName(kv.first)));
+      return Error(path, kv.first,
+                   absl::StrCat("a key must be a scalar, got ", KindName(kv.first)));
     }
     const std::string key = kv.first.Scalar();
     const FieldDescriptor* field = FindField(desc, key);
@@ -109,8 +110,7 @@ absl::Status YamlToJson::Message(const YAML::Node& node, const Descriptor* desc,
                                 absl::StrJoin(names, ", "), ")"));
     }
     if (auto it = seen.find(field); it != seen.end()) {
-      return Error(field_path, kv.first,
-                   absl::StrCat("set twice (also as '", it->second, "')"));
+      return Error(field_path, kv.first, absl::StrCat("set twice (also as '", it->second, "')"));
     }
     seen.emplace(field, key);
     if (const auto* oneof = field->real_containing_oneof()) {
@@ -141,7 +141,8 @@ absl::Status YamlToJson::Value(const YAML::Node& node, const FieldDescriptor* fi
     const FieldDescriptor* value_field = field->message_type()->map_value();
     for (const auto& kv : node) {
       if (!kv.first.IsScalar()) {
-        return Error(path, kv.first, absl::StrCat("a key must be a scalar, got ", KindName(kv.first)));
+        return Error(path, kv.first,
+                     absl::StrCat("a key must be a scalar, got ", KindName(kv.first)));
       }
       const std::string key = kv.first.Scalar();
       const std::string entry_path = absl::StrCat(path, "[\"", key, "\"]");
@@ -203,8 +204,8 @@ bool ParseInt(const std::string& text, bool is_unsigned, int64_t* s, uint64_t* u
   }
   if (errno != 0 || end != begin + text.size()) return false;
   // strtoull accepts leading spaces and '+'; YAML scalars have no leading spaces.
-  return absl::ascii_isdigit(text[0]) || ((text[0] == '-' || text[0] == '+') && text.size() > 1 &&
-                                          absl::ascii_isdigit(text[1]));
+  return absl::ascii_isdigit(text[0]) ||
+         ((text[0] == '-' || text[0] == '+') && text.size() > 1 && absl::ascii_isdigit(text[1]));
 }
 
 absl::Status YamlToJson::Scalar(const YAML::Node& node, const FieldDescriptor* field,
@@ -312,9 +313,9 @@ absl::Status YamlToJson::Scalar(const YAML::Node& node, const FieldDescriptor* f
       }
       std::vector<std::string> names;
       for (int i = 0; i < e->value_count(); ++i) names.push_back(e->value(i)->name());
-      return Error(path, node,
-                   absl::StrCat("unknown value ", show(), " (valid: ", absl::StrJoin(names, ", "),
-                                ")"));
+      return Error(
+          path, node,
+          absl::StrCat("unknown value ", show(), " (valid: ", absl::StrJoin(names, ", "), ")"));
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
       break;
@@ -340,8 +341,8 @@ absl::Status ParseYamlInto(std::string_view yaml, google::protobuf::Message* out
     return absl::InvalidArgumentError(absl::StrCat("YAML error: ", e.what()));
   }
   if (docs.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected one YAML document, got ", docs.size(), " (remove the extra '---')"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected one YAML document, got ", docs.size(), " (remove the extra '---')"));
   }
   if (docs.empty() || docs[0].IsNull()) return absl::OkStatus();  // an empty file: all defaults
 
@@ -401,7 +402,8 @@ routes:
 wsgate::v1::Config DemoConfig() {
   auto config = ParseConfigYaml(kDemoYaml);
   if (!config.ok()) {
-    spdlog::critical("the built-in demo config does not parse: {}", std::string(config.status().message()));
+    spdlog::critical("the built-in demo config does not parse: {}",
+                     std::string(config.status().message()));
     std::abort();
   }
   return *std::move(config);

@@ -5,10 +5,10 @@
 // The listener must not call back into PutRoute/DeleteRoute (it would deadlock); reading is fine.
 #include "controlplane/config/config_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "controlplane/config/config_validator.h"
@@ -37,14 +37,14 @@ absl::Status CheckExpectedVersion(const std::string& name, const Route* existing
   if (!expected.has_value()) return absl::OkStatus();
   if (existing == nullptr) {
     if (*expected == 0) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "route '", name, "' does not exist, expected version ", *expected));
+    return absl::FailedPreconditionError(
+        absl::StrCat("route '", name, "' does not exist, expected version ", *expected));
   }
   if (existing->version() == *expected) return absl::OkStatus();
   if (*expected == 0) {
-    return absl::FailedPreconditionError(absl::StrCat("route '", name, "' already exists at version ",
-                                                      existing->version(),
-                                                      ", expected it not to exist"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("route '", name, "' already exists at version ", existing->version(),
+                     ", expected it not to exist"));
   }
   return absl::FailedPreconditionError(absl::StrCat("route '", name, "' is at version ",
                                                     existing->version(), ", expected ", *expected));
@@ -134,9 +134,9 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
   for (const Route& other : routes) {
     if (other.name() == route.name()) continue;
     if (dataplane::PathTemplate::Parse(other.path())->Shape() == shape) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("route.path: '", route.path(), "' overlaps route '", other.name(),
-                       "' path '", other.path(), "' (same shape '", shape, "')"));
+      return absl::InvalidArgumentError(absl::StrCat("route.path: '", route.path(),
+                                                     "' overlaps route '", other.name(), "' path '",
+                                                     other.path(), "' (same shape '", shape, "')"));
     }
   }
 

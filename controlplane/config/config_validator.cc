@@ -1,13 +1,13 @@
 #include "controlplane/config/config_validator.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/reflection.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/reflection.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -33,14 +33,14 @@ bool ValidName(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (!lower_or_digit(name[0])) return false;
-  return std::all_of(name.begin() + 1, name.end(), [&](char c) {
-    return lower_or_digit(c) || c == '.' || c == '_' || c == '-';
-  });
+  return std::all_of(name.begin() + 1, name.end(),
+                     [&](char c) { return lower_or_digit(c) || c == '.' || c == '_' || c == '-'; });
 }
 
 // RFC 9110 token characters.
 bool IsTokenChar(char c) {
-  return absl::ascii_isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return absl::ascii_isalnum(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 bool ValidHeaderName(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), IsTokenChar);
@@ -49,9 +49,9 @@ bool ValidHeaderName(std::string_view name) {
 // Headers the proxy itself owns on the upstream handshake: hop-by-hop headers and the WebSocket
 // handshake. Forwarding or overriding them would break the handshake or smuggle a different one.
 bool IsReservedHeader(std::string_view name) {
-  static const char* const kReserved[] = {"host", "upgrade", "connection", "keep-alive",
-                                          "proxy-connection", "te", "trailer",
-                                          "transfer-encoding", "content-length"};
+  static const char* const kReserved[] = {"host",       "upgrade",           "connection",
+                                          "keep-alive", "proxy-connection",  "te",
+                                          "trailer",    "transfer-encoding", "content-length"};
   std::string lower = absl::AsciiStrToLower(std::string(name));
   if (absl::StartsWith(lower, "sec-websocket-")) return true;
   return std::find(std::begin(kReserved), std::end(kReserved), lower) != std::end(kReserved);
@@ -99,7 +99,8 @@ absl::Status ValidateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std::
     const std::string f = absl::StrCat(field, ".set_headers[\"", name, "\"]");
     if (auto s = ValidateHeaderName(f, name); !s.ok()) return s;
     if (!seen_set.insert(absl::AsciiStrToLower(name)).second) {
-      return Invalid(f, absl::StrCat("header '", name, "' is set twice (names are case-insensitive)"));
+      return Invalid(f,
+                     absl::StrCat("header '", name, "' is set twice (names are case-insensitive)"));
     }
     for (char c : value) {
       unsigned char u = static_cast<unsigned char>(c);
@@ -176,8 +177,9 @@ absl::Status ValidateRoute(const Route& route, std::string_view field_in) {
 
 absl::Status ValidateConfig(const wsgate::v1::Config& config) {
   const auto& server = config.server();
-  const std::pair<const char*, uint32_t> ports[] = {
-      {"port", server.port()}, {"admin_port", server.admin_port()}, {"grpc_port", server.grpc_port()}};
+  const std::pair<const char*, uint32_t> ports[] = {{"port", server.port()},
+                                                    {"admin_port", server.admin_port()},
+                                                    {"grpc_port", server.grpc_port()}};
   for (const auto& [name, value] : ports) {
     if (value > kMaxPort) {
       return Invalid(absl::StrCat("server.", name),
@@ -195,17 +197,16 @@ absl::Status ValidateConfig(const wsgate::v1::Config& config) {
     const std::string field = absl::StrCat("routes[", i, "]");
     if (auto s = ValidateRoute(r, field); !s.ok()) return s;
     if (auto [it, inserted] = names.emplace(r.name(), i); !inserted) {
-      return Invalid(field + ".name", absl::StrCat("route name '", r.name(),
-                                                   "' is already used by routes[", it->second,
-                                                   "]"));
+      return Invalid(
+          field + ".name",
+          absl::StrCat("route name '", r.name(), "' is already used by routes[", it->second, "]"));
     }
     const std::string shape = dataplane::PathTemplate::Parse(r.path())->Shape();
     if (auto [it, inserted] = shapes.emplace(shape, i); !inserted) {
       const Route& other = config.routes(it->second);
-      return Invalid(field + ".path",
-                     absl::StrCat("route '", r.name(), "' path '", r.path(),
-                                  "' overlaps route '", other.name(), "' path '", other.path(),
-                                  "' (same shape '", shape, "')"));
+      return Invalid(field + ".path", absl::StrCat("route '", r.name(), "' path '", r.path(),
+                                                   "' overlaps route '", other.name(), "' path '",
+                                                   other.path(), "' (same shape '", shape, "')"));
     }
   }
   return absl::OkStatus();

@@ -46,7 +46,8 @@ std::string DirOf(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO at the path must not hang the caller; it is refused below.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": does not exist"));
     return absl::UnavailableError(absl::StrCat(path, ": cannot open: ", Errno()));

@@ -1,11 +1,11 @@
 #include "controlplane/config/snapshot_builder.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/ascii.h"
 #include "controlplane/config/url.h"
@@ -19,7 +19,8 @@ using dataplane::RouteKind;
 
 [[noreturn]] void Unvalidated(const wsgate::v1::Route& route, absl::string_view what) {
   // The store and the loader validate before building; reaching this is a bug, not bad input.
-  spdlog::critical("BuildSnapshot: route '{}' was not validated: {}", route.name(), std::string(what));
+  spdlog::critical("BuildSnapshot: route '{}' was not validated: {}", route.name(),
+                   std::string(what));
   std::abort();
 }
 
@@ -45,8 +46,8 @@ RouteKind KindOf(const wsgate::v1::Route& route) {
 
 }  // namespace
 
-dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& routes,
-                                     uint64_t version, dataplane::StatsRegistry* stats) {
+dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& routes, uint64_t version,
+                                     dataplane::StatsRegistry* stats) {
   std::vector<std::shared_ptr<const RouteConfig>> out;
   out.reserve(routes.size());
   for (const auto& r : routes) {

@@ -1,10 +1,10 @@
 #include "controlplane/config/state_file.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <filesystem>
 #include <system_error>
 #include <utility>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "controlplane/config/config_validator.h"
@@ -53,9 +53,9 @@ absl::Status StateFile::Save(const wsgate::v1::StoredState& state) const {
   options.preserve_proto_field_names = true;  // the same spelling as the YAML config
   auto printed = google::protobuf::util::MessageToJsonString(state, &json, options);
   if (!printed.ok()) {
-    return absl::InternalError(
-        absl::StrCat("state file ", path_, ": cannot serialize: ",
-                     std::string(printed.message().data(), printed.message().size())));
+    return absl::InternalError(absl::StrCat(
+        "state file ", path_,
+        ": cannot serialize: ", std::string(printed.message().data(), printed.message().size())));
   }
   if (auto s = WriteFileAtomically(path_, json); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("state file ", s.message()));

@@ -40,8 +40,8 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
   }
   size_t auth_end = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, auth_end);
-  std::string_view tail = auth_end == std::string_view::npos ? std::string_view()
-                                                             : rest.substr(auth_end);
+  std::string_view tail =
+      auth_end == std::string_view::npos ? std::string_view() : rest.substr(auth_end);
   if (authority.find('@') != std::string_view::npos) {
     return absl::InvalidArgumentError("must not carry user info ('user@host')");
   }
@@ -58,7 +58,8 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
     std::string_view v6 = authority.substr(1, close - 1);
     if (v6.empty() || v6.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos ||
         v6.find(':') == std::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("'[", std::string(v6), "]' is not an IPv6 address"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'[", std::string(v6), "]' is not an IPv6 address"));
     }
     out.host = std::string(v6);
     std::string_view after = authority.substr(close + 1);
@@ -79,8 +80,8 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
     if (host.empty()) return absl::InvalidArgumentError("host is missing");
     for (char c : host) {
       if (!IsHostChar(c)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("host '", std::string(host), "' has an invalid character '", std::string(1, c), "'"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "host '", std::string(host), "' has an invalid character '", std::string(1, c), "'"));
       }
     }
     out.host = std::string(host);

@@ -2,9 +2,9 @@
 // ParseConfigYaml, exposed for other YAML-in-the-proto-schema inputs and for tests).
 #pragma once
 
-#include <string_view>
-
 #include <google/protobuf/message.h>
+
+#include <string_view>
 
 #include "absl/status/status.h"
 

@@ -24,9 +24,7 @@
 namespace wsgate::dataplane {
 namespace {
 
-bool IsNameStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsNameChar(char c) { return IsNameStart(c) || (c >= '0' && c <= '9'); }
 
 // Characters a template may not contain anywhere: query/fragment delimiters, wildcards (not
@@ -147,15 +145,17 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(std::string_view text) {
           "segment '", std::string(seg), "': a parameter must be a whole segment, like '/{name}'"));
     }
     std::string_view name = seg.substr(1, seg.size() - 2);
-    bool valid = !name.empty() && IsNameStart(name[0]) &&
-                 std::all_of(name.begin(), name.end(), IsNameChar);
+    bool valid =
+        !name.empty() && IsNameStart(name[0]) && std::all_of(name.begin(), name.end(), IsNameChar);
     if (!valid) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parameter name '", std::string(name), "' is not valid (expected [A-Za-z_][A-Za-z0-9_]*)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter name '", std::string(name),
+                       "' is not valid (expected [A-Za-z_][A-Za-z0-9_]*)"));
     }
     for (const Segment& s : t.segments_) {
       if (s.is_param && s.text == name) {
-        return absl::InvalidArgumentError(absl::StrCat("parameter {", std::string(name), "} appears twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter {", std::string(name), "} appears twice"));
       }
     }
     t.segments_.push_back(Segment{true, std::string(name)});

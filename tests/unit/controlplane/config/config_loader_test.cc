@@ -1,9 +1,9 @@
 #include "controlplane/config/config_loader.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "controlplane/config/config_validator.h"
 #include "tests/unit/controlplane/config/test_util.h"

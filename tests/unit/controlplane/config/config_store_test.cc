@@ -1,5 +1,8 @@
 #include "controlplane/config/config_store.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <filesystem>
 #include <mutex>
@@ -7,21 +10,18 @@
 #include <thread>
 #include <vector>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include "controlplane/config/config_loader.h"
 #include "tests/unit/controlplane/config/test_util.h"
 
 namespace wsgate::controlplane {
 namespace {
 
+using testing::EchoRoute;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
-using testing::EchoRoute;
 using testing::ProxyRoute;
 using testing::ReadAll;
+using ::testing::StartsWith;
 using testing::TempDir;
 using testing::WriteAll;
 
@@ -100,8 +100,7 @@ TEST_F(ConfigStoreTest, PutGetListDelete) {
   EXPECT_EQ(*del, 4u);
   EXPECT_EQ(store->GetRoute("chat").status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(store->GetRoute("chat").status().message()), HasSubstr("'chat'"));
-  EXPECT_EQ(store->DeleteRoute("chat", std::nullopt).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteRoute("chat", std::nullopt).status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(store->snapshot()->table.Match("/chat2/42"));
   EXPECT_EQ(store->version(), 4u);
 }

@@ -1,19 +1,19 @@
 #include "controlplane/config/config_validator.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "tests/unit/controlplane/config/test_util.h"
 
 namespace wsgate::controlplane {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::EchoRoute;
+using ::testing::HasSubstr;
 using testing::ProxyRoute;
+using ::testing::StartsWith;
 using wsgate::v1::Route;
 
 std::string RouteError(const Route& r, const std::string& field = "route") {
@@ -103,12 +103,16 @@ TEST(ValidateRouteTest, UpstreamUrls) {
     r.mutable_websocket()->add_upstreams(url);
     return RouteError(r);
   };
-  EXPECT_EQ(error_for("http://a/x"), "route.websocket.upstreams[1]: scheme must be ws:// (got http://)");
-  EXPECT_THAT(error_for("wss://a/x"), StartsWith("route.websocket.upstreams[1]: wss:// upstreams are not supported yet"));
-  EXPECT_THAT(error_for("ws://a:0/"), StartsWith("route.websocket.upstreams[1]: port 0 is out of range"));
+  EXPECT_EQ(error_for("http://a/x"),
+            "route.websocket.upstreams[1]: scheme must be ws:// (got http://)");
+  EXPECT_THAT(error_for("wss://a/x"),
+              StartsWith("route.websocket.upstreams[1]: wss:// upstreams are not supported yet"));
+  EXPECT_THAT(error_for("ws://a:0/"),
+              StartsWith("route.websocket.upstreams[1]: port 0 is out of range"));
   EXPECT_THAT(error_for("ws://a:65536/"), StartsWith("route.websocket.upstreams[1]: port 65536"));
   EXPECT_THAT(error_for("ws://a:x/"), StartsWith("route.websocket.upstreams[1]: port 'x'"));
-  EXPECT_THAT(error_for("a:80"), StartsWith("route.websocket.upstreams[1]: 'a:80' is not a ws:// URL"));
+  EXPECT_THAT(error_for("a:80"),
+              StartsWith("route.websocket.upstreams[1]: 'a:80' is not a ws:// URL"));
   EXPECT_THAT(error_for("ws:///x"), StartsWith("route.websocket.upstreams[1]: host is missing"));
 }
 
@@ -162,7 +166,8 @@ TEST(ValidateRouteTest, SetHeaderValueWithoutCrLf) {
   for (const char* v : {"a\r\nX-Evil: 1", "a\nb", "a\rb"}) {
     Route r = Proxy();
     (*r.mutable_websocket()->mutable_set_headers())["X-A"] = v;
-    EXPECT_EQ(RouteError(r), "route.websocket.set_headers[\"X-A\"]: value must not contain CR or LF");
+    EXPECT_EQ(RouteError(r),
+              "route.websocket.set_headers[\"X-A\"]: value must not contain CR or LF");
   }
   Route r = Proxy();
   (*r.mutable_websocket()->mutable_set_headers())["X-A"] = std::string("a\0b", 3);

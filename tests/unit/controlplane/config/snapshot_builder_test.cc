@@ -1,20 +1,20 @@
 #include "controlplane/config/snapshot_builder.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "tests/unit/controlplane/config/test_util.h"
 
 namespace wsgate::controlplane {
 namespace {
 
+using testing::EchoRoute;
 using ::testing::ElementsAre;
 using ::testing::Pair;
-using testing::EchoRoute;
 using testing::ProxyRoute;
 
 TEST(BuildSnapshotTest, DefaultsAreFilledIn) {
@@ -74,8 +74,8 @@ TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {
 
 TEST(BuildSnapshotTest, TableMatchesTheRoutes) {
   dataplane::StatsRegistry stats(1);
-  auto snap = BuildSnapshot({EchoRoute("any", "/ws/{id}"), EchoRoute("admin", "/ws/admin")}, 3,
-                            &stats);
+  auto snap =
+      BuildSnapshot({EchoRoute("any", "/ws/{id}"), EchoRoute("admin", "/ws/admin")}, 3, &stats);
   auto m = snap->table.Match("/ws/admin?x");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->route->name, "admin");

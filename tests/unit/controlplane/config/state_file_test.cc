@@ -1,5 +1,8 @@
 #include "controlplane/config/state_file.h"
 
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,21 +11,17 @@
 #include <string>
 #include <vector>
 
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
-
 #include "tests/unit/controlplane/config/test_util.h"
 
 namespace wsgate::controlplane {
 namespace {
 
+using testing::EchoRoute;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
-using testing::EchoRoute;
 using testing::ProxyRoute;
 using testing::ReadAll;
+using ::testing::StartsWith;
 using testing::TempDir;
 using testing::WriteAll;
 
@@ -161,6 +160,15 @@ TEST(StateFileTest, UnreadableIsAnError) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_THAT(std::string(loaded.status().message()), HasSubstr(f.path()));
   EXPECT_TRUE(std::filesystem::is_directory(f.path()));
+}
+
+TEST(StateFileTest, FifoIsAnErrorNotAHang) {
+  TempDir dir;
+  StateFile f(dir.path());
+  ASSERT_EQ(::mkfifo(f.path().c_str(), 0600), 0);
+  auto loaded = f.Load();
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("not a regular file"));
 }
 
 TEST(StateFileTest, UnreadableByPermissionsIsAnError) {

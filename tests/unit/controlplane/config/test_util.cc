@@ -1,17 +1,17 @@
 #include "tests/unit/controlplane/config/test_util.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include <gtest/gtest.h>
-
 namespace wsgate::controlplane::testing {
 
 TempDir::TempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "wsgate-config-test-XXXXXX").string();
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "wsgate-config-test-XXXXXX").string();
   char* made = ::mkdtemp(tmpl.data());
   EXPECT_NE(made, nullptr);
   path_ = tmpl;

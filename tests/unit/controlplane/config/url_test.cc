@@ -1,9 +1,9 @@
 #include "controlplane/config/url.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace wsgate::controlplane {
 namespace {

@@ -2,11 +2,11 @@
 // protobuf's own descriptor messages.
 #include "controlplane/config/yaml_to_proto.h"
 
-#include <string>
-
-#include <google/protobuf/descriptor.pb.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/descriptor.pb.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace wsgate::controlplane {
 namespace {
@@ -29,8 +29,8 @@ TEST(ParseYamlIntoTest, Bools) {
 
 TEST(ParseYamlIntoTest, StringsStayVerbatim) {
   google::protobuf::FileOptions o;
-  ASSERT_TRUE(ParseYamlInto("java_package: 0x1F\ngo_package: 1.50\nobjc_class_prefix: true\n", &o)
-                  .ok());
+  ASSERT_TRUE(
+      ParseYamlInto("java_package: 0x1F\ngo_package: 1.50\nobjc_class_prefix: true\n", &o).ok());
   EXPECT_EQ(o.java_package(), "0x1F");
   EXPECT_EQ(o.go_package(), "1.50");
   EXPECT_EQ(o.objc_class_prefix(), "true");
@@ -44,7 +44,8 @@ negative_int_value: -9223372036854775808
 double_value: -1.5e3
 string_value: aGVsbG8=
 identifier_value: 42
-)", &u);
+)",
+                                 &u);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(u.positive_int_value(), 18446744073709551615ull);
   EXPECT_EQ(u.negative_int_value(), INT64_MIN);
@@ -52,8 +53,9 @@ identifier_value: 42
   EXPECT_EQ(u.string_value(), "hello");  // bytes are base64, as in protobuf's JSON mapping
   EXPECT_EQ(u.identifier_value(), "42");
 
-  EXPECT_THAT(std::string(ParseYamlInto("positive_int_value: 18446744073709551616\n", &u).message()),
-              StartsWith("positive_int_value: expected an unsigned integer"));
+  EXPECT_THAT(
+      std::string(ParseYamlInto("positive_int_value: 18446744073709551616\n", &u).message()),
+      StartsWith("positive_int_value: expected an unsigned integer"));
   EXPECT_THAT(std::string(ParseYamlInto("negative_int_value: 1e3\n", &u).message()),
               StartsWith("negative_int_value: expected an integer, got '1e3'"));
 }
@@ -64,7 +66,8 @@ TEST(ParseYamlIntoTest, Int32RangeAndEnumsOnNestedRepeated) {
 name: M
 field:
   - {name: a, number: -5, label: LABEL_REPEATED, type: TYPE_STRING, jsonName: A}
-)", &d);
+)",
+                                 &d);
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_EQ(d.field_size(), 1);
   EXPECT_EQ(d.field(0).number(), -5);

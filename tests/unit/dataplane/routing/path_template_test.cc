@@ -1,11 +1,11 @@
 #include "dataplane/routing/path_template.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace wsgate::dataplane {
 namespace {
@@ -123,7 +123,8 @@ TEST(PathTemplateMatchTest, CapturesArePercentDecoded) {
   PathTemplate t = MustParse("/ws/{client_id}");
   EXPECT_THAT(t.Match("/ws/a%20b"), ::testing::Optional(ElementsAre(Pair("client_id", "a b"))));
   EXPECT_THAT(t.Match("/ws/a%2Fb"), ::testing::Optional(ElementsAre(Pair("client_id", "a/b"))));
-  EXPECT_THAT(t.Match("/ws/%c3%a9"), ::testing::Optional(ElementsAre(Pair("client_id", "\xc3\xa9"))));
+  EXPECT_THAT(t.Match("/ws/%c3%a9"),
+              ::testing::Optional(ElementsAre(Pair("client_id", "\xc3\xa9"))));
   // A literal '+' is not a space in a path.
   EXPECT_THAT(t.Match("/ws/a+b"), ::testing::Optional(ElementsAre(Pair("client_id", "a+b"))));
 }
