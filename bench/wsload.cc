@@ -274,17 +274,17 @@ class Loader {
     if (events & EPOLLIN) {
       for (int i = 0; i < 8; ++i) {
         ssize_t n = recv(c.fd, scratch_.get(), kReadChunk, 0);
-        if (n == 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        if (n <= 0) {
           if (c.state == Conn::kClosing) return Outcome::kDoneOk;
-          ++closed_early_;
-          NoteError("connection closed by the peer");
-          return Outcome::kFailed;
-        }
-        if (n < 0) {
-          if (errno == EAGAIN || errno == EINTR) break;
-          if (c.state == Conn::kClosing) return Outcome::kDoneOk;
-          ++closed_early_;
-          NoteError(std::string("recv: ") + std::strerror(errno));
+          std::string why = n == 0 ? "closed by the peer" : std::strerror(errno);
+          if (c.state == Conn::kHandshake) {
+            ++handshake_failures_;
+            NoteError("handshake: connection " + why + " before the upgrade answer");
+          } else {
+            ++closed_early_;
+            NoteError("connection " + why);
+          }
           return Outcome::kFailed;
         }
         Outcome o = Feed(index, scratch_.get(), static_cast<size_t>(n));
