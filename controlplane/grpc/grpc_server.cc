@@ -1,0 +1,104 @@
+#include "controlplane/grpc/grpc_server.h"
+
+#include <grpc/support/log.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace wsgate::controlplane {
+namespace {
+
+void GprToSpdlog(gpr_log_func_args* args) {
+  const spdlog::level::level_enum level = args->severity == GPR_LOG_SEVERITY_ERROR ? spdlog::level::err
+                                          : args->severity == GPR_LOG_SEVERITY_INFO
+                                              ? spdlog::level::info
+                                              : spdlog::level::debug;
+  spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
+}
+
+// Both are process-wide switches that must be thrown before the first ServerBuilder exists.
+void InitGrpcOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    // Also forces the linker to keep grpc++_reflection (FIELD-NOTES).
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+}
+
+}  // namespace
+
+void RouteGrpcLogsToSpdlog() {
+  static std::once_flag once;
+  std::call_once(once, [] { gpr_set_log_function(&GprToSpdlog); });
+}
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
+    const GrpcServerOptions& options, const std::vector<grpc::Service*>& services) {
+  InitGrpcOnce();
+  RouteGrpcLogsToSpdlog();
+  if (options.max_threads < 2) {
+    return absl::InvalidArgumentError("grpc max_threads: must be at least 2");
+  }
+
+  grpc::ServerBuilder builder;
+  // An IPv6 literal needs brackets before the port.
+  const std::string host = absl::StrContains(options.listen_address, ':')
+                               ? absl::StrCat("[", options.listen_address, "]")
+                               : options.listen_address;
+  int selected_port = 0;
+  builder.AddListeningPort(absl::StrCat(host, ":", options.port),
+                           grpc::InsecureServerCredentials(), &selected_port);
+  // gRPC sets SO_REUSEPORT by default, which would let a second process "bind" a port that is
+  // in use and split the calls between the two. A port in use must be a start-up error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+
+  grpc::ResourceQuota quota("wsgate-grpc");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              options.max_threads / 2);
+
+  for (grpc::Service* service : services) builder.RegisterService(service);
+
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || selected_port == 0) {
+    return absl::UnavailableError(absl::StrCat("grpc port ", options.port, ": cannot listen on ",
+                                               host, ":", options.port,
+                                               " (in use, or not a local address?)"));
+  }
+  auto out = std::unique_ptr<GrpcServer>(
+      new GrpcServer(std::move(server), static_cast<uint16_t>(selected_port)));
+  out->SetServing(true);
+  return out;
+}
+
+GrpcServer::~GrpcServer() {
+  if (!shut_down_) Shutdown(std::chrono::system_clock::now());
+}
+
+void GrpcServer::SetServing(bool serving) {
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(serving);
+  }
+}
+
+void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  SetServing(false);
+  server_->Shutdown(deadline);
+  server_->Wait();
+}
+
+}  // namespace wsgate::controlplane

@@ -1,0 +1,53 @@
+// The control plane's gRPC server: our services, grpc.health.v1.Health and server reflection on
+// one port, on a thread pool capped so that gRPC cannot starve the data-plane workers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/server.h>
+#include <grpcpp/impl/codegen/service_type.h>
+
+#include "absl/status/statusor.h"
+
+namespace wsgate::controlplane {
+
+struct GrpcServerOptions {
+  std::string listen_address = "0.0.0.0";
+  uint16_t port = 50051;  // 0: pick a free port (see GrpcServer::port())
+  // Upper bound on the threads gRPC may create for this server (pollers + handlers). Calls
+  // beyond it are refused with RESOURCE_EXHAUSTED rather than taking a core from the workers.
+  int max_threads = 4;
+};
+
+// Start, SetServing and Shutdown may be called from any thread; Shutdown once.
+class GrpcServer {
+ public:
+  // The services must outlive the server. Error (naming the port): the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
+                                                           const std::vector<grpc::Service*>& services);
+  ~GrpcServer();  // Shuts down now if Shutdown was not called.
+
+  uint16_t port() const { return port_; }
+  // grpc.health.v1.Health status of every service (and of ""): SERVING or NOT_SERVING.
+  void SetServing(bool serving);
+  // Refuses new calls, lets running ones finish until `deadline`, then cancels them.
+  void Shutdown(std::chrono::system_clock::time_point deadline);
+
+ private:
+  GrpcServer(std::unique_ptr<grpc::Server> server, uint16_t port)
+      : server_(std::move(server)), port_(port) {}
+
+  std::unique_ptr<grpc::Server> server_;
+  uint16_t port_;
+  bool shut_down_ = false;
+};
+
+// Sends gRPC's own log lines (gpr_log) to spdlog, so that --log-format=json output stays one JSON
+// object per line. Process-wide; idempotent; GrpcServer::Start calls it.
+void RouteGrpcLogsToSpdlog();
+
+}  // namespace wsgate::controlplane
