@@ -5,6 +5,7 @@
 #   bash bench/run.sh --quick      smoke run: 1 round, seconds per figure
 #   bash bench/run.sh --all-cores  2 workers per proxy, nothing pinned
 #   bash bench/run.sh --help       every option (bench/driver.py)
+#   make bench BENCH_ARGS=--quick  the same options through make
 #
 # Installs what it needs (nginx-light, through .ci/install-deps.sh), builds the benchmark tools if
 # they are missing, raises the open-files limit, then hands over to bench/driver.py. Whatever
@@ -59,6 +60,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # In the background so that the traps run promptly on Ctrl-C; `wait` returns the driver's status.
-/usr/bin/python3 "$ROOT/bench/driver.py" --build "$BUILD" --workdir "$WORK" "$@" &
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of options, split on purpose
+/usr/bin/python3 "$ROOT/bench/driver.py" --build "$BUILD" --workdir "$WORK" ${BENCH_ARGS:-} "$@" &
 DRIVER=$!
 wait "$DRIVER"
