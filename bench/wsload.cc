@@ -635,21 +635,13 @@ class Loader {
     uint64_t last = t0;
     bool closed = false, rss_limit_hit = false;
     double closed_at = -1;
-    std::string series;
-    int64_t rss_max = -1, rss_half = -1, rss_last = -1;
+    std::vector<std::pair<double, int64_t>> samples;  // (seconds, KiB)
     std::vector<uint8_t> scratch(kReadChunk);
     uint64_t now;
     while (!g_stop && (now = MonotonicNs()) < end) {
       if (now >= next_sample) {
         int64_t rss = TotalRssKib(opt_.watch_pids);
-        double t = static_cast<double>(now - t0) / 1e9;
-        char buf[64];
-        std::snprintf(buf, sizeof(buf), "%s[%.2f,%lld]", series.empty() ? "" : ",", t,
-                      static_cast<long long>(rss));
-        series += buf;
-        rss_max = std::max(rss_max, rss);
-        if (rss_half < 0 && now - t0 >= (end - t0) / 2) rss_half = rss;
-        rss_last = rss;
+        samples.emplace_back(static_cast<double>(now - t0) / 1e9, rss);
         next_sample += sample_ns;
         if (rss > opt_.rss_limit_kib) {
           rss_limit_hit = true;
@@ -680,6 +672,19 @@ class Loader {
       usleep(5000);
     }
     const double elapsed = static_cast<double>(MonotonicNs() - t0) / 1e9;
+    // Growth over the second half of the samples actually taken (also when stopped early): a
+    // proxy that bounds its buffers levels off and shows ~0 here.
+    int64_t rss_max = -1, rss_half = -1, rss_last = -1;
+    std::string series;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      rss_max = std::max(rss_max, samples[i].second);
+      if (i == samples.size() / 2) rss_half = samples[i].second;
+      rss_last = samples[i].second;
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%s[%.2f,%lld]", i ? "," : "", samples[i].first,
+                    static_cast<long long>(samples[i].second));
+      series += buf;
+    }
     std::string json;
     char buf[512];
     std::snprintf(buf, sizeof(buf),
