@@ -55,6 +55,7 @@ constexpr size_t kBufferKeep = 1u << 20;
 
 struct Conn {
   int fd = -1;
+  uint32_t generation = 0;  // distinguishes a reused fd from its predecessor in one event batch
   enum State { kHandshake, kOpen, kClosing } state = kHandshake;
   bool flood = false;
   bool close_after_flush = false;
@@ -96,7 +97,7 @@ class EchoServer {
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.fd = listen_fd_;
+    ev.data.u64 = static_cast<uint32_t>(listen_fd_);
     epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd_, &ev);
     std::printf("{\"listening\":%d}\n", ntohs(addr.sin_port));
     std::fflush(stdout);
@@ -114,13 +115,13 @@ class EchoServer {
         return;
       }
       for (int i = 0; i < n; ++i) {
-        int fd = events[i].data.fd;
+        const int fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
         if (fd == listen_fd_) {
           AcceptAll();
           continue;
         }
         Conn* c = Find(fd);
-        if (c == nullptr) continue;
+        if (c == nullptr || c->generation != (events[i].data.u64 >> 32)) continue;
         if (!HandleEvents(c, events[i].events)) CloseConn(c);
       }
     }
@@ -150,6 +151,7 @@ class EchoServer {
       if (static_cast<size_t>(fd) >= conns_.size()) conns_.resize(fd + 1024);
       auto c = std::make_unique<Conn>();
       c->fd = fd;
+      c->generation = ++generation_;
       conns_[fd] = std::move(c);
       SetInterest(conns_[fd].get(), EPOLLIN);
     }
@@ -159,7 +161,7 @@ class EchoServer {
     if (events == c->interest) return;
     epoll_event ev{};
     ev.events = events;
-    ev.data.fd = c->fd;
+    ev.data.u64 = (uint64_t{c->generation} << 32) | static_cast<uint32_t>(c->fd);
     epoll_ctl(ep_, c->interest == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
     c->interest = events;
   }
@@ -311,6 +313,7 @@ class EchoServer {
   int ep_ = -1;
   int listen_fd_ = -1;
   bool warned_emfile_ = false;
+  uint32_t generation_ = 0;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint8_t> flood_frame_;
   std::unique_ptr<uint8_t[]> scratch_{new uint8_t[kReadChunk]};  // shared read buffer

@@ -83,6 +83,7 @@ struct Conn {
   int fd = -1;
   enum State { kIdle, kConnecting, kHandshake, kOpen, kClosing } state = kIdle;
   uint32_t interest = 0;
+  uint32_t generation = 0;  // bumped per socket, so a stale event never hits its successor
   uint64_t started_ns = 0;
   std::string key;
   ByteBuffer in;
@@ -140,7 +141,7 @@ class Loader {
     if (events == c.interest) return;
     epoll_event ev{};
     ev.events = events;
-    ev.data.u32 = static_cast<uint32_t>(index);
+    ev.data.u64 = (uint64_t{c.generation} << 32) | static_cast<uint32_t>(index);
     epoll_ctl(ep_, c.interest == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c.fd, &ev);
     c.interest = events;
   }
@@ -160,6 +161,7 @@ class Loader {
 
   bool StartConnect(int index) {
     Conn& c = conns_[index];
+    ++c.generation;
     c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) {
       ++connect_failures_;
@@ -402,8 +404,10 @@ class Loader {
     int n = epoll_wait(ep_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
     if (n < 0) return 0;
     for (int i = 0; i < n; ++i) {
-      int index = static_cast<int>(events_[i].data.u32);
-      if (conns_[index].fd < 0) continue;  // dropped earlier in this batch
+      int index = static_cast<int>(events_[i].data.u64 & 0xFFFFFFFFu);
+      const uint32_t generation = static_cast<uint32_t>(events_[i].data.u64 >> 32);
+      // Dropped (and maybe reconnected) earlier in this batch: the event is for the old socket.
+      if (conns_[index].fd < 0 || conns_[index].generation != generation) continue;
       Outcome o = OnEvent(index, events_[i].events);
       if (o != Outcome::kContinue) OnFinished(index, o == Outcome::kDoneOk);
     }
