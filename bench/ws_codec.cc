@@ -68,7 +68,8 @@ HttpStatus SplitHeaders(const char* data, size_t len, HeaderBlock* out, const ch
   std::string_view block = all.substr(0, end);
   size_t eol = block.find("\r\n");
   out->first_line = block.substr(0, eol);
-  std::string_view rest = eol == std::string_view::npos ? std::string_view() : block.substr(eol + 2);
+  std::string_view rest =
+      eol == std::string_view::npos ? std::string_view() : block.substr(eol + 2);
   while (!rest.empty()) {
     size_t next = rest.find("\r\n");
     std::string_view line = rest.substr(0, next);
@@ -84,7 +85,8 @@ HttpStatus SplitHeaders(const char* data, size_t len, HeaderBlock* out, const ch
     }
     std::string_view name = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     out->fields.emplace_back(name, value);
   }
@@ -336,7 +338,7 @@ LogLinearHistogram::LogLinearHistogram() : buckets_(64 + 64 * 32, 0) {}
 size_t LogLinearHistogram::BucketIndex(uint64_t value) {
   if (value < 64) return static_cast<size_t>(value);
   const int msb = 63 - __builtin_clzll(value);  // >= 6
-  const int shift = msb - 5;                     // value >> shift is in [32, 63]
+  const int shift = msb - 5;                    // value >> shift is in [32, 63]
   const uint64_t top = value >> shift;
   return 64 + static_cast<size_t>(shift - 1) * 32 + static_cast<size_t>(top - 32);
 }

@@ -64,8 +64,7 @@ std::string ComputeAcceptKey(std::string_view client_key);
 std::string Base64Encode(const uint8_t* data, size_t len);
 
 // The client's upgrade request.
-std::string BuildUpgradeRequest(std::string_view host, std::string_view path,
-                                std::string_view key);
+std::string BuildUpgradeRequest(std::string_view host, std::string_view path, std::string_view key);
 
 enum class HttpStatus { kNeedMore, kOk, kError };
 

@@ -19,8 +19,8 @@ std::vector<uint8_t> Frame(bool fin, uint8_t op, const std::string& payload, con
   return out;
 }
 
-ParseStatus Parse(const std::vector<uint8_t>& b, Role role, FrameHeader* fh,
-                  const char** error, uint64_t max = 1ull << 40) {
+ParseStatus Parse(const std::vector<uint8_t>& b, Role role, FrameHeader* fh, const char** error,
+                  uint64_t max = 1ull << 40) {
   return ParseFrameHeader(b.data(), b.size(), role, max, fh, error);
 }
 
@@ -173,9 +173,10 @@ TEST(Handshake, ResponseParserChecksStatusAndAccept) {
   auto parse = [&](const std::string& s) {
     return ParseUpgradeResponse(s.data(), s.size(), key, &out, &error);
   };
-  EXPECT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
-            HttpStatus::kOk);
+  EXPECT_EQ(
+      parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+      HttpStatus::kOk);
   EXPECT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: wrong\r\n\r\n"),
             HttpStatus::kError);
   EXPECT_EQ(parse("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"), HttpStatus::kError);

@@ -221,8 +221,7 @@ class EchoServer {
     if (c->state == Conn::kHandshake) {
       UpgradeRequest req;
       const char* error = nullptr;
-      HttpStatus st =
-          ParseUpgradeRequest(reinterpret_cast<const char*>(data), len, &req, &error);
+      HttpStatus st = ParseUpgradeRequest(reinterpret_cast<const char*>(data), len, &req, &error);
       if (st == HttpStatus::kNeedMore) return 0;
       if (st == HttpStatus::kError) {
         static const char kBad[] =

@@ -175,7 +175,8 @@ class Loader {
       setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
       sockaddr_in src{};
       src.sin_family = AF_INET;
-      src.sin_addr.s_addr = htonl((127u << 24) | static_cast<uint32_t>(2 + next_src_++ % opt_.src_addrs));
+      src.sin_addr.s_addr =
+          htonl((127u << 24) | static_cast<uint32_t>(2 + next_src_++ % opt_.src_addrs));
       if (bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
         ++connect_failures_;
         NoteError(std::string("bind: ") + std::strerror(errno));
@@ -326,8 +327,8 @@ class Loader {
     if (c.state == Conn::kHandshake) {
       UpgradeResponse resp;
       const char* error = nullptr;
-      HttpStatus st = ParseUpgradeResponse(reinterpret_cast<const char*>(data), len, c.key,
-                                           &resp, &error);
+      HttpStatus st =
+          ParseUpgradeResponse(reinterpret_cast<const char*>(data), len, c.key, &resp, &error);
       if (st == HttpStatus::kNeedMore) return Outcome::kContinue;
       if (st == HttpStatus::kError) {
         ++handshake_failures_;
@@ -342,8 +343,8 @@ class Loader {
     while ((c.state == Conn::kOpen || c.state == Conn::kClosing) && *used < len) {
       FrameHeader fh;
       const char* error = nullptr;
-      ParseStatus st = ParseFrameHeader(data + *used, len - *used, Role::kClient, kMaxIncoming,
-                                        &fh, &error);
+      ParseStatus st =
+          ParseFrameHeader(data + *used, len - *used, Role::kClient, kMaxIncoming, &fh, &error);
       if (st == ParseStatus::kNeedMore) break;
       if (st == ParseStatus::kError) {
         ++protocol_errors_;
@@ -547,8 +548,7 @@ class Loader {
                   ",\"inflight\":%d,\"size\":%zu,\"duration_s\":%.3f,\"msgs\":%llu,"
                   "\"msgs_per_s\":%.1f,\"mbytes_per_s\":%.2f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
                   "\"p99_us\":%.1f,\"max_us\":%.1f",
-                  opt_.inflight, opt_.size, window_s,
-                  static_cast<unsigned long long>(window_.msgs),
+                  opt_.inflight, opt_.size, window_s, static_cast<unsigned long long>(window_.msgs),
                   window_s > 0 ? window_.msgs / window_s : 0,
                   window_s > 0 ? window_.bytes / window_s / 1e6 : 0, hist_.Quantile(0.5) / 1e3,
                   hist_.Quantile(0.9) / 1e3, hist_.Quantile(0.99) / 1e3, hist_.max() / 1e3);
@@ -581,8 +581,9 @@ class Loader {
                       : -1.0);
     bool ok = still_open == static_cast<uint64_t>(opt_.conns) && rss_before >= 0;
     return Finish(buf, ok,
-                  ok ? "" : "only " + std::to_string(still_open) + " of " +
-                                std::to_string(opt_.conns) + " connections open: " + first_error_);
+                  ok ? ""
+                     : "only " + std::to_string(still_open) + " of " + std::to_string(opt_.conns) +
+                           " connections open: " + first_error_);
   }
 
   int RunHandshake() {
@@ -655,8 +656,8 @@ class Loader {
       }
       if (!closed) {
         // Token bucket: at most 50 ms worth of reading in one go, so the rate stays smooth.
-        tokens = std::min(tokens + opt_.rate * static_cast<double>(now - last) / 1e9,
-                          opt_.rate * 0.05);
+        tokens =
+            std::min(tokens + opt_.rate * static_cast<double>(now - last) / 1e9, opt_.rate * 0.05);
         last = now;
         while (tokens >= 1) {
           size_t want = std::min(scratch.size(), static_cast<size_t>(tokens));
@@ -719,7 +720,7 @@ class Loader {
   sockaddr_in dst_{};
   std::string host_header_;
   uint32_t next_src_ = 0;
-  int pending_ = 0;  // connections connecting or handshaking
+  int pending_ = 0;        // connections connecting or handshaking
   uint64_t open_now_ = 0;  // connections past the handshake and not yet dropped
   bool stopping_ = false;
   uint64_t window_start_ = 0, window_end_ = 0;
@@ -728,8 +729,7 @@ class Loader {
   LogLinearHistogram hist_;
   LogLinearHistogram handshake_hist_;
   uint64_t opened_ = 0, completed_ = 0, cycle_failures_ = 0;
-  uint64_t connect_failures_ = 0, handshake_failures_ = 0, closed_early_ = 0,
-           protocol_errors_ = 0;
+  uint64_t connect_failures_ = 0, handshake_failures_ = 0, closed_early_ = 0, protocol_errors_ = 0;
   std::string first_error_;
 };
 
@@ -767,18 +767,28 @@ bool ParseArgs(int argc, char** argv, Options* opt) {
     std::string v = argv[++i];
     if (a == "--mode") {
       opt->mode_name = v;
-      if (v == "throughput") opt->mode = Mode::kThroughput;
-      else if (v == "idle") opt->mode = Mode::kIdle;
-      else if (v == "handshake") opt->mode = Mode::kHandshake;
-      else if (v == "slowreader") opt->mode = Mode::kSlowReader;
+      if (v == "throughput")
+        opt->mode = Mode::kThroughput;
+      else if (v == "idle")
+        opt->mode = Mode::kIdle;
+      else if (v == "handshake")
+        opt->mode = Mode::kHandshake;
+      else if (v == "slowreader")
+        opt->mode = Mode::kSlowReader;
       else {
         std::fprintf(stderr, "wsload: unknown mode %s\n", v.c_str());
         return false;
       }
       continue;
     }
-    if (a == "--host") { opt->host = v; continue; }
-    if (a == "--label") { opt->label = v; continue; }
+    if (a == "--host") {
+      opt->host = v;
+      continue;
+    }
+    if (a == "--label") {
+      opt->label = v;
+      continue;
+    }
     if (a == "--path") {
       if (v.empty() || v[0] != '/' || v.find_first_of(" \r\n") != std::string::npos) {
         std::fprintf(stderr, "wsload: --path must start with / and contain no spaces\n");
@@ -801,21 +811,49 @@ bool ParseArgs(int argc, char** argv, Options* opt) {
       return false;
     }
     bool in_range = true;
-    if (a == "--port") { in_range = d >= 1 && d <= 65535; opt->port = static_cast<int>(d); }
-    else if (a == "--conns") { in_range = d >= 1 && d <= 100000; opt->conns = static_cast<int>(d); }
-    else if (a == "--inflight") { in_range = d >= 1 && d <= 100000; opt->inflight = static_cast<int>(d); }
-    else if (a == "--size") { in_range = d >= 8 && d <= (16 << 20); opt->size = static_cast<size_t>(d); }
-    else if (a == "--duration") { in_range = d > 0 && d <= 3600; opt->duration_s = d; }
-    else if (a == "--warmup") { in_range = d <= 600; opt->warmup_s = d; }
-    else if (a == "--src-addrs") { in_range = d <= 250; opt->src_addrs = static_cast<int>(d); }
-    else if (a == "--connect-concurrency") { in_range = d >= 1; opt->connect_concurrency = static_cast<int>(d); }
-    else if (a == "--open-timeout") { in_range = d > 0 && d <= 600; opt->open_timeout_s = d; }
-    else if (a == "--echo-pid") { in_range = d >= 1; opt->echo_pid = static_cast<pid_t>(d); }
-    else if (a == "--rate") { in_range = d >= 1; opt->rate = d; }
-    else if (a == "--sample") { in_range = d >= 0.01 && d <= 60; opt->sample_s = d; }
-    else if (a == "--hold") { in_range = d <= 3600; opt->hold_s = d; }
-    else if (a == "--rss-limit-mib") { in_range = d >= 1; opt->rss_limit_kib = static_cast<int64_t>(d * 1024); }
-    else {
+    if (a == "--port") {
+      in_range = d >= 1 && d <= 65535;
+      opt->port = static_cast<int>(d);
+    } else if (a == "--conns") {
+      in_range = d >= 1 && d <= 100000;
+      opt->conns = static_cast<int>(d);
+    } else if (a == "--inflight") {
+      in_range = d >= 1 && d <= 100000;
+      opt->inflight = static_cast<int>(d);
+    } else if (a == "--size") {
+      in_range = d >= 8 && d <= (16 << 20);
+      opt->size = static_cast<size_t>(d);
+    } else if (a == "--duration") {
+      in_range = d > 0 && d <= 3600;
+      opt->duration_s = d;
+    } else if (a == "--warmup") {
+      in_range = d <= 600;
+      opt->warmup_s = d;
+    } else if (a == "--src-addrs") {
+      in_range = d <= 250;
+      opt->src_addrs = static_cast<int>(d);
+    } else if (a == "--connect-concurrency") {
+      in_range = d >= 1;
+      opt->connect_concurrency = static_cast<int>(d);
+    } else if (a == "--open-timeout") {
+      in_range = d > 0 && d <= 600;
+      opt->open_timeout_s = d;
+    } else if (a == "--echo-pid") {
+      in_range = d >= 1;
+      opt->echo_pid = static_cast<pid_t>(d);
+    } else if (a == "--rate") {
+      in_range = d >= 1;
+      opt->rate = d;
+    } else if (a == "--sample") {
+      in_range = d >= 0.01 && d <= 60;
+      opt->sample_s = d;
+    } else if (a == "--hold") {
+      in_range = d <= 3600;
+      opt->hold_s = d;
+    } else if (a == "--rss-limit-mib") {
+      in_range = d >= 1;
+      opt->rss_limit_kib = static_cast<int64_t>(d * 1024);
+    } else {
       std::fprintf(stderr, "wsload: unknown option %s\n", a.c_str());
       return false;
     }
