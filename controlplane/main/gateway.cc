@@ -1,0 +1,282 @@
+#include "controlplane/main/gateway.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/health_state.h"
+#include "common/log.h"
+#include "controlplane/admin/admin_server.h"
+#include "controlplane/config/config_loader.h"
+#include "controlplane/config/config_store.h"
+#include "controlplane/config/config_validator.h"
+#include "controlplane/grpc/grpc_server.h"
+#include "controlplane/grpc/inventory_service.h"
+#include "controlplane/grpc/route_service.h"
+#include "controlplane/main/settings.h"
+#include "controlplane/metrics/stats_collector.h"
+#include "dataplane/data_plane.h"
+#include "dataplane/stats/route_stats.h"
+
+#ifndef WSGATE_VERSION
+#define WSGATE_VERSION "dev"
+#endif
+
+namespace wsgate::controlplane {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr auto kDrainPoll = std::chrono::milliseconds(50);
+constexpr auto kStopDeadline = std::chrono::seconds(5);
+constexpr auto kGrpcShutdownDeadline = std::chrono::seconds(2);
+
+int CheckConfig(const std::string& path) {
+  absl::StatusOr<wsgate::v1::Config> config = LoadConfigFile(path);
+  absl::Status status = config.ok() ? ValidateConfig(*config) : config.status();
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), std::string(status.message()).c_str());
+    return kExitFailure;
+  }
+  std::printf("%s: ok\n", path.c_str());
+  return kExitOk;
+}
+
+int64_t ActiveConnections(const dataplane::StatsRegistry& stats) {
+  int64_t total = 0;
+  stats.ForEach([&](const dataplane::RouteStats& rs) { total += rs.Fold().connections_active; });
+  return total;
+}
+
+// Waits up to `timeout` for one of `signals`; returns the signal number, or 0 on timeout.
+int WaitForSignal(const sigset_t& signals, std::chrono::nanoseconds timeout) {
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  timespec ts{static_cast<time_t>(secs.count()), static_cast<long>((timeout - secs).count())};
+  for (;;) {
+    const int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig > 0) return sig;
+    if (errno == EAGAIN) return 0;
+    // EINTR: another signal interrupted the wait; retry with the full timeout (a rare event,
+    // and the callers only use this to pace a loop).
+  }
+}
+
+int WaitForSignal(const sigset_t& signals) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) == 0) return sig;
+  }
+}
+
+// Everything that runs while the gateway serves, torn down in reverse order of start.
+class Gateway {
+ public:
+  Gateway(Settings settings, std::string state_dir)
+      : settings_(std::move(settings)),
+        state_dir_(std::move(state_dir)),
+        stats_(settings_.workers) {}
+
+  ~Gateway() { Stop(); }
+
+  // Returns the exit code to use on failure, with the error already logged.
+  int Start(const wsgate::v1::Config& config) {
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store =
+        ConfigStore::Open(config, state_dir_, &stats_);
+    if (!store.ok()) {
+      spdlog::error("cannot start: {}", std::string(store.status().message()));
+      return kExitFailure;
+    }
+    store_ = *std::move(store);
+
+    dataplane::DataPlaneOptions dp_options;
+    dp_options.listen_address = settings_.listen_address;
+    dp_options.port = settings_.port;
+    dp_options.workers = settings_.workers;
+    absl::StatusOr<std::unique_ptr<dataplane::DataPlane>> dp =
+        dataplane::DataPlane::Start(dp_options, store_->snapshot(), &stats_, &health_);
+    if (!dp.ok()) {
+      spdlog::error("cannot start the data plane on port {}: {}", settings_.port,
+                    std::string(dp.status().message()));
+      return kExitFailure;
+    }
+    data_plane_ = *std::move(dp);
+    // From here on every accepted change reaches the workers; nothing could change the store
+    // before this line because the gRPC server does not exist yet.
+    store_->SetListener(
+        [dp = data_plane_.get()](dataplane::SnapshotPtr s) { dp->ApplySnapshot(std::move(s)); });
+
+    collector_ = std::make_unique<StatsCollector>(
+        &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
+    AdminServerOptions admin_options;
+    admin_options.listen_address = settings_.listen_address;
+    admin_options.port = settings_.admin_port;
+    absl::StatusOr<std::unique_ptr<AdminServer>> admin = AdminServer::Start(
+        admin_options, StandardAdminRoutes(&health_, [c = collector_.get()] {
+          return SerializeMetrics({c});
+        }));
+    if (!admin.ok()) {
+      spdlog::error("cannot start: {}", std::string(admin.status().message()));
+      return kExitFailure;
+    }
+    admin_ = *std::move(admin);
+
+    route_service_ = std::make_unique<RouteServiceImpl>(store_.get());
+    inventory_service_ = std::make_unique<InventoryServiceImpl>(store_.get(), data_plane_.get(),
+                                                                &stats_, WSGATE_VERSION);
+    GrpcServerOptions grpc_options;
+    grpc_options.listen_address = settings_.grpc_listen_address;
+    grpc_options.port = settings_.grpc_port;
+    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
+        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get()});
+    if (!grpc.ok()) {
+      spdlog::error("cannot start: {}", std::string(grpc.status().message()));
+      return kExitFailure;
+    }
+    grpc_ = *std::move(grpc);
+
+    health_.set_ready(true);
+    spdlog::info(
+        "wsgate ready: data port {}, admin port {}, grpc port {}, {} workers, config version {}, "
+        "{} routes (from {})",
+        data_plane_->port(), admin_->port(), grpc_->port(), data_plane_->workers(),
+        store_->version(), store_->snapshot()->routes.size(), store_->origin());
+    return kExitOk;
+  }
+
+  // SIGTERM/SIGINT: not ready, stop accepting, let clients finish for the grace period (or
+  // until none is left; a second signal cuts it short), close the rest with 1001, stop.
+  void Drain(const sigset_t& signals) {
+    health_.set_ready(false);
+    if (grpc_) grpc_->SetServing(false);
+    if (!data_plane_) return;
+    data_plane_->StopAccepting();
+    const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(settings_.shutdown_grace_seconds));
+    const auto grace_end = std::chrono::steady_clock::now() + grace;
+    spdlog::info("shutting down: {} client connections, grace period {} s",
+                 ActiveConnections(stats_), settings_.shutdown_grace_seconds);
+    while (ActiveConnections(stats_) > 0) {
+      const auto left = grace_end - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      if (WaitForSignal(signals, std::min<std::chrono::nanoseconds>(left, kDrainPoll)) != 0) {
+        spdlog::warn("second signal: ending the grace period now");
+        break;
+      }
+    }
+    const int64_t left = ActiveConnections(stats_);
+    if (left > 0) spdlog::info("closing {} client connections with 1001", left);
+    data_plane_->CloseAll(1001, "server shutting down");
+    data_plane_->Stop(std::chrono::steady_clock::now() + kStopDeadline);
+  }
+
+  void Stop() {
+    health_.set_ready(false);
+    if (data_plane_) {
+      // Reached directly only on a failed start: nothing was serving clients yet.
+      data_plane_->StopAccepting();
+      data_plane_->CloseAll(1001, "server shutting down");
+      data_plane_->Stop(std::chrono::steady_clock::now() + kStopDeadline);
+    }
+    if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownDeadline);
+    if (admin_) admin_->Stop();
+    grpc_.reset();
+    admin_.reset();
+    // The data plane holds connections that point into stats_, and the store's listener points
+    // at the data plane: drop the data plane before the store forgets it.
+    data_plane_.reset();
+  }
+
+ private:
+  const Settings settings_;
+  const std::string state_dir_;
+  // Declaration order is destruction order in reverse: the stats outlive everything that counts
+  // into them, and the store outlives the services that call it.
+  dataplane::StatsRegistry stats_;
+  common::HealthState health_;
+  std::unique_ptr<ConfigStore> store_;
+  std::unique_ptr<dataplane::DataPlane> data_plane_;
+  std::unique_ptr<StatsCollector> collector_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<RouteServiceImpl> route_service_;
+  std::unique_ptr<InventoryServiceImpl> inventory_service_;
+  std::unique_ptr<GrpcServer> grpc_;
+};
+
+}  // namespace
+
+int RunWsgate(int argc, char** argv) {
+  CliParseResult cli = ParseCommandLine(argc, argv, WSGATE_VERSION);
+  if (!cli.flags) return cli.exit_code;
+  const CliFlags& flags = *cli.flags;
+
+  const common::LogFormat format =
+      flags.log_format == "json" ? common::LogFormat::kJson : common::LogFormat::kText;
+  if (absl::Status s = common::InitLogging(format, flags.log_level); !s.ok()) {
+    std::fprintf(stderr, "wsgate: %s\n", std::string(s.message()).c_str());
+    return kExitUsage;
+  }
+
+  if (!flags.check_config_path.empty()) return CheckConfig(flags.check_config_path);
+
+  wsgate::v1::Config config;
+  if (flags.config_path.empty()) {
+    config = DemoConfig();
+  } else {
+    absl::StatusOr<wsgate::v1::Config> loaded = LoadConfigFile(flags.config_path);
+    if (!loaded.ok()) {
+      spdlog::error("invalid configuration: {}", std::string(loaded.status().message()));
+      return kExitUsage;
+    }
+    config = *std::move(loaded);
+  }
+  if (absl::Status s = ValidateConfig(config); !s.ok()) {
+    spdlog::error("invalid configuration{}: {}",
+                  flags.config_path.empty() ? "" : " " + flags.config_path,
+                  std::string(s.message()));
+    return kExitUsage;
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  absl::StatusOr<Settings> settings = ResolveSettings(
+      flags, config.server(), ProcessEnvironment(), cores == 0 ? 1 : static_cast<int>(cores));
+  if (!settings.ok()) {
+    spdlog::error("invalid settings: {}", std::string(settings.status().message()));
+    return kExitUsage;
+  }
+  if (flags.state_dir.empty()) {
+    spdlog::warn("no --state-dir: route changes made over gRPC are not persisted");
+  }
+
+  // Before any thread exists, so that every thread inherits the mask and the signals are only
+  // ever delivered to this thread's sigwait. SIGPIPE: a peer that vanished mid-write is an error
+  // code on that socket, never a reason to die.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Gateway gateway(*std::move(settings), flags.state_dir);
+  if (int code = gateway.Start(config); code != kExitOk) return code;
+
+  const int sig = WaitForSignal(signals);
+  spdlog::info("{} received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  gateway.Drain(signals);
+  gateway.Stop();
+  spdlog::info("wsgate stopped");
+  return kExitOk;
+}
+
+}  // namespace wsgate::controlplane

@@ -1,0 +1,197 @@
+#include "controlplane/main/settings.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace wsgate::controlplane {
+
+CliParseResult ParseCommandLine(int argc, char** argv, const std::string& version) {
+  CLI::App app("wsgate: a WebSocket gateway (data plane, admin HTTP and gRPC control plane)",
+               "wsgate");
+  CliFlags f;
+  std::string listen, grpc_listen;
+  int port = 0, admin_port = 0, grpc_port = 0, workers = 0;
+  double grace = 0;
+
+  app.set_version_flag("--version", "wsgate " + version);
+  app.add_option("--config", f.config_path, "YAML configuration (the proto schema)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--check-config", f.check_config_path,
+                 "Validate a configuration file, print FILE: ok or the error, exit 0 or 1");
+  app.add_option("--state-dir", f.state_dir,
+                 "Where routes changed over gRPC are persisted (empty: not persisted)");
+  auto* o_listen = app.add_option("--listen", listen, "Data-plane listen address (env HOST)");
+  auto* o_port = app.add_option("--port", port, "Data-plane port (env PORT), 0: any free port")
+                     ->check(CLI::Range(0, 65535));
+  auto* o_admin = app.add_option("--admin-port", admin_port, "Admin HTTP port (/metrics, /ready)")
+                      ->check(CLI::Range(0, 65535));
+  auto* o_grpc = app.add_option("--grpc-port", grpc_port, "gRPC control-plane port")
+                     ->check(CLI::Range(0, 65535));
+  auto* o_grpc_listen = app.add_option("--grpc-listen", grpc_listen, "gRPC listen address");
+  auto* o_workers = app.add_option("--workers", workers, "Data-plane worker threads (default: "
+                                                         "number of cores)")
+                        ->check(CLI::Range(1, 1024));
+  auto* o_grace = app.add_option("--shutdown-grace", grace,
+                                 "Seconds clients get after SIGTERM before the 1001 close (env "
+                                 "SHUTDOWN_GRACE_PERIOD_SECS)")
+                      ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--log-format", f.log_format, "text or json (one JSON object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", f.log_level,
+                 "trace, debug, info, warn, error, critical, off (env WSGATE_LOG_LEVEL)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help and --version are "errors" with exit code 0; everything else is a usage error.
+    const int code = app.exit(e);
+    return CliParseResult{std::nullopt, code == 0 ? 0 : 2};
+  }
+  if (o_listen->count() > 0) f.listen_address = listen;
+  if (o_grpc_listen->count() > 0) f.grpc_listen_address = grpc_listen;
+  if (o_port->count() > 0) f.port = port;
+  if (o_admin->count() > 0) f.admin_port = admin_port;
+  if (o_grpc->count() > 0) f.grpc_port = grpc_port;
+  if (o_workers->count() > 0) f.workers = workers;
+  if (o_grace->count() > 0) f.shutdown_grace_seconds = grace;
+  return CliParseResult{std::move(f), 0};
+}
+
+EnvLookup ProcessEnvironment() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;  // empty counts as unset, like the seeds
+    return std::string(v);
+  };
+}
+
+namespace {
+
+absl::StatusOr<uint16_t> PortFrom(const std::string& source, int64_t value) {
+  if (value < 0 || value > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": port out of range 0..65535 (got ", value, ")"));
+  }
+  return static_cast<uint16_t>(value);
+}
+
+absl::StatusOr<uint16_t> PortFromText(const std::string& source, const std::string& text) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": not a port number (\"", text, "\")"));
+  }
+  return PortFrom(source, v);
+}
+
+absl::StatusOr<double> GraceFromText(const std::string& source, const std::string& text) {
+  double v = 0;
+  if (!absl::SimpleAtod(text, &v) || !std::isfinite(v) || v < 0 || v > 86400) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": want a number of seconds between 0 and 86400 (got \"", text, "\")"));
+  }
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1::Server& server,
+                                         const EnvLookup& env, int default_workers) {
+  Settings s;
+
+  // Data-plane listen address: --listen > HOST > server.listen_address > 0.0.0.0.
+  if (flags.listen_address) {
+    if (flags.listen_address->empty()) {
+      return absl::InvalidArgumentError("--listen: must not be empty");
+    }
+    s.listen_address = *flags.listen_address;
+  } else if (auto host = env("HOST")) {
+    s.listen_address = *host;
+  } else if (!server.listen_address().empty()) {
+    s.listen_address = server.listen_address();
+  }
+
+  // Data-plane port: --port > PORT > server.port > 8080.
+  if (flags.port) {
+    absl::StatusOr<uint16_t> p = PortFrom("--port", *flags.port);
+    if (!p.ok()) return p.status();
+    s.port = *p;
+  } else if (auto env_port = env("PORT")) {
+    absl::StatusOr<uint16_t> p = PortFromText("PORT", *env_port);
+    if (!p.ok()) return p.status();
+    s.port = *p;
+  } else if (server.port() != 0) {
+    absl::StatusOr<uint16_t> p = PortFrom("server.port", server.port());
+    if (!p.ok()) return p.status();
+    s.port = *p;
+  }
+
+  // Admin and gRPC ports have no seed environment names: flag > config > default.
+  if (flags.admin_port) {
+    absl::StatusOr<uint16_t> p = PortFrom("--admin-port", *flags.admin_port);
+    if (!p.ok()) return p.status();
+    s.admin_port = *p;
+  } else if (server.admin_port() != 0) {
+    absl::StatusOr<uint16_t> p = PortFrom("server.admin_port", server.admin_port());
+    if (!p.ok()) return p.status();
+    s.admin_port = *p;
+  }
+  if (flags.grpc_port) {
+    absl::StatusOr<uint16_t> p = PortFrom("--grpc-port", *flags.grpc_port);
+    if (!p.ok()) return p.status();
+    s.grpc_port = *p;
+  } else if (server.grpc_port() != 0) {
+    absl::StatusOr<uint16_t> p = PortFrom("server.grpc_port", server.grpc_port());
+    if (!p.ok()) return p.status();
+    s.grpc_port = *p;
+  }
+  if (flags.grpc_listen_address) {
+    if (flags.grpc_listen_address->empty()) {
+      return absl::InvalidArgumentError("--grpc-listen: must not be empty");
+    }
+    s.grpc_listen_address = *flags.grpc_listen_address;
+  }
+
+  // Workers: --workers > server.workers > number of cores.
+  if (flags.workers) {
+    if (*flags.workers < 1 || *flags.workers > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workers: must be between 1 and 1024 (got ", *flags.workers, ")"));
+    }
+    s.workers = *flags.workers;
+  } else if (server.workers() != 0) {
+    if (server.workers() > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server.workers: must be between 1 and 1024 (got ", server.workers(), ")"));
+    }
+    s.workers = static_cast<int>(server.workers());
+  } else {
+    s.workers = default_workers < 1 ? 1 : default_workers;
+  }
+
+  // Grace: --shutdown-grace > SHUTDOWN_GRACE_PERIOD_SECS > server.shutdown_grace_ms > 30 s.
+  if (flags.shutdown_grace_seconds) {
+    const double g = *flags.shutdown_grace_seconds;
+    if (!std::isfinite(g) || g < 0 || g > 86400) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--shutdown-grace: want a number of seconds between 0 and 86400 (got ", g, ")"));
+    }
+    s.shutdown_grace_seconds = g;
+  } else if (auto env_grace = env("SHUTDOWN_GRACE_PERIOD_SECS")) {
+    absl::StatusOr<double> g = GraceFromText("SHUTDOWN_GRACE_PERIOD_SECS", *env_grace);
+    if (!g.ok()) return g.status();
+    s.shutdown_grace_seconds = *g;
+  } else if (server.shutdown_grace_ms() != 0) {
+    s.shutdown_grace_seconds = server.shutdown_grace_ms() / 1000.0;
+  }
+  return s;
+}
+
+}  // namespace wsgate::controlplane

@@ -1,0 +1,60 @@
+// The wsgate command line and how its settings are resolved:
+// flag > environment (the seeds' names) > config file `server:` section > default.
+// Pure functions, so every precedence rule and every error is unit-tested without a process.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "wsgate/v1/config.pb.h"
+
+namespace wsgate::controlplane {
+
+// What the command line said; unset optionals were not given.
+struct CliFlags {
+  std::string config_path;        // --config; empty: the built-in demo configuration
+  std::string check_config_path;  // --check-config; non-empty: validate and exit
+  std::string state_dir;          // --state-dir; empty: gRPC changes are not persisted
+  std::optional<std::string> listen_address;       // --listen
+  std::optional<std::string> grpc_listen_address;  // --grpc-listen
+  std::optional<int> port;                         // --port
+  std::optional<int> admin_port;                   // --admin-port
+  std::optional<int> grpc_port;                    // --grpc-port
+  std::optional<int> workers;                      // --workers
+  std::optional<double> shutdown_grace_seconds;    // --shutdown-grace
+  std::string log_format = "text";                 // --log-format: text | json
+  std::string log_level;                           // --log-level; empty: WSGATE_LOG_LEVEL, info
+};
+
+struct CliParseResult {
+  std::optional<CliFlags> flags;  // nullopt: exit now with exit_code (help, version, bad flags)
+  int exit_code = 0;
+};
+
+// Parses argv with CLI11. Prints help, the version or the error itself. Bad flags exit with 2.
+CliParseResult ParseCommandLine(int argc, char** argv, const std::string& version);
+
+// The process settings after precedence is applied.
+struct Settings {
+  std::string listen_address = "0.0.0.0";
+  uint16_t port = 8080;
+  uint16_t admin_port = 8081;
+  uint16_t grpc_port = 50051;
+  std::string grpc_listen_address = "0.0.0.0";
+  int workers = 1;
+  double shutdown_grace_seconds = 30;
+};
+
+// Returns the value of an environment variable, nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+EnvLookup ProcessEnvironment();
+
+// Errors are INVALID_ARGUMENT naming the flag, variable or field: "PORT: not a port number (abc)".
+// `default_workers` is used when nothing sets the worker count (the number of cores).
+absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1::Server& server,
+                                         const EnvLookup& env, int default_workers);
+
+}  // namespace wsgate::controlplane

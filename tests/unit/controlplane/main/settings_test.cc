@@ -1,0 +1,216 @@
+// wsgate's command line and settings precedence: flag > environment > config `server:` > default,
+// and every bad value named in the error.
+#include "controlplane/main/settings.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace wsgate::controlplane {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+CliParseResult Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "wsgate");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data(), "1.0");
+}
+
+TEST(ResolveSettingsTest, DefaultsWhenNothingIsSet) {
+  absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({}), 6);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->listen_address, "0.0.0.0");
+  EXPECT_EQ(s->port, 8080);
+  EXPECT_EQ(s->admin_port, 8081);
+  EXPECT_EQ(s->grpc_port, 50051);
+  EXPECT_EQ(s->grpc_listen_address, "0.0.0.0");
+  EXPECT_EQ(s->workers, 6);
+  EXPECT_EQ(s->shutdown_grace_seconds, 30);
+}
+
+TEST(ResolveSettingsTest, ConfigServerSectionBeatsDefaults) {
+  wsgate::v1::Server server;
+  server.set_listen_address("127.0.0.2");
+  server.set_port(9000);
+  server.set_admin_port(9001);
+  server.set_grpc_port(9002);
+  server.set_workers(3);
+  server.set_shutdown_grace_ms(1500);
+  absl::StatusOr<Settings> s = ResolveSettings({}, server, Env({}), 6);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->listen_address, "127.0.0.2");
+  EXPECT_EQ(s->port, 9000);
+  EXPECT_EQ(s->admin_port, 9001);
+  EXPECT_EQ(s->grpc_port, 9002);
+  EXPECT_EQ(s->workers, 3);
+  EXPECT_DOUBLE_EQ(s->shutdown_grace_seconds, 1.5);
+}
+
+TEST(ResolveSettingsTest, EnvironmentBeatsConfig) {
+  wsgate::v1::Server server;
+  server.set_listen_address("127.0.0.2");
+  server.set_port(9000);
+  server.set_shutdown_grace_ms(1500);
+  absl::StatusOr<Settings> s = ResolveSettings(
+      {}, server,
+      Env({{"HOST", "127.0.0.3"}, {"PORT", "7000"}, {"SHUTDOWN_GRACE_PERIOD_SECS", "0.25"}}), 6);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->listen_address, "127.0.0.3");
+  EXPECT_EQ(s->port, 7000);
+  EXPECT_DOUBLE_EQ(s->shutdown_grace_seconds, 0.25);
+}
+
+TEST(ResolveSettingsTest, FlagsBeatEnvironmentAndConfig) {
+  wsgate::v1::Server server;
+  server.set_port(9000);
+  server.set_admin_port(9001);
+  server.set_grpc_port(9002);
+  server.set_workers(3);
+  CliFlags flags;
+  flags.listen_address = "127.0.0.4";
+  flags.port = 0;  // 0 is a real choice (any free port), not "unset"
+  flags.admin_port = 0;
+  flags.grpc_port = 0;
+  flags.grpc_listen_address = "::1";
+  flags.workers = 2;
+  flags.shutdown_grace_seconds = 0;
+  absl::StatusOr<Settings> s = ResolveSettings(
+      flags, server,
+      Env({{"HOST", "127.0.0.3"}, {"PORT", "7000"}, {"SHUTDOWN_GRACE_PERIOD_SECS", "9"}}), 6);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->listen_address, "127.0.0.4");
+  EXPECT_EQ(s->port, 0);
+  EXPECT_EQ(s->admin_port, 0);
+  EXPECT_EQ(s->grpc_port, 0);
+  EXPECT_EQ(s->grpc_listen_address, "::1");
+  EXPECT_EQ(s->workers, 2);
+  EXPECT_EQ(s->shutdown_grace_seconds, 0);
+}
+
+TEST(ResolveSettingsTest, BadEnvironmentValuesNameTheVariable) {
+  struct Case {
+    std::map<std::string, std::string> env;
+    std::string prefix;
+  };
+  const std::vector<Case> cases = {
+      {{{"PORT", "abc"}}, "PORT: "},
+      {{{"PORT", "70000"}}, "PORT: "},
+      {{{"PORT", "-1"}}, "PORT: "},
+      {{{"PORT", "80 80"}}, "PORT: "},
+      {{{"SHUTDOWN_GRACE_PERIOD_SECS", "soon"}}, "SHUTDOWN_GRACE_PERIOD_SECS: "},
+      {{{"SHUTDOWN_GRACE_PERIOD_SECS", "-3"}}, "SHUTDOWN_GRACE_PERIOD_SECS: "},
+      {{{"SHUTDOWN_GRACE_PERIOD_SECS", "nan"}}, "SHUTDOWN_GRACE_PERIOD_SECS: "},
+      {{{"SHUTDOWN_GRACE_PERIOD_SECS", "inf"}}, "SHUTDOWN_GRACE_PERIOD_SECS: "},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env(c.env), 1);
+    ASSERT_FALSE(s.ok()) << c.prefix;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.status().message()), StartsWith(c.prefix));
+  }
+}
+
+TEST(ResolveSettingsTest, BadFlagAndConfigValuesNameTheirSource) {
+  CliFlags flags;
+  flags.port = 65536;
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, Env({}), 1).status().message()),
+              StartsWith("--port: "));
+  flags = {};
+  flags.workers = 0;
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, Env({}), 1).status().message()),
+              StartsWith("--workers: "));
+  flags = {};
+  flags.listen_address = "";
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, Env({}), 1).status().message()),
+              StartsWith("--listen: "));
+  flags = {};
+  flags.shutdown_grace_seconds = -1;
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, Env({}), 1).status().message()),
+              StartsWith("--shutdown-grace: "));
+
+  wsgate::v1::Server server;
+  server.set_grpc_port(70000);
+  EXPECT_THAT(std::string(ResolveSettings({}, server, Env({}), 1).status().message()),
+              StartsWith("server.grpc_port: "));
+  server = {};
+  server.set_workers(5000);
+  EXPECT_THAT(std::string(ResolveSettings({}, server, Env({}), 1).status().message()),
+              StartsWith("server.workers: "));
+}
+
+TEST(ResolveSettingsTest, NoCoresCountedMeansOneWorker) {
+  absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({}), 0);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->workers, 1);
+}
+
+TEST(ParseCommandLineTest, EveryFlag) {
+  CliParseResult r = Parse({"--check-config", "x.yaml", "--state-dir", "/tmp/s", "--listen",
+                            "127.0.0.1", "--port", "0", "--admin-port", "1", "--grpc-port", "2",
+                            "--grpc-listen", "::", "--workers", "3", "--shutdown-grace", "0.5",
+                            "--log-format", "json", "--log-level", "debug"});
+  ASSERT_TRUE(r.flags.has_value());
+  const CliFlags& f = *r.flags;
+  EXPECT_EQ(f.check_config_path, "x.yaml");
+  EXPECT_EQ(f.state_dir, "/tmp/s");
+  EXPECT_EQ(f.listen_address, "127.0.0.1");
+  EXPECT_EQ(f.port, 0);
+  EXPECT_EQ(f.admin_port, 1);
+  EXPECT_EQ(f.grpc_port, 2);
+  EXPECT_EQ(f.grpc_listen_address, "::");
+  EXPECT_EQ(f.workers, 3);
+  EXPECT_EQ(f.shutdown_grace_seconds, 0.5);
+  EXPECT_EQ(f.log_format, "json");
+  EXPECT_EQ(f.log_level, "debug");
+}
+
+TEST(ParseCommandLineTest, FlagsNotGivenStayUnset) {
+  CliParseResult r = Parse({});
+  ASSERT_TRUE(r.flags.has_value());
+  EXPECT_FALSE(r.flags->port.has_value());
+  EXPECT_FALSE(r.flags->workers.has_value());
+  EXPECT_FALSE(r.flags->shutdown_grace_seconds.has_value());
+  EXPECT_FALSE(r.flags->listen_address.has_value());
+  EXPECT_EQ(r.flags->log_format, "text");
+}
+
+TEST(ParseCommandLineTest, BadFlagsExitWithTwo) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--port", "70000"},
+           {"--port", "eighty"},
+           {"--workers", "0"},
+           {"--shutdown-grace", "-1"},
+           {"--log-format", "xml"},
+           {"--config", "/nonexistent/wsgate.yaml"},
+           {"--no-such-flag"},
+           {"stray-argument"}}) {
+    CliParseResult r = Parse(args);
+    EXPECT_FALSE(r.flags.has_value()) << args[0];
+    EXPECT_EQ(r.exit_code, 2) << args[0];
+  }
+}
+
+TEST(ParseCommandLineTest, VersionAndHelpExitWithZero) {
+  for (const char* flag : {"--version", "--help"}) {
+    CliParseResult r = Parse({flag});
+    EXPECT_FALSE(r.flags.has_value()) << flag;
+    EXPECT_EQ(r.exit_code, 0) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace wsgate::controlplane
