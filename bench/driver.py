@@ -14,6 +14,7 @@ Standard library only (/usr/bin/python3). All traffic stays on 127.0.0.0/8.
 import argparse
 import datetime
 import json
+import re
 import os
 import resource
 import signal
@@ -288,7 +289,7 @@ routes:
                 "--log-level", "warn", "--shutdown-grace", "1"]
         # Loopback only, whatever the defaults are.
         for flag in ("--listen", "--grpc-listen", "--admin-listen"):
-            if flag in self.wsgate_help:
+            if re.search(r"(^|\s|,)" + flag + r"\b", self.wsgate_help):
                 argv += [flag, "127.0.0.1"]
         # Environment overrides (HOST, PORT, ...) must not change what is measured.
         env = {k: v for k, v in os.environ.items()

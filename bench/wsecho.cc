@@ -248,6 +248,8 @@ class EchoServer {
           ParseFrameHeader(data + used, len - used, Role::kServer, opt_.max_message, &fh, &error);
       if (st == ParseStatus::kNeedMore) break;
       if (st == ParseStatus::kError) {
+        if (++protocol_errors_ <= 10)
+          std::fprintf(stderr, "wsecho: closing with 1002: %s\n", error);
         QueueClose(c, 1002);
         break;
       }
@@ -313,6 +315,7 @@ class EchoServer {
   int listen_fd_ = -1;
   bool warned_emfile_ = false;
   uint32_t generation_ = 0;
+  uint64_t protocol_errors_ = 0;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint8_t> flood_frame_;
   std::unique_ptr<uint8_t[]> scratch_{new uint8_t[kReadChunk]};  // shared read buffer

@@ -364,7 +364,7 @@ class Loader {
         case kOpClose:
           if (c.state == Conn::kClosing) return Outcome::kDoneOk;
           ++closed_early_;
-          NoteError("close frame from the peer");
+          NoteError(DescribeClose(payload, plen));
           return Outcome::kFailed;
         default:
           if (fh.opcode != kOpContinuation) {
@@ -390,6 +390,18 @@ class Loader {
       }
     }
     return Outcome::kContinue;
+  }
+
+  static std::string DescribeClose(const uint8_t* payload, size_t len) {
+    std::string what = "close frame from the peer";
+    if (len >= 2) {
+      what += ": code " + std::to_string((payload[0] << 8) | payload[1]);
+      if (len > 2) {
+        what +=
+            " reason \"" + std::string(reinterpret_cast<const char*>(payload + 2), len - 2) + "\"";
+      }
+    }
+    return what;
   }
 
   std::string NewKey() {
