@@ -24,13 +24,27 @@ void AppendJsonEscaped(spdlog::string_view_t in, spdlog::memory_buf_t& out) {
   for (char ch : in) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
-      case '\b': out.append(std::string_view("\\b")); break;
-      case '\f': out.append(std::string_view("\\f")); break;
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        out.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        out.append(std::string_view("\\t"));
+        break;
+      case '\b':
+        out.append(std::string_view("\\b"));
+        break;
+      case '\f':
+        out.append(std::string_view("\\f"));
+        break;
       default:
         if (c < 0x20) {
           const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
@@ -58,8 +72,8 @@ class JsonLineFormatter final : public spdlog::formatter {
     gmtime_r(&t, &tm);
     char ts[40];
     const int n = std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                                tm.tm_sec, static_cast<int>(millis));
 
     dest.append(std::string_view("{\"ts\":\""));
     dest.append(ts, ts + n);
@@ -89,7 +103,7 @@ absl::StatusOr<spdlog::level::level_enum> ParseLevel(std::string_view level) {
   return absl::InvalidArgumentError(
       // Debian's Abseil has its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0): go through
       // std::string.
-      absl::StrCat("log level: unknown level \"", std::string(level),
+      absl::StrCat("unknown log level \"", std::string(level),
                    "\" (want trace, debug, info, warn, error, critical or off)"));
 }
 
@@ -110,8 +124,7 @@ absl::Status InitLogging(LogFormat format, std::string_view level) {
   }
   absl::StatusOr<spdlog::level::level_enum> parsed = ParseLevel(effective);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": ", parsed.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", parsed.status().message()));
   }
 
   // stderr, unbuffered by the sink's own mutex: logs stay out of the way of --check-config's

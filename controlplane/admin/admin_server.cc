@@ -34,8 +34,8 @@ AdminResponse AdminRoutes::Dispatch(const std::string& method, const std::string
     return AdminResponse{404, "text/plain; charset=utf-8", "not found\n", {}};
   }
   if (method != "GET") {
-    return AdminResponse{405, "text/plain; charset=utf-8", "method not allowed\n",
-                         {{"Allow", "GET"}}};
+    return AdminResponse{
+        405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET"}}};
   }
   return it->second(path);
 }
@@ -47,7 +47,8 @@ AdminRoutes StandardAdminRoutes(const common::HealthState* health,
     return AdminResponse{200, "application/json", "{\"status\":\"healthy\"}", {}};
   });
   routes.Add("/ready", [health](const std::string&) {
-    if (health->ready()) return AdminResponse{200, "application/json", "{\"status\":\"ready\"}", {}};
+    if (health->ready())
+      return AdminResponse{200, "application/json", "{\"status\":\"ready\"}", {}};
     return AdminResponse{503, "application/json", "{\"status\":\"shutting_down\"}", {}};
   });
   routes.Add("/metrics", [render = std::move(render_metrics)](const std::string&) {
@@ -73,10 +74,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     parser_.emplace();
     parser_->body_limit(kMaxRequestBody);
     stream_.expires_after(kIdleTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
  private:
@@ -88,8 +88,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     }
     if (ec) {
       // Malformed request: answer 400 and close; the connection state is unknown.
-      AdminResponse bad{400, "text/plain; charset=utf-8", absl::StrCat("bad request: ",
-                                                                      ec.message(), "\n"), {}};
+      AdminResponse bad{
+          400, "text/plain; charset=utf-8", absl::StrCat("bad request: ", ec.message(), "\n"), {}};
       Write(std::move(bad), 11, /*keep_alive=*/false);
       return;
     }
@@ -195,13 +195,13 @@ class AdminServer::Impl {
 
  private:
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec,
-                                                           tcp::socket socket) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<AdminSession>(std::move(socket), &routes_)->ReadRequest();
-      // Other errors (e.g. EMFILE) are transient: keep accepting.
-      Accept();
-    });
+    acceptor_.async_accept(
+        asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+          if (ec == asio::error::operation_aborted) return;
+          if (!ec) std::make_shared<AdminSession>(std::move(socket), &routes_)->ReadRequest();
+          // Other errors (e.g. EMFILE) are transient: keep accepting.
+          Accept();
+        });
   }
 
   // Declaration order matters: the io_context must outlive the acceptor and the sessions.

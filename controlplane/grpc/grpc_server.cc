@@ -17,10 +17,10 @@ namespace wsgate::controlplane {
 namespace {
 
 void GprToSpdlog(gpr_log_func_args* args) {
-  const spdlog::level::level_enum level = args->severity == GPR_LOG_SEVERITY_ERROR ? spdlog::level::err
-                                          : args->severity == GPR_LOG_SEVERITY_INFO
-                                              ? spdlog::level::info
-                                              : spdlog::level::debug;
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                : spdlog::level::debug;
   spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
 }
 
@@ -55,8 +55,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
                                ? absl::StrCat("[", options.listen_address, "]")
                                : options.listen_address;
   int selected_port = 0;
-  builder.AddListeningPort(absl::StrCat(host, ":", options.port),
-                           grpc::InsecureServerCredentials(), &selected_port);
+  builder.AddListeningPort(absl::StrCat(host, ":", options.port), grpc::InsecureServerCredentials(),
+                           &selected_port);
   // gRPC sets SO_REUSEPORT by default, which would let a second process "bind" a port that is
   // in use and split the calls between the two. A port in use must be a start-up error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -2,14 +2,14 @@
 // one port, on a thread pool capped so that gRPC cannot starve the data-plane workers.
 #pragma once
 
+#include <grpcpp/impl/codegen/service_type.h>
+#include <grpcpp/server.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/server.h>
-#include <grpcpp/impl/codegen/service_type.h>
 
 #include "absl/status/statusor.h"
 
@@ -27,8 +27,8 @@ struct GrpcServerOptions {
 class GrpcServer {
  public:
   // The services must outlive the server. Error (naming the port): the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
-                                                           const std::vector<grpc::Service*>& services);
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const GrpcServerOptions& options, const std::vector<grpc::Service*>& services);
   ~GrpcServer();  // Shuts down now if Shutdown was not called.
 
   uint16_t port() const { return port_; }

@@ -9,8 +9,8 @@ grpc::Status InventoryServiceImpl::GetInventory(grpc::ServerContext*,
                                                 wsgate::v1::Inventory* response) {
   response->set_config_version(data_plane_ != nullptr ? data_plane_->applied_version()
                                                       : store_->version());
-  response->set_workers(static_cast<uint32_t>(data_plane_ != nullptr ? data_plane_->workers()
-                                                                      : stats_->workers()));
+  response->set_workers(
+      static_cast<uint32_t>(data_plane_ != nullptr ? data_plane_->workers() : stats_->workers()));
   response->set_build_version(build_version_);
 
   std::set<std::string> configured;
@@ -23,8 +23,8 @@ grpc::Status InventoryServiceImpl::GetInventory(grpc::ServerContext*,
     const dataplane::RouteTotals t = rs.Fold();
     // The gauge is signed; a negative sum would be a counting bug, but it must not be reported
     // as a huge unsigned number.
-    const uint64_t active = t.connections_active > 0 ? static_cast<uint64_t>(t.connections_active)
-                                                     : 0;
+    const uint64_t active =
+        t.connections_active > 0 ? static_cast<uint64_t>(t.connections_active) : 0;
     if (active == 0 && configured.count(rs.route()) == 0) return;
     active_total += active;
     wsgate::v1::RouteInventory* ri = response->add_routes();

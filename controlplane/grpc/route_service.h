@@ -14,7 +14,8 @@ class RouteServiceImpl final : public wsgate::v1::RouteService::Service {
   // `store` must outlive the service.
   explicit RouteServiceImpl(ConfigStore* store) : store_(store) {}
 
-  grpc::Status ListRoutes(grpc::ServerContext* context, const wsgate::v1::ListRoutesRequest* request,
+  grpc::Status ListRoutes(grpc::ServerContext* context,
+                          const wsgate::v1::ListRoutesRequest* request,
                           wsgate::v1::ListRoutesResponse* response) override;
   grpc::Status GetRoute(grpc::ServerContext* context, const wsgate::v1::GetRouteRequest* request,
                         wsgate::v1::Route* response) override;

@@ -45,8 +45,12 @@ constexpr auto kGrpcShutdownDeadline = std::chrono::seconds(2);
 
 int CheckConfig(const std::string& path) {
   absl::StatusOr<wsgate::v1::Config> config = LoadConfigFile(path);
-  absl::Status status = config.ok() ? ValidateConfig(*config) : config.status();
-  if (!status.ok()) {
+  if (!config.ok()) {
+    // The loader's errors already start with the path.
+    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    return kExitFailure;
+  }
+  if (absl::Status status = ValidateConfig(*config); !status.ok()) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), std::string(status.message()).c_str());
     return kExitFailure;
   }
@@ -123,9 +127,8 @@ class Gateway {
     admin_options.listen_address = settings_.listen_address;
     admin_options.port = settings_.admin_port;
     absl::StatusOr<std::unique_ptr<AdminServer>> admin = AdminServer::Start(
-        admin_options, StandardAdminRoutes(&health_, [c = collector_.get()] {
-          return SerializeMetrics({c});
-        }));
+        admin_options,
+        StandardAdminRoutes(&health_, [c = collector_.get()] { return SerializeMetrics({c}); }));
     if (!admin.ok()) {
       spdlog::error("cannot start: {}", std::string(admin.status().message()));
       return kExitFailure;
@@ -248,8 +251,8 @@ int RunWsgate(int argc, char** argv) {
     return kExitUsage;
   }
   const unsigned cores = std::thread::hardware_concurrency();
-  absl::StatusOr<Settings> settings = ResolveSettings(
-      flags, config.server(), ProcessEnvironment(), cores == 0 ? 1 : static_cast<int>(cores));
+  absl::StatusOr<Settings> settings = ResolveSettings(flags, config.server(), ProcessEnvironment(),
+                                                      cores == 0 ? 1 : static_cast<int>(cores));
   if (!settings.ok()) {
     spdlog::error("invalid settings: {}", std::string(settings.status().message()));
     return kExitUsage;

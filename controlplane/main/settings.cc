@@ -1,7 +1,6 @@
 #include "controlplane/main/settings.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -35,8 +34,9 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   auto* o_grpc = app.add_option("--grpc-port", grpc_port, "gRPC control-plane port")
                      ->check(CLI::Range(0, 65535));
   auto* o_grpc_listen = app.add_option("--grpc-listen", grpc_listen, "gRPC listen address");
-  auto* o_workers = app.add_option("--workers", workers, "Data-plane worker threads (default: "
-                                                         "number of cores)")
+  auto* o_workers = app.add_option("--workers", workers,
+                                   "Data-plane worker threads (default: "
+                                   "number of cores)")
                         ->check(CLI::Range(1, 1024));
   auto* o_grace = app.add_option("--shutdown-grace", grace,
                                  "Seconds clients get after SIGTERM before the 1001 close (env "
@@ -85,8 +85,7 @@ absl::StatusOr<uint16_t> PortFrom(const std::string& source, int64_t value) {
 absl::StatusOr<uint16_t> PortFromText(const std::string& source, const std::string& text) {
   int64_t v = 0;
   if (!absl::SimpleAtoi(text, &v)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": not a port number (\"", text, "\")"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a port number (\"", text, "\")"));
   }
   return PortFrom(source, v);
 }

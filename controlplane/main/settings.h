@@ -15,10 +15,10 @@ namespace wsgate::controlplane {
 
 // What the command line said; unset optionals were not given.
 struct CliFlags {
-  std::string config_path;        // --config; empty: the built-in demo configuration
-  std::string check_config_path;  // --check-config; non-empty: validate and exit
-  std::string state_dir;          // --state-dir; empty: gRPC changes are not persisted
-  std::optional<std::string> listen_address;       // --listen
+  std::string config_path;                    // --config; empty: the built-in demo configuration
+  std::string check_config_path;              // --check-config; non-empty: validate and exit
+  std::string state_dir;                      // --state-dir; empty: gRPC changes are not persisted
+  std::optional<std::string> listen_address;  // --listen
   std::optional<std::string> grpc_listen_address;  // --grpc-listen
   std::optional<int> port;                         // --port
   std::optional<int> admin_port;                   // --admin-port

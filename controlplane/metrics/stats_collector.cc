@@ -30,8 +30,7 @@ ClientMetric& AddMetric(MetricFamily& family, std::vector<ClientMetric::Label> l
 }  // namespace
 
 StatsCollector::StatsCollector(const dataplane::StatsRegistry* stats,
-                               std::function<uint64_t()> config_version,
-                               std::string build_version)
+                               std::function<uint64_t()> config_version, std::string build_version)
     : stats_(stats),
       config_version_(std::move(config_version)),
       build_version_(std::move(build_version)) {}
@@ -48,9 +47,9 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
                                  "WebSocket messages, by route and direction (in: from clients, "
                                  "out: to clients).",
                                  MetricType::Counter);
-  MetricFamily bytes = Family("wsgate_message_bytes_total",
-                              "WebSocket message payload bytes, by route and direction.",
-                              MetricType::Counter);
+  MetricFamily bytes =
+      Family("wsgate_message_bytes_total",
+             "WebSocket message payload bytes, by route and direction.", MetricType::Counter);
   MetricFamily closes = Family("wsgate_closes_total",
                                "Client connection closes, by route and close code (3xxx, 4xxx "
                                "and other are buckets). Codes never seen are omitted.",
@@ -90,8 +89,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
       cumulative += t.upstream_connect_buckets[b];
       ClientMetric::Bucket bucket;
       bucket.cumulative_count = cumulative;
-      bucket.upper_bound =
-          b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
+      bucket.upper_bound = b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
       h.histogram.bucket.push_back(bucket);
     }
     // The count is the +Inf bucket, so the exposition is self-consistent even if a worker bumped
@@ -100,9 +98,8 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
     h.histogram.sample_sum = t.upstream_connect_seconds_sum;
   });
 
-  MetricFamily version = Family("wsgate_config_version",
-                                "The config version the data plane has applied.",
-                                MetricType::Gauge);
+  MetricFamily version = Family(
+      "wsgate_config_version", "The config version the data plane has applied.", MetricType::Gauge);
   AddMetric(version, {}).gauge.value = static_cast<double>(config_version_());
 
   MetricFamily build = Family("wsgate_build_info", "Always 1; the version label says which build.",

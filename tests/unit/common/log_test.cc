@@ -3,19 +3,18 @@
 #include "common/log.h"
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 namespace wsgate::common {
 namespace {
@@ -77,9 +76,8 @@ TEST_F(LogTest, JsonLinesEscapeQuotesBackslashesNewlinesAndControlBytes) {
   const std::vector<std::string> lines = Lines(capture.Finish());
 
   ASSERT_EQ(lines.size(), 2u);  // the newline in the message did not split the line
-  EXPECT_THAT(lines[0],
-              HasSubstr(R"("msg":"say \"hi\"\\ then\nnew line\tand\r\u0001 bell )"
-                        "\xc3\xa9\"}"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("msg":"say \"hi\"\\ then\nnew line\tand\r\u0001 bell )"
+                                  "\xc3\xa9\"}"));
   nlohmann::json first = nlohmann::json::parse(lines[0]);
   EXPECT_EQ(first["msg"], tricky);
   EXPECT_EQ(first["level"], "info");

@@ -1,16 +1,15 @@
 // RouteService, InventoryService, health and reflection through a real grpc::Server on an
 // ephemeral port, a real ConfigStore and the generated stubs over a real channel.
+#include <gmock/gmock.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "controlplane/config/config_store.h"
 #include "controlplane/grpc/grpc_server.h"
@@ -127,8 +126,7 @@ class GrpcServicesTest : public ::testing::Test {
 
   // One raw call through a generic stub (for services we have no generated stubs for).
   // Returns the serialized response, or "" with `status` set.
-  std::string RawUnary(const std::string& method, const std::string& request,
-                       grpc::Status* status);
+  std::string RawUnary(const std::string& method, const std::string& request, grpc::Status* status);
   std::string RawBidiOne(const std::string& method, const std::string& request,
                          grpc::Status* status);
 
@@ -160,7 +158,8 @@ std::string FromBuffer(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   std::string out;
   if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
 
@@ -326,7 +325,8 @@ TEST_F(GrpcServicesTest, InventoryCountsConnectionsByRoute) {
   dataplane::RouteStats* echo = stats_.ForRoute("echo");
   echo->ForWorker(0).connections_active.Add(1);
   echo->ForWorker(1).connections_active.Add(1);
-  for (int i = 0; i < 3; ++i) echo->ForWorker(i % 2).CountOutcome(dataplane::ConnectionOutcome::kAccepted);
+  for (int i = 0; i < 3; ++i)
+    echo->ForWorker(i % 2).CountOutcome(dataplane::ConnectionOutcome::kAccepted);
   echo->ForWorker(0).CountOutcome(dataplane::ConnectionOutcome::kRejected);
   // A deleted route still holding a connection is reported; one with none is not.
   stats_.ForRoute("gone-busy")->ForWorker(1).connections_active.Add(1);
@@ -353,9 +353,9 @@ TEST_F(GrpcServicesTest, ReflectionListsOurServices) {
   // reflection client headers, so the request is encoded by hand; the service names appear
   // verbatim in the response's ServiceResponse.name fields.
   grpc::Status status;
-  const std::string resp = RawBidiOne(
-      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", std::string("\x3a\x00", 2),
-      &status);
+  const std::string resp =
+      RawBidiOne("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                 std::string("\x3a\x00", 2), &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(resp, HasSubstr("wsgate.v1.RouteService"));
   EXPECT_THAT(resp, HasSubstr("wsgate.v1.InventoryService"));

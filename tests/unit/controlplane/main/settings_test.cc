@@ -2,12 +2,12 @@
 // and every bad value named in the error.
 #include "controlplane/main/settings.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace wsgate::controlplane {
 namespace {
@@ -159,10 +159,11 @@ TEST(ResolveSettingsTest, NoCoresCountedMeansOneWorker) {
 }
 
 TEST(ParseCommandLineTest, EveryFlag) {
-  CliParseResult r = Parse({"--check-config", "x.yaml", "--state-dir", "/tmp/s", "--listen",
-                            "127.0.0.1", "--port", "0", "--admin-port", "1", "--grpc-port", "2",
-                            "--grpc-listen", "::", "--workers", "3", "--shutdown-grace", "0.5",
-                            "--log-format", "json", "--log-level", "debug"});
+  CliParseResult r =
+      Parse({"--check-config", "x.yaml", "--state-dir",  "/tmp/s", "--listen",         "127.0.0.1",
+             "--port",         "0",      "--admin-port", "1",      "--grpc-port",      "2",
+             "--grpc-listen",  "::",     "--workers",    "3",      "--shutdown-grace", "0.5",
+             "--log-format",   "json",   "--log-level",  "debug"});
   ASSERT_TRUE(r.flags.has_value());
   const CliFlags& f = *r.flags;
   EXPECT_EQ(f.check_config_path, "x.yaml");
@@ -189,15 +190,15 @@ TEST(ParseCommandLineTest, FlagsNotGivenStayUnset) {
 }
 
 TEST(ParseCommandLineTest, BadFlagsExitWithTwo) {
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--port", "70000"},
-           {"--port", "eighty"},
-           {"--workers", "0"},
-           {"--shutdown-grace", "-1"},
-           {"--log-format", "xml"},
-           {"--config", "/nonexistent/wsgate.yaml"},
-           {"--no-such-flag"},
-           {"stray-argument"}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--port", "70000"},
+                                             {"--port", "eighty"},
+                                             {"--workers", "0"},
+                                             {"--shutdown-grace", "-1"},
+                                             {"--log-format", "xml"},
+                                             {"--config", "/nonexistent/wsgate.yaml"},
+                                             {"--no-such-flag"},
+                                             {"stray-argument"}}) {
     CliParseResult r = Parse(args);
     EXPECT_FALSE(r.flags.has_value()) << args[0];
     EXPECT_EQ(r.exit_code, 2) << args[0];

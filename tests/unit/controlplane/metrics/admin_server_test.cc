@@ -3,15 +3,14 @@
 #include "controlplane/admin/admin_server.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/health_state.h"
 #include "controlplane/metrics/stats_collector.h"
@@ -80,7 +79,8 @@ TEST_F(AdminServerTest, MetricsServesThePrometheusTextFormat) {
   const std::string res = Get(server_->port(), "/metrics");
   EXPECT_THAT(res, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(res, HasSubstr("Content-Type: text/plain; version=0.0.4"));
-  EXPECT_THAT(res, HasSubstr("\nwsgate_connections_total{route=\"echo\",outcome=\"accepted\"} 1\n"));
+  EXPECT_THAT(res,
+              HasSubstr("\nwsgate_connections_total{route=\"echo\",outcome=\"accepted\"} 1\n"));
   EXPECT_THAT(res, HasSubstr("\nwsgate_config_version 5\n"));
 }
 

@@ -21,7 +21,8 @@ using dataplane::Direction;
 class StatsCollectorTest : public ::testing::Test {
  protected:
   std::string Scrape() {
-    StatsCollector collector(&stats_, [this] { return config_version_; }, "1.2.3");
+    StatsCollector collector(
+        &stats_, [this] { return config_version_; }, "1.2.3");
     return SerializeMetrics({&collector});
   }
 
@@ -45,13 +46,15 @@ TEST_F(StatsCollectorTest, FoldsWorkersIntoOneSeriesPerRoute) {
   EXPECT_THAT(text, HasSubstr("\nwsgate_connections_active{route=\"echo\"} 3\n"));
   EXPECT_THAT(text,
               HasSubstr("\nwsgate_connections_total{route=\"echo\",outcome=\"accepted\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr(
-                        "\nwsgate_connections_total{route=\"echo\",outcome=\"upstream_timeout\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("\nwsgate_connections_total{route=\"echo\",outcome=\"upstream_timeout\"} 1\n"));
   EXPECT_THAT(text,
               HasSubstr("\nwsgate_connections_total{route=\"echo\",outcome=\"rejected\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("\nwsgate_messages_total{route=\"echo\",direction=\"in\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("\nwsgate_messages_total{route=\"echo\",direction=\"out\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("\nwsgate_message_bytes_total{route=\"echo\",direction=\"in\"} 12\n"));
+  EXPECT_THAT(text,
+              HasSubstr("\nwsgate_message_bytes_total{route=\"echo\",direction=\"in\"} 12\n"));
   EXPECT_THAT(text,
               HasSubstr("\nwsgate_message_bytes_total{route=\"echo\",direction=\"out\"} 100\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE wsgate_connections_active gauge\n"));
@@ -85,8 +88,8 @@ TEST_F(StatsCollectorTest, HistogramBucketsAreCumulative) {
 
   const std::string text = Scrape();
   EXPECT_THAT(text, HasSubstr("# TYPE wsgate_upstream_connect_seconds histogram\n"));
-  EXPECT_THAT(text, HasSubstr(
-                        "\nwsgate_upstream_connect_seconds_bucket{route=\"up\",le=\"0.0005\"} 2\n"));
+  EXPECT_THAT(
+      text, HasSubstr("\nwsgate_upstream_connect_seconds_bucket{route=\"up\",le=\"0.0005\"} 2\n"));
   EXPECT_THAT(text,
               HasSubstr("\nwsgate_upstream_connect_seconds_bucket{route=\"up\",le=\"0.001\"} 2\n"));
   EXPECT_THAT(text,
