@@ -507,6 +507,48 @@ def notes(scenarios, proxies, raw, all_cores):
     return out
 
 
+# Issue 6's targets. Each: (text, scenario, key, "ratio" or "wsgate", comparison, bound).
+TARGETS = [
+    ("msgs/s, 64 B ≥ 1.0×", "msg64", "msgs_per_s", "ratio", ">=", 1.0),
+    ("msgs/s, 1 KiB ≥ 1.0×", "msg1k", "msgs_per_s", "ratio", ">=", 1.0),
+    ("msgs/s, 64 KiB ≥ 1.5×", "msg64k", "msgs_per_s", "ratio", ">=", 1.5),
+    ("proxy CPU per message, 64 B ≤ 1.0×", "msg64", "proxy_cpu_us_per_unit", "ratio", "<=", 1.0),
+    ("proxy CPU per message, 1 KiB ≤ 1.0×", "msg1k", "proxy_cpu_us_per_unit", "ratio", "<=", 1.0),
+    ("proxy CPU per message, 64 KiB ≤ 1.0×", "msg64k", "proxy_cpu_us_per_unit", "ratio", "<=",
+     1.0),
+    ("p99 round trip, 64 B ≤ 1.2×", "msg64", "p99_us", "ratio", "<=", 1.2),
+    ("p99 round trip, 1 KiB ≤ 1.2×", "msg1k", "p99_us", "ratio", "<=", 1.2),
+    ("p99 round trip, 64 KiB ≤ 1.2×", "msg64k", "p99_us", "ratio", "<=", 1.2),
+    ("idle memory per proxied connection ≤ 8 KiB", "idle", "kib_per_conn", "wsgate", "<=", 8.0),
+    ("proxied handshakes/s ≥ 1.0×", "handshake", "handshakes_per_s", "ratio", ">=", 1.0),
+    ("slow reader: RSS flat (≤ 1 MiB growth over the 2nd half)", "slowreader",
+     "rss_growth_2nd_half_kib", "wsgate", "<=", 1024.0),
+]
+
+
+def check_targets(rows):
+    """Which of issue 6's targets this run meets (median over rounds). Unmeasured ones are
+    left out."""
+    by_key = {(r["scenario"], r["key"]): r for r in rows}
+    out = []
+    for text, scenario, key, what, op, bound in TARGETS:
+        row = by_key.get((scenario, key))
+        if row is None:
+            continue
+        value = row["ratio"] if what == "ratio" else row.get("wsgate")
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        out.append({"target": text, "value": value, "met": met})
+    return out
+
+
+def targets_markdown(targets):
+    out = ["| target (issue 6) | this run | met |", "|---|---|---|"]
+    for t in targets:
+        met = "–" if t["met"] is None else ("yes" if t["met"] else "no")
+        out.append(f"| {t['target']} | {fmt(t['value'])} | {met} |")
+    return "\n".join(out)
+
+
 def tool_version(argv):
     try:
         res = subprocess.run(argv, capture_output=True, timeout=10)
@@ -579,6 +621,10 @@ def main():
     print(header)
     print()
     print(table)
+    targets = check_targets(rows) if "wsgate" in proxies and "nginx" in proxies else []
+    if targets:
+        print()
+        print(targets_markdown(targets))
     if note_lines:
         print()
         print("Notes:")
@@ -600,7 +646,7 @@ def main():
         "elapsed_s": round(elapsed, 1),
         "wsgate_send_queue_bytes": 1048576 if bench.send_queue_limit else None,
         "scenarios": [{k: s[k] for k in ("name", "mode", "title", "args")} for s in scenarios],
-        "figures": rows, "notes": note_lines, "raw": raw, "table_markdown": table,
+        "figures": rows, "targets": targets, "notes": note_lines, "raw": raw, "table_markdown": table,
     }
     with open(out_path, "w") as f:
         json.dump(doc, f, indent=1)
