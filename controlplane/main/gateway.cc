@@ -85,6 +85,8 @@ int WaitForSignal(const sigset_t& signals) {
 }
 
 // Everything that runs while the gateway serves, torn down in reverse order of start.
+// Not thread-safe: owned and driven by the main thread (the components it holds run their own
+// threads).
 class Gateway {
  public:
   Gateway(Settings settings, std::string state_dir)
@@ -180,17 +182,15 @@ class Gateway {
     }
     const int64_t left = ActiveConnections(stats_);
     if (left > 0) spdlog::info("closing {} client connections with 1001", left);
-    data_plane_->CloseAll(1001, "server shutting down");
-    data_plane_->Stop(std::chrono::steady_clock::now() + kStopDeadline);
+    StopDataPlane();
   }
 
   void Stop() {
     health_.set_ready(false);
-    if (data_plane_) {
-      // Reached directly only on a failed start: nothing was serving clients yet.
+    if (data_plane_ && !data_plane_stopped_) {
+      // Reached without Drain only on a failed start: nothing was serving clients yet.
       data_plane_->StopAccepting();
-      data_plane_->CloseAll(1001, "server shutting down");
-      data_plane_->Stop(std::chrono::steady_clock::now() + kStopDeadline);
+      StopDataPlane();
     }
     if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownDeadline);
     if (admin_) admin_->Stop();
@@ -202,6 +202,12 @@ class Gateway {
   }
 
  private:
+  void StopDataPlane() {
+    data_plane_->CloseAll(1001, "server shutting down");
+    data_plane_->Stop(std::chrono::steady_clock::now() + kStopDeadline);
+    data_plane_stopped_ = true;
+  }
+
   const Settings settings_;
   const std::string state_dir_;
   // Declaration order is destruction order in reverse: the stats outlive everything that counts
@@ -210,6 +216,7 @@ class Gateway {
   common::HealthState health_;
   std::unique_ptr<ConfigStore> store_;
   std::unique_ptr<dataplane::DataPlane> data_plane_;
+  bool data_plane_stopped_ = false;
   std::unique_ptr<StatsCollector> collector_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<RouteServiceImpl> route_service_;
