@@ -1,0 +1,121 @@
+#include "dataplane/transport/data_plane_impl.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace wsgate::dataplane {
+
+absl::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Start(const DataPlaneOptions& options,
+                                                            SnapshotPtr initial,
+                                                            StatsRegistry* stats,
+                                                            common::HealthState* health) {
+  return transport::StartDataPlane(options, std::move(initial), stats, health,
+                                   transport::WorkerOptions{});
+}
+
+namespace transport {
+
+constexpr int kMaxWorkers = 1024;
+
+absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions& options,
+                                                          SnapshotPtr initial, StatsRegistry* stats,
+                                                          common::HealthState* health,
+                                                          const WorkerOptions& worker_options) {
+  if (options.workers < 1 || options.workers > kMaxWorkers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers: must be between 1 and ", kMaxWorkers, ", got ", options.workers));
+  }
+  if (initial == nullptr) return absl::InvalidArgumentError("initial snapshot: must not be null");
+  if (stats == nullptr || health == nullptr) {
+    return absl::InvalidArgumentError("stats and health: must not be null");
+  }
+  if (stats->workers() < options.workers) {
+    return absl::InvalidArgumentError(absl::StrCat("stats: registry has ", stats->workers(),
+                                                   " worker slots, need ", options.workers));
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::address address = boost::asio::ip::make_address(options.listen_address, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen_address: '", options.listen_address, "' is not an IP address"));
+  }
+
+  auto dp = std::make_unique<DataPlaneImpl>();
+  DataPlaneImpl* raw = dp.get();
+  uint16_t port = options.port;
+  for (int i = 0; i < options.workers; ++i) {
+    auto worker = std::make_unique<Worker>(i, initial, health, worker_options,
+                                           [raw] { raw->OnWorkerDrained(); });
+    // The first worker may bind port 0; the others join the port it got (SO_REUSEPORT).
+    absl::Status status = worker->Listen(boost::asio::ip::tcp::endpoint(address, port));
+    if (!status.ok()) return status;  // workers not started yet: destruction is plain
+    port = worker->local_port();
+    dp->workers_.push_back(std::move(worker));
+  }
+  dp->port_ = port;
+  for (auto& worker : dp->workers_) worker->StartThread();
+  spdlog::info("data plane listening on {}:{} with {} worker(s)", options.listen_address, port,
+               options.workers);
+  return std::unique_ptr<DataPlane>(std::move(dp));
+}
+
+DataPlaneImpl::~DataPlaneImpl() { Stop(std::chrono::steady_clock::now()); }
+
+void DataPlaneImpl::ApplySnapshot(SnapshotPtr snapshot) {
+  if (snapshot == nullptr) return;
+  for (auto& worker : workers_) worker->PostSnapshot(snapshot);
+}
+
+uint64_t DataPlaneImpl::applied_version() const {
+  uint64_t min = UINT64_MAX;
+  for (const auto& worker : workers_) min = std::min(min, worker->applied_version());
+  return workers_.empty() ? 0 : min;
+}
+
+void DataPlaneImpl::StopAccepting() {
+  for (auto& worker : workers_) worker->PostStopAccepting();
+}
+
+void DataPlaneImpl::CloseAll(uint16_t code, const std::string& reason) {
+  for (auto& worker : workers_) worker->PostCloseAll(code, reason);
+}
+
+void DataPlaneImpl::OnWorkerDrained() {
+  // Taking the mutex orders the worker's count update before the waiter's predicate check.
+  { std::lock_guard<std::mutex> lock(drained_mu_); }
+  drained_cv_.notify_all();
+}
+
+bool DataPlaneImpl::AllDrained() const {
+  for (const auto& worker : workers_) {
+    if (worker->live_connections() != 0) return false;
+  }
+  return true;
+}
+
+void DataPlaneImpl::Stop(std::chrono::steady_clock::time_point deadline) {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  if (stopped_) return;
+  for (const auto& worker : workers_) {
+    if (worker->is_current_thread()) {
+      // A worker cannot join itself; this is a programming error, not bad input.
+      spdlog::critical("DataPlane::Stop called from worker thread");
+      std::abort();
+    }
+  }
+  StopAccepting();
+  {
+    std::unique_lock<std::mutex> lock(drained_mu_);
+    drained_cv_.wait_until(lock, deadline, [this] { return AllDrained(); });
+  }
+  for (auto& worker : workers_) worker->StopAndJoin();
+  stopped_ = true;
+}
+
+}  // namespace transport
+}  // namespace wsgate::dataplane

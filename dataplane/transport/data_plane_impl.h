@@ -1,0 +1,58 @@
+// The websocketpp/Asio implementation of DataPlane: a set of Workers, one thread each.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/health_state.h"
+#include "dataplane/data_plane.h"
+#include "dataplane/transport/worker.h"
+
+namespace wsgate::dataplane::transport {
+
+// DataPlane::Start with transport knobs that the public options do not expose (tests shorten
+// the head timeout with it).
+absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions& options,
+                                                          SnapshotPtr initial, StatsRegistry* stats,
+                                                          common::HealthState* health,
+                                                          const WorkerOptions& worker_options);
+
+// Thread-safe: every public method may be called from any thread except that Stop (and so the
+// destructor, when Stop was not called) must not run on a worker thread.
+class DataPlaneImpl : public DataPlane {
+ public:
+  DataPlaneImpl() = default;
+  ~DataPlaneImpl() override;
+
+  uint16_t port() const override { return port_; }
+  int workers() const override { return static_cast<int>(workers_.size()); }
+  void ApplySnapshot(SnapshotPtr snapshot) override;
+  uint64_t applied_version() const override;
+  void StopAccepting() override;
+  void CloseAll(uint16_t code, const std::string& reason) override;
+  void Stop(std::chrono::steady_clock::time_point deadline) override;
+
+ private:
+  friend absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions&,
+                                                                   SnapshotPtr, StatsRegistry*,
+                                                                   common::HealthState*,
+                                                                   const WorkerOptions&);
+
+  void OnWorkerDrained();
+  bool AllDrained() const;
+
+  uint16_t port_ = 0;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex drained_mu_;
+  std::condition_variable drained_cv_;
+  std::mutex stop_mu_;    // serialises Stop
+  bool stopped_ = false;  // guarded by stop_mu_
+};
+
+}  // namespace wsgate::dataplane::transport

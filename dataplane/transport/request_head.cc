@@ -1,0 +1,108 @@
+#include "dataplane/transport/request_head.h"
+
+#include <algorithm>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <cctype>
+
+namespace wsgate::dataplane::transport {
+namespace http = boost::beast::http;
+
+namespace {
+
+std::string Lowercase(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+void SplitCommaList(std::string_view value, std::vector<std::string>* out) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = Trim(value.substr(0, comma));
+    if (!item.empty()) out->emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+std::string RequestHead::Header(std::string_view lowercase_name) const {
+  std::string joined;
+  for (const auto& [name, value] : headers) {
+    if (name != lowercase_name) continue;
+    if (!joined.empty()) joined += ", ";
+    joined += value;
+  }
+  return joined;
+}
+
+bool RequestHead::HasHeader(std::string_view lowercase_name) const {
+  return std::any_of(headers.begin(), headers.end(),
+                     [&](const auto& h) { return h.first == lowercase_name; });
+}
+
+HeadParseResult ParseRequestHead(std::string_view bytes, size_t max_bytes) {
+  HeadParseResult result;
+  http::request_parser<http::empty_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(max_bytes, UINT32_MAX)));
+  parser.eager(false);  // stop at the end of the head; the body is none of our business
+
+  boost::beast::error_code ec;
+  size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == http::error::need_more) {
+    result.status = bytes.size() >= max_bytes ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
+    return result;
+  }
+  if (ec == http::error::header_limit) {
+    result.status = HeadStatus::kTooLarge;
+    return result;
+  }
+  if (ec || !parser.is_header_done()) {
+    result.status = HeadStatus::kMalformed;
+    return result;
+  }
+
+  const auto& req = parser.get();
+  RequestHead& head = result.head;
+  head.method = std::string(req.method_string());
+  head.target = std::string(req.target());
+  head.version = req.version();
+  for (const auto& field : req) {
+    head.headers.emplace_back(
+        Lowercase(std::string_view(field.name_string().data(), field.name_string().size())),
+        std::string(field.value().data(), field.value().size()));
+  }
+  head.is_websocket_upgrade = boost::beast::websocket::is_upgrade(req);
+  for (const auto& field : req) {
+    if (boost::beast::iequals(field.name_string(), "sec-websocket-protocol")) {
+      SplitCommaList(std::string_view(field.value().data(), field.value().size()),
+                     &head.subprotocols);
+    }
+  }
+  head.websocket_handshake_plausible = head.is_websocket_upgrade &&
+                                       !head.Header("sec-websocket-key").empty() &&
+                                       Trim(head.Header("sec-websocket-version")) == "13";
+  result.head_bytes = used;
+  result.status = HeadStatus::kComplete;
+  return result;
+}
+
+std::string_view TargetPath(std::string_view target) {
+  size_t end = target.find_first_of("?#");
+  return end == std::string_view::npos ? target : target.substr(0, end);
+}
+
+}  // namespace wsgate::dataplane::transport

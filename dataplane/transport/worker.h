@@ -1,0 +1,137 @@
+// One data-plane worker: a thread that owns an io_context, a websocketpp server endpoint (client
+// legs), a websocketpp client endpoint (upstream legs), its own SO_REUSEPORT listener and every
+// connection accepted on that listener, for the connection's whole life.
+//
+// Threading: everything in this class runs on the worker thread, except the members marked
+// "thread-safe", which only post work into the io_context or read atomics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "common/health_state.h"
+#include "dataplane/routing/snapshot.h"
+#include "dataplane/stats/route_stats.h"
+#include "dataplane/transport/request_head.h"
+#include "dataplane/transport/ws_config.h"
+
+namespace wsgate::dataplane::transport {
+
+struct WorkerOptions {
+  // A client that has not sent a complete request head by then is disconnected.
+  std::chrono::milliseconds head_timeout{10000};
+};
+
+class Worker {
+ public:
+  // `on_drained` is called on the worker thread whenever the worker's last connection goes away.
+  Worker(int index, SnapshotPtr initial, common::HealthState* health, WorkerOptions options,
+         std::function<void()> on_drained);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Called once, before StartThread, from the thread that creates the data plane.
+  absl::Status Listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  uint16_t local_port() const { return local_port_; }
+  void StartThread();
+
+  // Thread-safe.
+  void PostSnapshot(SnapshotPtr snapshot);
+  void PostStopAccepting();
+  void PostCloseAll(uint16_t code, std::string reason);
+  // Stops the io_context and joins the thread. Must not be called from the worker thread.
+  void StopAndJoin();
+  uint64_t applied_version() const { return applied_version_.load(std::memory_order_relaxed); }
+  int64_t live_connections() const { return live_connections_.load(std::memory_order_relaxed); }
+  bool is_current_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
+
+ private:
+  struct Session;
+  using SessionPtr = std::shared_ptr<Session>;
+  using WeakSession = std::weak_ptr<Session>;
+
+  void Run();
+  void Accept();
+  void OnAccept(ServerConnectionPtr con, const boost::system::error_code& ec);
+  void TryReadHead(const SessionPtr& s);
+  void OnHead(const SessionPtr& s, const RequestHead& head);
+  void InstallClientHandlers(const SessionPtr& s);
+  void StartClient(const SessionPtr& s);
+  void StartUpstream(const SessionPtr& s, const RequestHead& head);
+  void AbortBeforeStart(const SessionPtr& s);
+  void RejectBeforeStart(const SessionPtr& s, int status, std::string_view phrase,
+                         std::string_view body);
+  void DrainBeforeClose(const SessionPtr& s);
+  void Finish(const SessionPtr& s);
+
+  // websocketpp callbacks, client leg.
+  bool OnValidate(const SessionPtr& s);
+  void OnHttp(const SessionPtr& s);
+  void OnClientOpen(const SessionPtr& s);
+  void OnClientMessage(const SessionPtr& s, MessagePtr msg);
+  void OnClientClose(const SessionPtr& s);
+  void OnClientFail(const SessionPtr& s);
+  void OnClientTerminated(const SessionPtr& s);
+
+  // websocketpp callbacks, upstream leg.
+  void OnUpstreamOpen(const SessionPtr& s);
+  void OnUpstreamFail(const SessionPtr& s);
+  void OnUpstreamMessage(const SessionPtr& s, MessagePtr msg);
+  void OnUpstreamClose(const SessionPtr& s);
+  void OnUpstreamTimeout(const SessionPtr& s);
+
+  void CloseClient(Session& s, uint16_t code, const std::string& reason);
+  void CloseUpstream(Session& s, uint16_t code, const std::string& reason);
+  RouteWorkerCounters& CountersFor(const RouteConfig* route);
+
+  const int index_;
+  const WorkerOptions options_;
+  common::HealthState* const health_;
+  const std::function<void()> on_drained_;
+
+  // Declared first so that it is destroyed last: sockets and timers of connections that pending
+  // handlers still hold must go before the io_context does.
+  boost::asio::io_context ioc_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  ServerEndpoint server_;
+  ClientEndpoint client_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_timer_;
+  uint16_t local_port_ = 0;
+
+  SnapshotPtr snapshot_;
+  bool closing_all_ = false;
+  uint16_t close_all_code_ = 1001;
+  std::string close_all_reason_;
+  uint64_t next_session_id_ = 1;
+  std::unordered_map<uint64_t, SessionPtr> sessions_;
+  // Round-robin position per route name.
+  std::unordered_map<std::string, uint32_t> next_upstream_;
+  // Counters for connections that matched no route (HTTP endpoints, 404s): never exported.
+  RouteWorkerCounters unrouted_counters_;
+  // One peek buffer per worker: the head is re-parsed from the start on every peek.
+  std::array<char, kMaxRequestHeadBytes> head_buf_;
+  // Bytes read and thrown away after a rejection (contents never looked at).
+  std::array<char, 4096> drain_buf_;
+
+  std::atomic<uint64_t> applied_version_{0};
+  std::atomic<int64_t> live_connections_{0};
+  std::atomic<std::thread::id> thread_id_{};
+  std::thread thread_;
+};
+
+}  // namespace wsgate::dataplane::transport

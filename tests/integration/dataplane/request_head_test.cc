@@ -1,0 +1,76 @@
+// The request-head parser the transport uses to route before websocketpp reads the request.
+#include "dataplane/transport/request_head.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace wsgate::dataplane::transport {
+namespace {
+
+const std::string kUpgrade =
+    "GET /ws/7?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Protocol: a, b\r\nSec-WebSocket-Protocol:  c ,,\r\n"
+    "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n";
+
+TEST(RequestHeadTest, ParsesAnUpgrade) {
+  HeadParseResult r = ParseRequestHead(kUpgrade + "frame bytes");
+  ASSERT_EQ(r.status, HeadStatus::kComplete);
+  EXPECT_EQ(r.head_bytes, kUpgrade.size());
+  EXPECT_EQ(r.head.method, "GET");
+  EXPECT_EQ(r.head.target, "/ws/7?x=1");
+  EXPECT_TRUE(r.head.is_websocket_upgrade);
+  EXPECT_TRUE(r.head.websocket_handshake_plausible);
+  EXPECT_EQ(r.head.subprotocols, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(r.head.Header("x-forwarded-for"), "1.1.1.1, 2.2.2.2");
+  EXPECT_TRUE(r.head.HasHeader("host"));
+  EXPECT_FALSE(r.head.HasHeader("cookie"));
+}
+
+TEST(RequestHeadTest, EveryPrefixIsIncomplete) {
+  for (size_t n = 0; n < kUpgrade.size(); ++n) {
+    EXPECT_EQ(ParseRequestHead(kUpgrade.substr(0, n)).status, HeadStatus::kIncomplete) << n;
+  }
+}
+
+TEST(RequestHeadTest, PlainGetIsNotAnUpgrade) {
+  HeadParseResult r = ParseRequestHead("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_EQ(r.status, HeadStatus::kComplete);
+  EXPECT_FALSE(r.head.is_websocket_upgrade);
+  // POST with upgrade headers is not a WebSocket handshake either.
+  r = ParseRequestHead("POST /x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+  ASSERT_EQ(r.status, HeadStatus::kComplete);
+  EXPECT_FALSE(r.head.is_websocket_upgrade);
+}
+
+TEST(RequestHeadTest, ImplausibleHandshakes) {
+  auto without = [](const std::string& drop) {
+    std::string s = kUpgrade;
+    size_t at = s.find(drop);
+    s.erase(at, s.find("\r\n", at) + 2 - at);
+    return ParseRequestHead(s).head;
+  };
+  EXPECT_FALSE(without("Sec-WebSocket-Key").websocket_handshake_plausible);
+  EXPECT_FALSE(without("Sec-WebSocket-Version").websocket_handshake_plausible);
+  EXPECT_FALSE(without("Upgrade: websocket").is_websocket_upgrade);
+}
+
+TEST(RequestHeadTest, MalformedAndTooLarge) {
+  EXPECT_EQ(ParseRequestHead("HELLO\r\n\r\n").status, HeadStatus::kMalformed);
+  EXPECT_EQ(ParseRequestHead("GET / HTTP/1.1\r\nNo colon\r\n\r\n").status, HeadStatus::kMalformed);
+  EXPECT_EQ(ParseRequestHead(std::string("\0\1\2\3\r\n\r\n", 8)).status, HeadStatus::kMalformed);
+  std::string big = "GET / HTTP/1.1\r\nX: " + std::string(kMaxRequestHeadBytes, 'a') + "\r\n\r\n";
+  EXPECT_EQ(ParseRequestHead(big).status, HeadStatus::kTooLarge);
+  // Incomplete but already at the cap: too large, not "wait for more".
+  EXPECT_EQ(ParseRequestHead(big.substr(0, kMaxRequestHeadBytes)).status, HeadStatus::kTooLarge);
+}
+
+TEST(RequestHeadTest, TargetPath) {
+  EXPECT_EQ(TargetPath("/a/b?c=d"), "/a/b");
+  EXPECT_EQ(TargetPath("/a#f"), "/a");
+  EXPECT_EQ(TargetPath("/a"), "/a");
+}
+
+}  // namespace
+}  // namespace wsgate::dataplane::transport
