@@ -11,7 +11,7 @@ PACKAGES=(
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests: an independent WebSocket and gRPC implementation, real servers
-  python3 python3-pytest python3-websockets python3-grpcio python3-grpc-tools
+  python3 python3-pytest python3-websockets python3-grpcio python3-protobuf
   redis-server nginx-light
   # tools
   curl procps
