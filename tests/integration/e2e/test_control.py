@@ -263,3 +263,12 @@ def test_json_logs():
     for line in lines:
         obj = json.loads(line)
         assert "msg" in obj and "level" in obj
+
+
+def test_shipped_examples_are_valid():
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples")
+    files = [f for f in os.listdir(examples) if f.endswith(".yaml")]
+    assert files
+    for f in files:
+        code, out = run_wsgate(["--check-config", os.path.join(examples, f)])
+        assert code == 0, (f, out)
