@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps configure build run test test-asan bench clean format
+.PHONY: all deps configure build run test test-release test-asan bench clean format
 
 all: build
 
@@ -24,10 +24,12 @@ build: deps configure
 run: build
 	./$(BUILD)/controlplane/main/wsgate $(RUN_ARGS)
 
-test: build
+# Every test twice: against the release build, then against an AddressSanitizer + UBSan build.
+test: test-release test-asan
+
+test-release: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
 
-# The same tests against an AddressSanitizer + UBSan build.
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
