@@ -150,7 +150,8 @@ absl::Status Worker::Listen(const tcp::endpoint& endpoint) {
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (!ec) local_port_ = acceptor_.local_endpoint(ec).port();
   if (ec) {
-    acceptor_.close();
+    boost::system::error_code cec;
+    acceptor_.close(cec);
     return absl::UnavailableError(absl::StrCat("cannot listen on ", endpoint.address().to_string(),
                                                ":", endpoint.port(), ": ", ec.message()));
   }
@@ -179,7 +180,6 @@ void Worker::Run() {
 }
 
 void Worker::StopAndJoin() {
-  boost::asio::post(ioc_, [this] { work_.reset(); });
   ioc_.stop();
   if (thread_.joinable()) thread_.join();
 }

@@ -262,6 +262,24 @@ TEST_F(ProxyTest, CountersMove) {
   EXPECT_EQ(t.connections_active, 0);
 }
 
+TEST(ProxyEarlyUpstream, GreetingAndCloseBeforeClientHandshakeFinishesAreDelivered) {
+  // The upstream speaks and closes as soon as its own handshake is done, i.e. while the
+  // client's handshake may still be in progress: nothing may be lost or reordered.
+  EchoUpstream upstream("", {"hello", "world", "cmd:close:4002:bye"});
+  Gateway gw(2);
+  gw.Start({gw.Proxy("early", "/early", {MakeUpstream(upstream.port())})});
+  for (int i = 0; i < 5; ++i) {
+    WsClient c;
+    HandshakeResult h = c.Connect(gw.port(), "/early");
+    ASSERT_FALSE(h.ec) << h.ec.message() << " " << h.status;
+    EXPECT_EQ(c.Read().data, "hello");
+    EXPECT_EQ(c.Read().data, "world");
+    websocket::close_reason cr = c.ReadUntilClosed();
+    EXPECT_EQ(cr.code, 4002);
+    EXPECT_EQ(cr.reason, "bye");
+  }
+}
+
 TEST(ProxyRoundRobin, AlternatesBetweenUpstreams) {
   EchoUpstream a, b;
   Gateway gw(1);

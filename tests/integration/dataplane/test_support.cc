@@ -227,8 +227,34 @@ class EchoUpstream::Session : public std::enable_shared_from_this<Session> {
     ws_.async_accept(req_, [self](beast::error_code aec) {
       if (aec) return self->End(false);
       self->owner_->connections_++;
-      self->Read();
+      self->RunScript(0);
     });
+  }
+
+  void RunScript(size_t i) {
+    if (i == owner_->on_open_.size()) return Read();
+    const std::string& step = owner_->on_open_[i];
+    auto self = shared_from_this();
+    if (step.rfind("cmd:close:", 0) == 0) {
+      CloseWith(step.substr(10));
+      return;
+    }
+    ws_.text(true);
+    out_ = step;
+    ws_.async_write(net::buffer(out_), [self, i](beast::error_code ec, size_t) {
+      if (ec) return self->End(false);
+      self->RunScript(i + 1);
+    });
+  }
+
+  // `spec` is "<code>:<reason>".
+  void CloseWith(const std::string& spec) {
+    size_t colon = spec.find(':');
+    websocket::close_reason cr;
+    cr.code = static_cast<uint16_t>(std::stoi(spec.substr(0, colon)));
+    cr.reason = colon == std::string::npos ? "" : spec.substr(colon + 1);
+    auto self = shared_from_this();
+    ws_.async_close(cr, [self](beast::error_code) { self->End(false); });
   }
 
   void Read() {
@@ -243,14 +269,7 @@ class EchoUpstream::Session : public std::enable_shared_from_this<Session> {
     bool text = ws_.got_text();
     auto self = shared_from_this();
     if (text && data.rfind("cmd:close:", 0) == 0) {
-      std::string rest = data.substr(10);
-      size_t colon = rest.find(':');
-      uint16_t code = static_cast<uint16_t>(std::stoi(rest.substr(0, colon)));
-      std::string reason = colon == std::string::npos ? "" : rest.substr(colon + 1);
-      websocket::close_reason cr;
-      cr.code = code;
-      cr.reason = reason;
-      ws_.async_close(cr, [self](beast::error_code) { self->End(false); });
+      CloseWith(data.substr(10));
       return;
     }
     if (text && data == "cmd:drop") {
@@ -284,8 +303,10 @@ class EchoUpstream::Session : public std::enable_shared_from_this<Session> {
   bool ended_ = false;
 };
 
-EchoUpstream::EchoUpstream(std::string choose_subprotocol)
-    : choose_subprotocol_(std::move(choose_subprotocol)), acceptor_(ioc_) {
+EchoUpstream::EchoUpstream(std::string choose_subprotocol, std::vector<std::string> on_open)
+    : choose_subprotocol_(std::move(choose_subprotocol)),
+      on_open_(std::move(on_open)),
+      acceptor_(ioc_) {
   tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
   acceptor_.open(ep.protocol());
   acceptor_.bind(ep);

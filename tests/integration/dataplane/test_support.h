@@ -103,7 +103,9 @@ int StatusOf(const std::string& response);
 class EchoUpstream {
  public:
   // `choose_subprotocol`: answer with this subprotocol when the client offers it.
-  explicit EchoUpstream(std::string choose_subprotocol = "");
+  // `on_open`: steps run right after the handshake, before echoing: a text message to send, or
+  // a "cmd:close:<code>:<reason>" command.
+  explicit EchoUpstream(std::string choose_subprotocol = "", std::vector<std::string> on_open = {});
   ~EchoUpstream();
 
   uint16_t port() const { return port_; }
@@ -124,6 +126,7 @@ class EchoUpstream {
   void Accept();
 
   const std::string choose_subprotocol_;
+  const std::vector<std::string> on_open_;
   net::io_context ioc_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
