@@ -125,6 +125,14 @@ TEST_F(EchoTest, ManyConnectionsSpreadOverWorkers) {
     EXPECT_EQ(r.data, "c" + std::to_string(i));
   }
   EXPECT_EQ(gw_.dp().workers(), 2);
+  // SO_REUSEPORT spreads by a hash of the 4-tuple: with 20 connections both workers get some
+  // (all on one would happen with probability 2^-19).
+  RouteStats* stats = gw_.stats().ForRoute("echo");
+  for (int w = 0; w < 2; ++w) {
+    EXPECT_GT(stats->ForWorker(w).connections[static_cast<int>(ConnectionOutcome::kAccepted)].Get(),
+              0u)
+        << "worker " << w;
+  }
 }
 
 }  // namespace
