@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace wsgate::dataplane::transport {
@@ -64,6 +65,35 @@ TEST(RequestHeadTest, MalformedAndTooLarge) {
   EXPECT_EQ(ParseRequestHead(big).status, HeadStatus::kTooLarge);
   // Incomplete but already at the cap: too large, not "wait for more".
   EXPECT_EQ(ParseRequestHead(big.substr(0, kMaxRequestHeadBytes)).status, HeadStatus::kTooLarge);
+}
+
+TEST(RequestHeadTest, ArbitraryBytesNeverCrash) {
+  // A cheap stand-in for a fuzzer: mutations of a valid head plus random garbage.
+  std::mt19937 rng(12345);
+  for (int i = 0; i < 20000; ++i) {
+    std::string input = kUpgrade;
+    int edits = 1 + static_cast<int>(rng() % 8);
+    for (int e = 0; e < edits; ++e) {
+      size_t at = rng() % input.size();
+      switch (rng() % 3) {
+        case 0:
+          input[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          input.erase(at, 1 + rng() % 16);
+          break;
+        default:
+          input.insert(at, std::string(1 + rng() % 64, static_cast<char>(rng())));
+          break;
+      }
+      if (input.empty()) input = "G";
+    }
+    HeadParseResult r = ParseRequestHead(input);
+    if (r.status == HeadStatus::kComplete) {
+      EXPECT_LE(r.head_bytes, input.size());
+      EXPECT_FALSE(r.head.method.empty());
+    }
+  }
 }
 
 TEST(RequestHeadTest, TargetPath) {
