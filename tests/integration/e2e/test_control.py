@@ -37,13 +37,7 @@ async def roundtrip(url, text="ping"):
 
 
 def status_of(url):
-    async def main():
-        try:
-            async with connect(url):
-                return 101
-        except websockets.exceptions.InvalidStatusCode as e:
-            return e.status_code
-    return asyncio.run(main())
+    return asyncio.run(handshake_status(url))
 
 
 def test_route_added_over_grpc_serves_next_connection_and_delete_404s():

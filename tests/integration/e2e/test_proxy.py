@@ -148,12 +148,7 @@ def test_abrupt_client_drop_closes_upstream_with_1001(gw):
 
 
 def test_upstream_refused_is_502(gw):
-    async def main():
-        with pytest.raises(Exception) as e:
-            async with connect(gw.url("/refused")):
-                pass
-        assert handshake_status(e.value) == 502
-    asyncio.run(main())
+    assert asyncio.run(handshake_status(gw.url("/refused"))) == 502
 
 
 def test_upstream_silent_is_504_within_timeout(gw):
@@ -161,20 +156,12 @@ def test_upstream_silent_is_504_within_timeout(gw):
         async with silent_upstream(SILENT_PORT):
             # The route's timeout is 0.7 s, the client's 10 s: a 504 (rather than the client's own
             # timeout error) shows the gateway answered on its deadline instead of hanging.
-            with pytest.raises(Exception) as e:
-                async with connect(gw.url("/silent")):
-                    pass
-        assert handshake_status(e.value) == 504
-    asyncio.run(main())
+            return await handshake_status(gw.url("/silent"))
+    assert asyncio.run(main()) == 504
 
 
 def test_unknown_path_is_404(gw):
-    async def main():
-        with pytest.raises(Exception) as e:
-            async with connect(gw.url("/no/such/route")):
-                pass
-        assert handshake_status(e.value) == 404
-    asyncio.run(main())
+    assert asyncio.run(handshake_status(gw.url("/no/such/route"))) == 404
 
 
 def test_plain_http_to_websocket_route_is_426(gw):
@@ -190,10 +177,7 @@ def test_path_parameters_route_matches(gw):
         async with connect(gw.url("/rooms/blue/ws?x=1")) as ws:
             await ws.send("p")
             assert await ws.recv() == "p"
-        with pytest.raises(Exception) as e:
-            async with connect(gw.url("/rooms/blue/extra/ws")):
-                pass
-        assert handshake_status(e.value) == 404
+        assert await handshake_status(gw.url("/rooms/blue/extra/ws")) == 404
     asyncio.run(main())
 
 

@@ -253,10 +253,15 @@ def connect(url, **kw):
     return websockets.connect(url, **kw)
 
 
-def handshake_status(exc):
-    """The HTTP status of a refused handshake (websockets 10.x)."""
-    assert isinstance(exc, websockets.exceptions.InvalidStatusCode), repr(exc)
-    return exc.status_code
+async def handshake_status(url, **kw):
+    """101 when the handshake succeeds, else the HTTP status the gateway refused it with.
+
+    Any other failure (a client-side timeout, a reset) raises: it is not an answer."""
+    try:
+        async with connect(url, **kw):
+            return 101
+    except websockets.exceptions.InvalidStatusCode as e:
+        return e.status_code
 
 
 def parse_metrics(text):
