@@ -401,9 +401,11 @@ def make_scenarios(args):
                   "--connect-concurrency", "200", "--hold", "1", "--open-timeout", "120"],
          "title": f"{idle_conns} idle proxied connections"},
         {"name": "handshake", "mode": "handshake",
-         "args": ["--path", "/bench", "--conns", "8", "--src-addrs", "64", "--warmup", warm,
+         "args": ["--path", "/bench", "--conns", str(args.handshake_slots), "--src-addrs", "64",
+                  "--warmup", warm,
                   "--duration", dur],
-         "title": "connect, upgrade through to the upstream, close; 8 at a time"},
+         "title": f"connect, upgrade through to the upstream, close; {args.handshake_slots} "
+                  "at a time"},
         {"name": "slowreader", "mode": "slowreader",
          "args": ["--path", "/flood", "--rate", "1000000", "--duration", slow_s, "--sample",
                   "0.5", "--rss-limit-mib", "2048"],
@@ -493,12 +495,18 @@ def notes(scenarios, proxies, raw, all_cores):
                 if not r.get("ok"):
                     out.append(f"- {where}: FAILED: {r.get('error')}")
                     continue
-                if r.get("error"):
+                if r.get("error") and not r.get("rss_limit_hit"):
                     out.append(f"- {where}: {r['error']}")
                 busy = (r.get("load_cpu_util") or 0) + max(r.get("echo_cpu_util") or 0, 0)
+                cpu, window = r.get("proxy_cpu_s"), r.get("duration_s")
                 if not all_cores and busy > 0.9:
                     out.append(f"- {where}: core 1 was {busy:.0%} busy (load generator + echo): "
                                "the proxy may not have been the bottleneck")
+                elif (not all_cores and cpu is not None and window and cpu >= 0 and
+                      cpu < 0.8 * window and busy < 0.9):
+                    out.append(f"- {where}: neither the proxy ({cpu / window:.0%} of its core) "
+                               "nor core 1 was saturated: latency-bound, or other processes "
+                               "took CPU time")
                 if r.get("rss_limit_hit"):
                     out.append(f"- {where}: RSS passed the 2 GiB safety limit; run stopped early")
                 if r.get("closed_by_peer"):
@@ -570,6 +578,8 @@ def main():
                     "idle,handshake,slowreader")
     ap.add_argument("--proxies", default="nginx,wsgate")
     ap.add_argument("--idle-conns", type=int, default=0)
+    ap.add_argument("--handshake-slots", type=int, default=32,
+                    help="concurrent connect/upgrade/close loops in the handshake scenario")
     ap.add_argument("--nginx", default="/usr/sbin/nginx")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
@@ -579,6 +589,8 @@ def main():
         ap.error("--rounds must be 1..20")
     if not set(args.proxies.split(",")) <= set(PROXIES):
         ap.error("--proxies takes nginx, wsgate or both")
+    if not 1 <= args.handshake_slots <= 1000:
+        ap.error("--handshake-slots must be 1..1000")
     if args.idle_conns and not 1 <= args.idle_conns <= 9000:
         ap.error("--idle-conns must be 1..9000 (two sockets per proxied connection, 20k fds)")
 
