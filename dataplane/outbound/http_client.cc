@@ -349,6 +349,22 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     parser_->header_limit(client_->options().max_header_bytes);
     parser_->body_limit(route_->max_response_bytes);
     if (method_ == protocol::HttpMethod::kHead) parser_->skip(true);
+    // The head first, then the body: Boost 1.74's parser misses the Content-Length body limit
+    // when head and body arrive in one eager read (async_read is eager), but checks it when the
+    // head is read on its own.
+    auto on_header = [self = shared_from_this()](const error_code& rec, size_t n) {
+      self->OnHeader(rec, n);
+    };
+    if (conn_->tls) {
+      http::async_read_header(*conn_->tls, conn_->buffer, *parser_, std::move(on_header));
+    } else {
+      http::async_read_header(*conn_->plain, conn_->buffer, *parser_, std::move(on_header));
+    }
+  }
+
+  void OnHeader(const error_code& ec, size_t bytes) {
+    if (finished_) return;
+    if (ec || parser_->is_done()) return OnRead(ec, bytes);
     auto on_read = [self = shared_from_this()](const error_code& rec, size_t n) {
       self->OnRead(rec, n);
     };
