@@ -1,5 +1,6 @@
 #include "dataplane/outbound/http_client.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -13,7 +14,6 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <cerrno>
 #include <deque>
-#include <spdlog/spdlog.h>
 #include <unordered_map>
 
 #include "dataplane/protocol/text.h"
@@ -32,12 +32,18 @@ using boost::system::error_code;
 
 http::verb Verb(protocol::HttpMethod m) {
   switch (m) {
-    case protocol::HttpMethod::kGet: return http::verb::get;
-    case protocol::HttpMethod::kPost: return http::verb::post;
-    case protocol::HttpMethod::kPut: return http::verb::put;
-    case protocol::HttpMethod::kDelete: return http::verb::delete_;
-    case protocol::HttpMethod::kPatch: return http::verb::patch;
-    case protocol::HttpMethod::kHead: return http::verb::head;
+    case protocol::HttpMethod::kGet:
+      return http::verb::get;
+    case protocol::HttpMethod::kPost:
+      return http::verb::post;
+    case protocol::HttpMethod::kPut:
+      return http::verb::put;
+    case protocol::HttpMethod::kDelete:
+      return http::verb::delete_;
+    case protocol::HttpMethod::kPatch:
+      return http::verb::patch;
+    case protocol::HttpMethod::kHead:
+      return http::verb::head;
   }
   return http::verb::get;
 }
@@ -243,8 +249,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     }
     if (allowed.empty()) {
       if (first_refusal) {
-        return Refuse(*first_refusal, text::Cat(url_.host, " (", RefusalReasonName(*first_refusal),
-                                                " address)"));
+        return Refuse(*first_refusal,
+                      text::Cat(url_.host, " (", RefusalReasonName(*first_refusal), " address)"));
       }
       return Fail(HttpClientError::kUpstreamUnreachable, text::Cat("no address for ", url_.host));
     }
@@ -294,10 +300,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       conn_->tls->set_verify_callback(asio::ssl::host_name_verification(url_.host), ignored);
     }
     conn_->tcp().expires_at(deadline_);
-    conn_->tls->async_handshake(asio::ssl::stream_base::client,
-                                [self = shared_from_this()](const error_code& hec) {
-                                  self->OnHandshake(hec);
-                                });
+    conn_->tls->async_handshake(
+        asio::ssl::stream_base::client,
+        [self = shared_from_this()](const error_code& hec) { self->OnHandshake(hec); });
   }
 
   void OnHandshake(const error_code& ec) {
@@ -380,8 +385,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (timed_out_) return TimedOut();
     if (ec == http::error::body_limit) {
       return Fail(HttpClientError::kResponseTooLarge,
-                  text::Cat("response body above the ", route_->max_response_bytes,
-                            "-byte limit"));
+                  text::Cat("response body above the ", route_->max_response_bytes, "-byte limit"));
     }
     if (ec == http::error::header_limit) {
       return Fail(HttpClientError::kResponseTooLarge, "response headers too large");
@@ -430,15 +434,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     ++redirects_;
     // 303 always, and 301/302 after a POST, become a GET without a body (what browsers and
     // Python requests do); 307/308 repeat the request as it was.
-    if (status == 303 || ((status == 301 || status == 302) &&
-                          method_ == protocol::HttpMethod::kPost)) {
+    if (status == 303 ||
+        ((status == 301 || status == 302) && method_ == protocol::HttpMethod::kPost)) {
       if (method_ != protocol::HttpMethod::kHead) method_ = protocol::HttpMethod::kGet;
       has_body_ = false;
-      headers_.erase(std::remove_if(headers_.begin(), headers_.end(),
-                                    [](const auto& h) {
-                                      return text::Lower(h.first) == "content-type";
-                                    }),
-                     headers_.end());
+      headers_.erase(
+          std::remove_if(headers_.begin(), headers_.end(),
+                         [](const auto& h) { return text::Lower(h.first) == "content-type"; }),
+          headers_.end());
     }
     // Credentials are for the origin they were written for.
     if (next.scheme != url_.scheme || next.host != url_.host || next.port != url_.port) {
@@ -470,9 +473,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void TimedOut() {
-    Fail(HttpClientError::kUpstreamTimeout,
-         text::Cat("no response from ", url_.HostHeader(), " within ", request_.timeout.count(),
-                   " ms"));
+    Fail(HttpClientError::kUpstreamTimeout, text::Cat("no response from ", url_.HostHeader(),
+                                                      " within ", request_.timeout.count(), " ms"));
   }
 
   void Refuse(RefusalReason reason, const std::string& what) {
@@ -629,12 +631,16 @@ const char* HttpClientErrorName(HttpClientError error) {
 
 protocol::BridgeErrorCode ToBridgeErrorCode(HttpClientError error) {
   switch (error) {
-    case HttpClientError::kTargetNotAllowed: return protocol::BridgeErrorCode::kTargetNotAllowed;
-    case HttpClientError::kUpstreamTimeout: return protocol::BridgeErrorCode::kUpstreamTimeout;
+    case HttpClientError::kTargetNotAllowed:
+      return protocol::BridgeErrorCode::kTargetNotAllowed;
+    case HttpClientError::kUpstreamTimeout:
+      return protocol::BridgeErrorCode::kUpstreamTimeout;
     case HttpClientError::kUpstreamUnreachable:
       return protocol::BridgeErrorCode::kUpstreamUnreachable;
-    case HttpClientError::kResponseTooLarge: return protocol::BridgeErrorCode::kResponseTooLarge;
-    case HttpClientError::kRequestTooLarge: return protocol::BridgeErrorCode::kRequestTooLarge;
+    case HttpClientError::kResponseTooLarge:
+      return protocol::BridgeErrorCode::kResponseTooLarge;
+    case HttpClientError::kRequestTooLarge:
+      return protocol::BridgeErrorCode::kRequestTooLarge;
   }
   return protocol::BridgeErrorCode::kUpstreamUnreachable;
 }
@@ -646,8 +652,8 @@ HttpClient::~HttpClient() { impl_->Shutdown(); }
 
 uint64_t HttpClient::Send(std::shared_ptr<const OutboundRouteSettings> route,
                           OutboundRequest request, OutboundCallback done) {
-  auto ex = std::make_shared<Exchange>(impl_, std::move(route), std::move(request),
-                                       std::move(done));
+  auto ex =
+      std::make_shared<Exchange>(impl_, std::move(route), std::move(request), std::move(done));
   ex->method_ = ex->request_.method;
   ex->has_body_ = ex->request_.has_body;
   ex->headers_ = ex->request_.headers;

@@ -47,8 +47,8 @@ std::optional<RefusalReason> ClassifyV6(const std::array<unsigned char, 16>& b) 
     for (int i = 4; i < 12; ++i) zero_4_11 = zero_4_11 && b[i] == 0;
     if (zero_4_11) return ClassifyV4(V4At(b, 12));  // NAT64 well-known prefix
   }
-  if (b[0] == 0x20 && b[1] == 0x02) return ClassifyV4(V4At(b, 2));  // 6to4
-  if ((b[0] & 0xfe) == 0xfc) return RefusalReason::kPrivate;        // fc00::/7
+  if (b[0] == 0x20 && b[1] == 0x02) return ClassifyV4(V4At(b, 2));              // 6to4
+  if ((b[0] & 0xfe) == 0xfc) return RefusalReason::kPrivate;                    // fc00::/7
   if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return RefusalReason::kLinkLocal;  // fe80::/10
   if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return RefusalReason::kPrivate;    // fec0::/10
   if (b[0] == 0xff) return RefusalReason::kReserved;                            // multicast
@@ -57,12 +57,18 @@ std::optional<RefusalReason> ClassifyV6(const std::array<unsigned char, 16>& b) 
 
 uint32_t RangeBit(RefusalReason reason) {
   switch (reason) {
-    case RefusalReason::kLoopback: return kRangeLoopback;
-    case RefusalReason::kPrivate: return kRangePrivate;
-    case RefusalReason::kLinkLocal: return kRangeLinkLocal;
-    case RefusalReason::kUnspecified: return kRangeUnspecified;
-    case RefusalReason::kReserved: return kRangeReserved;
-    default: return 0;
+    case RefusalReason::kLoopback:
+      return kRangeLoopback;
+    case RefusalReason::kPrivate:
+      return kRangePrivate;
+    case RefusalReason::kLinkLocal:
+      return kRangeLinkLocal;
+    case RefusalReason::kUnspecified:
+      return kRangeUnspecified;
+    case RefusalReason::kReserved:
+      return kRangeReserved;
+    default:
+      return 0;
   }
 }
 
@@ -112,15 +118,24 @@ bool PathMatches(std::string_view prefix, std::string_view path) {
 
 const char* RefusalReasonName(RefusalReason reason) {
   switch (reason) {
-    case RefusalReason::kBadUrl: return "bad_url";
-    case RefusalReason::kScheme: return "scheme";
-    case RefusalReason::kHost: return "host";
-    case RefusalReason::kPath: return "path";
-    case RefusalReason::kLoopback: return "loopback";
-    case RefusalReason::kPrivate: return "private";
-    case RefusalReason::kLinkLocal: return "link_local";
-    case RefusalReason::kUnspecified: return "unspecified";
-    case RefusalReason::kReserved: return "reserved";
+    case RefusalReason::kBadUrl:
+      return "bad_url";
+    case RefusalReason::kScheme:
+      return "scheme";
+    case RefusalReason::kHost:
+      return "host";
+    case RefusalReason::kPath:
+      return "path";
+    case RefusalReason::kLoopback:
+      return "loopback";
+    case RefusalReason::kPrivate:
+      return "private";
+    case RefusalReason::kLinkLocal:
+      return "link_local";
+    case RefusalReason::kUnspecified:
+      return "unspecified";
+    case RefusalReason::kReserved:
+      return "reserved";
   }
   return "unknown";
 }
@@ -131,9 +146,8 @@ absl::StatusOr<AddressRange> ParseAddressRange(std::string_view name) {
   if (name == "link_local") return kRangeLinkLocal;
   if (name == "unspecified") return kRangeUnspecified;
   if (name == "reserved") return kRangeReserved;
-  return absl::InvalidArgumentError(
-      text::Cat("unknown address range '", name,
-                "' (loopback, private, link_local, unspecified, reserved)"));
+  return absl::InvalidArgumentError(text::Cat(
+      "unknown address range '", name, "' (loopback, private, link_local, unspecified, reserved)"));
 }
 
 std::optional<RefusalReason> ClassifyAddress(const boost::asio::ip::address& address) {

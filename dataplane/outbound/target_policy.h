@@ -21,15 +21,15 @@ namespace wsgate::dataplane::outbound {
 // Why a target was refused. The names (RefusalReasonName) are stable: they become the `reason`
 // label of wsgate_targets_refused_total.
 enum class RefusalReason {
-  kBadUrl,          // "bad_url": not a URL this gateway can parse unambiguously
-  kScheme,          // "scheme": no rule for this scheme
-  kHost,            // "host": no rule for this host (and port)
-  kPath,            // "path": host allowed, path outside every prefix, or a dot segment
-  kLoopback,        // "loopback": 127/8, ::1
-  kPrivate,         // "private": 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10
-  kLinkLocal,       // "link_local": 169.254/16 (incl. 169.254.169.254), fe80::/10
-  kUnspecified,     // "unspecified": 0.0.0.0/8, ::
-  kReserved,        // "reserved": multicast, 240/4, broadcast, ff00::/8
+  kBadUrl,       // "bad_url": not a URL this gateway can parse unambiguously
+  kScheme,       // "scheme": no rule for this scheme
+  kHost,         // "host": no rule for this host (and port)
+  kPath,         // "path": host allowed, path outside every prefix, or a dot segment
+  kLoopback,     // "loopback": 127/8, ::1
+  kPrivate,      // "private": 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10
+  kLinkLocal,    // "link_local": 169.254/16 (incl. 169.254.169.254), fe80::/10
+  kUnspecified,  // "unspecified": 0.0.0.0/8, ::
+  kReserved,     // "reserved": multicast, 240/4, broadcast, ff00::/8
 };
 const char* RefusalReasonName(RefusalReason reason);
 
@@ -57,10 +57,10 @@ std::optional<RefusalReason> ClassifyAddress(const boost::asio::ip::address& add
 //   "http://localhost:*"           any port
 //   "https://*"                    any host on port 443 (the address ranges still apply)
 struct TargetRule {
-  std::string scheme;        // "http", "https", "ws" or "wss"
-  std::string host_pattern;  // lowercase; exact, "*.suffix" or "*"
+  std::string scheme;            // "http", "https", "ws" or "wss"
+  std::string host_pattern;      // lowercase; exact, "*.suffix" or "*"
   std::optional<uint16_t> port;  // nullopt: any port ("*"); else explicit or the scheme default
-  std::string path_prefix;   // "" or "/": any path
+  std::string path_prefix;       // "" or "/": any path
 };
 absl::StatusOr<TargetRule> ParseTargetRule(std::string_view text);
 

@@ -12,11 +12,13 @@ using Json = nlohmann::ordered_json;
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-ExternalCommandError Invalid(std::string message) { return ExternalCommandError{std::move(message)}; }
+ExternalCommandError Invalid(std::string message) {
+  return ExternalCommandError{std::move(message)};
+}
 
 bool IsTokenChar(unsigned char c) {
-  return text::IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                       std::string_view::npos;
+  return text::IsAlnum(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 // The WebSocket client builds the handshake itself; letting a client set these would break it or
@@ -126,22 +128,32 @@ ExternalCommand ParseExternalCommand(std::string_view message) {
 
 const char* ConnectionStatusName(ConnectionStatus status) {
   switch (status) {
-    case ConnectionStatus::kConnecting: return "connecting";
-    case ConnectionStatus::kConnected: return "connected";
-    case ConnectionStatus::kDisconnected: return "disconnected";
-    case ConnectionStatus::kError: return "error";
+    case ConnectionStatus::kConnecting:
+      return "connecting";
+    case ConnectionStatus::kConnected:
+      return "connected";
+    case ConnectionStatus::kDisconnected:
+      return "disconnected";
+    case ConnectionStatus::kError:
+      return "error";
   }
   return "error";
 }
 
 const char* ExternalErrorCodeName(ExternalErrorCode code) {
   switch (code) {
-    case ExternalErrorCode::kTimeout: return "TIMEOUT";
-    case ExternalErrorCode::kAuthFailed: return "AUTH_FAILED";
-    case ExternalErrorCode::kRefused: return "REFUSED";
-    case ExternalErrorCode::kNotAllowed: return "NOT_ALLOWED";
-    case ExternalErrorCode::kLimitExceeded: return "LIMIT_EXCEEDED";
-    case ExternalErrorCode::kFailed: return "CONNECTION_FAILED";
+    case ExternalErrorCode::kTimeout:
+      return "TIMEOUT";
+    case ExternalErrorCode::kAuthFailed:
+      return "AUTH_FAILED";
+    case ExternalErrorCode::kRefused:
+      return "REFUSED";
+    case ExternalErrorCode::kNotAllowed:
+      return "NOT_ALLOWED";
+    case ExternalErrorCode::kLimitExceeded:
+      return "LIMIT_EXCEEDED";
+    case ExternalErrorCode::kFailed:
+      return "CONNECTION_FAILED";
   }
   return "CONNECTION_FAILED";
 }

@@ -53,12 +53,12 @@ const char* ConnectionStatusName(ConnectionStatus status);  // "connecting", ...
 // the issue's. kFailed covers what none of those name (TLS failure, a non-101 answer other than
 // 401/403, a dropped handshake).
 enum class ExternalErrorCode {
-  kTimeout,         // TIMEOUT: connect + handshake beyond the route's connect timeout
-  kAuthFailed,      // AUTH_FAILED: the handshake got 401 or 403
-  kRefused,         // REFUSED: connection refused / host unreachable / resolve failure
-  kNotAllowed,      // NOT_ALLOWED: the allow-list or address ranges refused the target
-  kLimitExceeded,   // LIMIT_EXCEEDED: the client_id already has the maximum of connections
-  kFailed,          // CONNECTION_FAILED: anything else
+  kTimeout,        // TIMEOUT: connect + handshake beyond the route's connect timeout
+  kAuthFailed,     // AUTH_FAILED: the handshake got 401 or 403
+  kRefused,        // REFUSED: connection refused / host unreachable / resolve failure
+  kNotAllowed,     // NOT_ALLOWED: the allow-list or address ranges refused the target
+  kLimitExceeded,  // LIMIT_EXCEEDED: the client_id already has the maximum of connections
+  kFailed,         // CONNECTION_FAILED: anything else
 };
 const char* ExternalErrorCodeName(ExternalErrorCode code);
 

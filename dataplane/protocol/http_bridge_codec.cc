@@ -26,8 +26,21 @@ BridgeError Error(BridgeErrorCode code, std::string message,
 bool IsTokenChar(unsigned char c) {
   if (text::IsAlnum(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -39,8 +52,8 @@ bool IsTokenChar(unsigned char c) {
 // desynchronise a kept-alive connection.
 bool IsReservedHeader(std::string_view lower) {
   static constexpr std::string_view kReserved[] = {
-      "host",    "content-length", "transfer-encoding", "connection",       "keep-alive",
-      "upgrade", "te",             "trailer",           "proxy-connection", "expect"};
+      "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+      "te",   "trailer",        "proxy-connection",  "expect"};
   for (std::string_view r : kReserved) {
     if (lower == r) return true;
   }
@@ -121,27 +134,42 @@ bool IsTextualType(std::string_view media) {
 
 const char* BridgeErrorCodeName(BridgeErrorCode code) {
   switch (code) {
-    case BridgeErrorCode::kInvalidFormat: return "INVALID_FORMAT";
-    case BridgeErrorCode::kMissingField: return "MISSING_FIELD";
-    case BridgeErrorCode::kUnsupportedMethod: return "UNSUPPORTED_METHOD";
-    case BridgeErrorCode::kTargetNotAllowed: return "TARGET_NOT_ALLOWED";
-    case BridgeErrorCode::kUpstreamTimeout: return "UPSTREAM_TIMEOUT";
-    case BridgeErrorCode::kUpstreamUnreachable: return "UPSTREAM_UNREACHABLE";
-    case BridgeErrorCode::kResponseTooLarge: return "RESPONSE_TOO_LARGE";
-    case BridgeErrorCode::kTooManyInFlight: return "TOO_MANY_IN_FLIGHT";
-    case BridgeErrorCode::kRequestTooLarge: return "REQUEST_TOO_LARGE";
+    case BridgeErrorCode::kInvalidFormat:
+      return "INVALID_FORMAT";
+    case BridgeErrorCode::kMissingField:
+      return "MISSING_FIELD";
+    case BridgeErrorCode::kUnsupportedMethod:
+      return "UNSUPPORTED_METHOD";
+    case BridgeErrorCode::kTargetNotAllowed:
+      return "TARGET_NOT_ALLOWED";
+    case BridgeErrorCode::kUpstreamTimeout:
+      return "UPSTREAM_TIMEOUT";
+    case BridgeErrorCode::kUpstreamUnreachable:
+      return "UPSTREAM_UNREACHABLE";
+    case BridgeErrorCode::kResponseTooLarge:
+      return "RESPONSE_TOO_LARGE";
+    case BridgeErrorCode::kTooManyInFlight:
+      return "TOO_MANY_IN_FLIGHT";
+    case BridgeErrorCode::kRequestTooLarge:
+      return "REQUEST_TOO_LARGE";
   }
   return "UNKNOWN";
 }
 
 const char* HttpMethodName(HttpMethod method) {
   switch (method) {
-    case HttpMethod::kGet: return "GET";
-    case HttpMethod::kPost: return "POST";
-    case HttpMethod::kPut: return "PUT";
-    case HttpMethod::kDelete: return "DELETE";
-    case HttpMethod::kPatch: return "PATCH";
-    case HttpMethod::kHead: return "HEAD";
+    case HttpMethod::kGet:
+      return "GET";
+    case HttpMethod::kPost:
+      return "POST";
+    case HttpMethod::kPut:
+      return "PUT";
+    case HttpMethod::kDelete:
+      return "DELETE";
+    case HttpMethod::kPatch:
+      return "PATCH";
+    case HttpMethod::kHead:
+      return "HEAD";
   }
   return "GET";
 }
@@ -152,7 +180,8 @@ std::variant<BridgeRequest, BridgeError> ParseBridgeRequest(std::string_view mes
     return Error(BridgeErrorCode::kInvalidFormat, "message is nested too deeply");
   }
   Json msg = Json::parse(message, nullptr, /*allow_exceptions=*/false);
-  if (msg.is_discarded()) return Error(BridgeErrorCode::kInvalidFormat, "message is not valid JSON");
+  if (msg.is_discarded())
+    return Error(BridgeErrorCode::kInvalidFormat, "message is not valid JSON");
   if (!msg.is_object()) {
     return Error(BridgeErrorCode::kInvalidFormat, "message is not a JSON object");
   }
@@ -177,7 +206,7 @@ std::variant<BridgeRequest, BridgeError> ParseBridgeRequest(std::string_view mes
     // Printed through Dump so that odd bytes in the name cannot break the answer.
     return Error(BridgeErrorCode::kUnsupportedMethod,
                  text::Cat("unsupported method ", Dump(Json(upper.substr(0, 32))),
-                              " (GET, POST, PUT, DELETE, PATCH, HEAD)"),
+                           " (GET, POST, PUT, DELETE, PATCH, HEAD)"),
                  id);
   }
   req.method = *method;
@@ -252,8 +281,7 @@ std::variant<BridgeRequest, BridgeError> ParseBridgeRequest(std::string_view mes
       if (has_data) {
         if (!data->is_object()) {
           return Error(BridgeErrorCode::kInvalidFormat,
-                       text::Cat("data must be an object for ", upper, " (query parameters)"),
-                       id);
+                       text::Cat("data must be an object for ", upper, " (query parameters)"), id);
         }
         for (const auto& [key, value] : data->items()) AppendParam(params, key, value);
       }
@@ -279,7 +307,8 @@ std::string BuildBridgeResponse(const BridgeHttpResponse& response,
       content_type = value;
       has_content_type = true;
     }
-    auto it = std::find_if(seen.begin(), seen.end(), [&](const auto& p) { return p.first == lower; });
+    auto it =
+        std::find_if(seen.begin(), seen.end(), [&](const auto& p) { return p.first == lower; });
     if (it == seen.end()) {
       seen.emplace_back(lower, name);
       headers[name] = value;

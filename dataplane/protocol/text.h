@@ -44,8 +44,8 @@ inline bool IsAlnum(unsigned char c) {
 
 // RFC 9110 token characters (header names, subprotocols).
 inline bool IsTokenChar(unsigned char c) {
-  return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                           std::string_view::npos;
+  return IsAlnum(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 namespace internal {

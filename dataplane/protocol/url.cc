@@ -89,9 +89,7 @@ std::string Url::HostHeader() const {
   return h;
 }
 
-std::string Url::ToString() const {
-  return text::Cat(scheme, "://", HostHeader(), Target());
-}
+std::string Url::ToString() const { return text::Cat(scheme, "://", HostHeader(), Target()); }
 
 absl::StatusOr<Url> ParseUrl(std::string_view input) {
   if (input.size() > kMaxUrlBytes) return absl::InvalidArgumentError("URL too long");
@@ -162,8 +160,7 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
   if (has_port) {
     uint32_t port = 0;
     if (port_text.empty() || port_text.size() > 5 ||
-        port_text.find_first_not_of("0123456789") != std::string_view::npos ||
-        [&] {
+        port_text.find_first_not_of("0123456789") != std::string_view::npos || [&] {
           for (char c : port_text) port = port * 10 + static_cast<uint32_t>(c - '0');
           return port == 0 || port > 65535;
         }()) {

@@ -37,8 +37,7 @@ std::shared_ptr<OutboundRouteSettings> Route(std::vector<std::string> targets,
 
 // Loopback allowed explicitly: these tests talk to 127.0.0.1.
 std::shared_ptr<OutboundRouteSettings> LocalRoute() {
-  return Route({"http://127.0.0.1:*", "https://127.0.0.1:*", "https://localhost:*"},
-               {"loopback"});
+  return Route({"http://127.0.0.1:*", "https://127.0.0.1:*", "https://localhost:*"}, {"loopback"});
 }
 
 class HttpClientTest : public ::testing::Test {
@@ -140,8 +139,7 @@ TEST_F(HttpClientTest, PostSendsJsonBodyAndHeaders) {
   EXPECT_NE(r.body.find(R"("authorization":"Bearer t")"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find(R"("x_test":"yes")"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find(R"("body_size":15)"), std::string::npos) << r.body;
-  EXPECT_NE(r.body.find("\"host\":\"127.0.0.1:" + std::to_string(server.port())),
-            std::string::npos)
+  EXPECT_NE(r.body.find("\"host\":\"127.0.0.1:" + std::to_string(server.port())), std::string::npos)
       << r.body;
 }
 
@@ -208,8 +206,8 @@ TEST_F(HttpClientTest, ServerClosedIdleConnectionIsNotReused) {
 
 TEST_F(HttpClientTest, LoopbackRefusedUnlessAllowed) {
   TestHttpServer server;
-  auto strict = Route({"http://127.0.0.1:*", "http://localhost:*", "http://[::ffff:127.0.0.1]:*"},
-                      {});
+  auto strict =
+      Route({"http://127.0.0.1:*", "http://localhost:*", "http://[::ffff:127.0.0.1]:*"}, {});
   auto e = Err(Get(strict, Url(server, "/json")));
   EXPECT_EQ(e.code, HttpClientError::kTargetNotAllowed);
   EXPECT_EQ(e.refusal, RefusalReason::kLoopback);
@@ -339,7 +337,8 @@ class HttpsTest : public HttpClientTest {
     std::ofstream(dir_ + "/ext.cnf") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
     std::string d = dir_;
     std::string cmd =
-        "cd " + d + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+        "cd " + d +
+        " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
         "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=wsgate-test-ca "
         "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
         ">/dev/null 2>&1 && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "

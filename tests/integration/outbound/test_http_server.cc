@@ -110,8 +110,8 @@ void TestHttpServer::ServeStream(Stream& stream) {
                    target + "\",\"content_type\":\"" + field(http::field::content_type) +
                    "\",\"authorization\":\"" + field(http::field::authorization) +
                    "\",\"x_test\":\"" + std::string(req["X-Test"]) + "\",\"host\":\"" +
-                   field(http::field::host) + "\",\"body_size\":" +
-                   std::to_string(req.body().size()) + "}";
+                   field(http::field::host) +
+                   "\",\"body_size\":" + std::to_string(req.body().size()) + "}";
     } else {
       res.result(http::status::not_found);
     }

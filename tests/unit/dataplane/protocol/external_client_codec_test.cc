@@ -55,9 +55,16 @@ TEST(ParseExternalCommand, Disconnect) {
 
 TEST(ParseExternalCommand, EveryBadInputIsAnError) {
   for (const std::string& msg : std::vector<std::string>{
-           "", "nope", "[1]", "\"connect_external\"", "{}", R"({"type":5})",
-           R"({"type":"CONNECT_EXTERNAL","url":"ws://h/"})", R"({"type":"subscribe"})",
-           R"({"type":"connect_external"})", R"({"type":"connect_external","url":""})",
+           "",
+           "nope",
+           "[1]",
+           "\"connect_external\"",
+           "{}",
+           R"({"type":5})",
+           R"({"type":"CONNECT_EXTERNAL","url":"ws://h/"})",
+           R"({"type":"subscribe"})",
+           R"({"type":"connect_external"})",
+           R"({"type":"connect_external","url":""})",
            R"({"type":"connect_external","url":7})",
            R"({"type":"connect_external","url":"ws://h/","protocols":"p"})",
            R"({"type":"connect_external","url":"ws://h/","protocols":[1]})",
@@ -67,7 +74,8 @@ TEST(ParseExternalCommand, EveryBadInputIsAnError) {
            R"({"type":"connect_external","url":"ws://h/","headers":{"X":"a\nb"}})",
            R"({"type":"connect_external","url":"ws://h/","headers":{"Sec-WebSocket-Key":"x"}})",
            R"({"type":"connect_external","url":"ws://h/","headers":{"Host":"evil"}})",
-           R"({"type":"send_message"})", R"({"type":"send_message","content":5})",
+           R"({"type":"send_message"})",
+           R"({"type":"send_message","content":5})",
            R"({"type":"send_message","content":"x","message_type":"json"})",
            R"({"type":"send_message","content":"x","message_type":1})",
            R"({"type":"send_message","content":"not base64!","message_type":"binary"})",
@@ -89,9 +97,9 @@ TEST(ExternalEvents, MatchTheSeedExactly) {
                          std::pair{ConnectionStatus::kError, "error"}}) {
     EXPECT_EQ(json::parse(ConnectionStatusEvent(s, kNoon))["status"], name);
   }
-  EXPECT_EQ(json::parse(ConnectionErrorEvent("Connection timeout", ExternalErrorCode::kTimeout,
-                                             kNoon)),
-            json::parse(R"({"type":"connection_error","error":"Connection timeout",
+  EXPECT_EQ(
+      json::parse(ConnectionErrorEvent("Connection timeout", ExternalErrorCode::kTimeout, kNoon)),
+      json::parse(R"({"type":"connection_error","error":"Connection timeout",
                             "code":"TIMEOUT","timestamp":"2025-01-01T12:00:00.000Z"})"));
   EXPECT_EQ(json::parse(MessageReceivedEvent("Response from server", false, kNoon)),
             json::parse(R"({"type":"message_received","content":"Response from server",

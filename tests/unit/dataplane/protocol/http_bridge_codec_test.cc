@@ -74,8 +74,7 @@ TEST(ParseBridgeRequest, DataIsJsonBodyForPostPutPatch) {
 }
 
 TEST(ParseBridgeRequest, IdStringOrNumberEchoedAndCarriedByErrors) {
-  EXPECT_EQ(*ParseOk(R"({"id":"req-1","url":"http://h/","method":"GET"})").id_json,
-            "\"req-1\"");
+  EXPECT_EQ(*ParseOk(R"({"id":"req-1","url":"http://h/","method":"GET"})").id_json, "\"req-1\"");
   EXPECT_EQ(*ParseOk(R"({"id":42,"url":"http://h/","method":"GET"})").id_json, "42");
   EXPECT_EQ(*ParseOk(R"({"id":-7,"url":"http://h/","method":"GET"})").id_json, "-7");
   EXPECT_EQ(*ParseOk(R"({"id":1.5,"url":"http://h/","method":"GET"})").id_json, "1.5");
@@ -176,9 +175,9 @@ TEST(BuildBridgeResponse, SeedShapeWithParsedJson) {
 
 TEST(BuildBridgeResponse, ContentKinds) {
   // JSON by content type, also with parameters and +json; a 404 JSON body is parsed too.
-  EXPECT_EQ(Built({404, {{"content-type", "application/problem+json; charset=utf-8"}}, "[1]"})
-                ["content"],
-            json::parse("[1]"));
+  EXPECT_EQ(
+      Built({404, {{"content-type", "application/problem+json; charset=utf-8"}}, "[1]"})["content"],
+      json::parse("[1]"));
   // JSON type that does not parse falls back to text.
   EXPECT_EQ(Built({200, {{"Content-Type", "application/json"}}, "{oops"})["content"], "{oops");
   // Text.
@@ -197,8 +196,7 @@ TEST(BuildBridgeResponse, ContentKinds) {
   EXPECT_EQ(latin1["content_encoding"], "base64");
   EXPECT_EQ(*Base64Decode(latin1["content"].get<std::string>()), "caf\xe9");
   // octet-stream is binary even when it happens to be ASCII.
-  EXPECT_EQ(Built({200, {{"Content-Type", "application/octet-stream"}}, "abc"})["content"],
-            "YWJj");
+  EXPECT_EQ(Built({200, {{"Content-Type", "application/octet-stream"}}, "abc"})["content"], "YWJj");
   // HEAD and empty bodies: "".
   BridgeHttpResponse head{200, {{"Content-Type", "application/json"}}, "", true};
   EXPECT_EQ(Built(head)["content"], "");
@@ -206,8 +204,7 @@ TEST(BuildBridgeResponse, ContentKinds) {
 }
 
 TEST(BuildBridgeResponse, RepeatedHeadersJoinedAndIdEchoed) {
-  BridgeHttpResponse r{
-      200, {{"Set-Cookie", "a=1"}, {"X", "y"}, {"set-cookie", "b=2"}}, "ok"};
+  BridgeHttpResponse r{200, {{"Set-Cookie", "a=1"}, {"X", "y"}, {"set-cookie", "b=2"}}, "ok"};
   json out = Built(r, "\"req-7\"");
   EXPECT_EQ(out["headers"]["Set-Cookie"], "a=1, b=2");
   EXPECT_FALSE(out["headers"].contains("set-cookie"));

@@ -38,12 +38,29 @@ TEST(ParseUrl, EncodesSpacesAndNonAscii) {
 }
 
 TEST(ParseUrl, RejectsAmbiguousOrBroken) {
-  for (const char* bad :
-       {"", "example.com/x", "ftp://h/", "file:///etc/passwd", "http://", "http:///x",
-        "http://user:pw@h/", "http://allowed.example@evil.example/", "http://h:0/",
-        "http://h:65536/", "http://h:/", "http://h:8o/", "http://h\\@evil/", "http://h%2e/",
-        "http://h\r\n/", "http://a..b/", "http://.a/", "http://[::1/", "http://[zz::1]/",
-        "http://[::1]x/", "http://h/\x01", "http://h/a\\..\\b", "http://xn--h\xc3\xa9/"}) {
+  for (const char* bad : {"",
+                          "example.com/x",
+                          "ftp://h/",
+                          "file:///etc/passwd",
+                          "http://",
+                          "http:///x",
+                          "http://user:pw@h/",
+                          "http://allowed.example@evil.example/",
+                          "http://h:0/",
+                          "http://h:65536/",
+                          "http://h:/",
+                          "http://h:8o/",
+                          "http://h\\@evil/",
+                          "http://h%2e/",
+                          "http://h\r\n/",
+                          "http://a..b/",
+                          "http://.a/",
+                          "http://[::1/",
+                          "http://[zz::1]/",
+                          "http://[::1]x/",
+                          "http://h/\x01",
+                          "http://h/a\\..\\b",
+                          "http://xn--h\xc3\xa9/"}) {
     EXPECT_FALSE(ParseUrl(bad).ok()) << bad;
   }
   EXPECT_FALSE(ParseUrl(std::string("http://h/") + std::string(9000, 'a')).ok());
