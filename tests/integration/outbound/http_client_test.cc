@@ -270,7 +270,10 @@ TEST_F(HttpClientTest, ResponseAndRequestSizeCaps) {
   auto e = Err(Get(route, Url(server, "/huge")));
   EXPECT_EQ(e.code, HttpClientError::kResponseTooLarge) << e.message;
   EXPECT_STREQ(HttpClientErrorName(e.code), "RESPONSE_TOO_LARGE") << e.message;
+  e = Err(Get(route, Url(server, "/huge/chunked")));
+  EXPECT_EQ(e.code, HttpClientError::kResponseTooLarge) << e.message;
   route->max_response_bytes = 4 << 20;
+  EXPECT_EQ(Ok(Get(route, Url(server, "/huge/chunked"))).body.size(), 2u << 20);
   EXPECT_EQ(Ok(Get(route, Url(server, "/huge"))).body.size(), 2u << 20);
 
   OutboundRequest big;
@@ -280,7 +283,7 @@ TEST_F(HttpClientTest, ResponseAndRequestSizeCaps) {
   big.has_body = true;
   e = Err(Fetch(route, big));
   EXPECT_EQ(e.code, HttpClientError::kRequestTooLarge);
-  EXPECT_EQ(server.requests(), 2);  // the oversized request never left
+  EXPECT_EQ(server.requests(), 4);  // the oversized request never left
 }
 
 TEST_F(HttpClientTest, RedirectsReturnedUnlessFollowedThenEachHopChecked) {

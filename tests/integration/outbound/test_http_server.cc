@@ -82,6 +82,10 @@ void TestHttpServer::ServeStream(Stream& stream) {
     } else if (target == "/huge") {
       res.set(http::field::content_type, "text/plain");
       res.body() = std::string(2 << 20, 'x');
+    } else if (target == "/huge/chunked") {
+      res.set(http::field::content_type, "text/plain");
+      res.body() = std::string(2 << 20, 'x');
+      res.chunked(true);
     } else if (target == "/status/500") {
       res.result(http::status::internal_server_error);
       res.set(http::field::content_type, "text/plain");
@@ -116,7 +120,7 @@ void TestHttpServer::ServeStream(Stream& stream) {
       res.result(http::status::not_found);
     }
     res.keep_alive(!close && req.keep_alive());
-    res.prepare_payload();
+    if (!res.chunked()) res.prepare_payload();
     if (req.method() == http::verb::head) res.body().clear();  // Content-Length stays
     http::write(stream, res, ec);
     if (ec || close || !req.keep_alive()) return;

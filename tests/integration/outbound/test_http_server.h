@@ -1,6 +1,6 @@
 // A small blocking HTTP/1.1 server for tests: 127.0.0.1:0, a thread per connection, keep-alive,
 // optional TLS. Endpoints:
-//   /json /text /binary /huge (2 MiB) /status/500 /close (Connection: close)
+//   /json /text /binary /huge (2 MiB) /huge/chunked /status/500 /close (Connection: close)
 //   /echo (the request as JSON) /slow (answers only when the server stops)
 //   /redirect/json (302 to /json) /redirect/away (302 to http://not-allowed.invalid/)
 //   /redirect/loop (302 to itself)
