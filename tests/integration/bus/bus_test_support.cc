@@ -68,8 +68,12 @@ void RecordingSubscriber::OnMessage(const BusMessagePtr& message) {
     messages_.push_back(message);
     last_thread_ = std::this_thread::get_id();
   }
-  cv_.notify_all();
   if (on_message) on_message(message);
+  // Counted and notified under the lock, as the very last thing: once a waiter sees the count it
+  // may destroy this subscriber, so nothing of it may be touched afterwards.
+  std::lock_guard<std::mutex> lock(mu_);
+  ++handled_;
+  cv_.notify_all();
 }
 
 std::vector<BusMessagePtr> RecordingSubscriber::messages() const {
@@ -84,7 +88,7 @@ size_t RecordingSubscriber::count() const {
 
 bool RecordingSubscriber::WaitForCount(size_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
+  return cv_.wait_for(lock, timeout, [&] { return handled_ >= n; });
 }
 
 std::thread::id RecordingSubscriber::last_thread() const {

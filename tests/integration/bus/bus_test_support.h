@@ -55,7 +55,7 @@ class RecordingSubscriber : public Subscriber {
   void OnMessage(const BusMessagePtr& message) override;
   std::vector<BusMessagePtr> messages() const;
   size_t count() const;
-  // Waits until at least n messages arrived (false on timeout).
+  // Waits until OnMessage has finished for at least n messages (false on timeout).
   bool WaitForCount(size_t n, std::chrono::milliseconds timeout = 20s) const;
   // The thread OnMessage ran on last.
   std::thread::id last_thread() const;
@@ -66,6 +66,7 @@ class RecordingSubscriber : public Subscriber {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::vector<BusMessagePtr> messages_;
+  size_t handled_ = 0;  // OnMessage calls that have returned (bar the final unlock)
   std::thread::id last_thread_;
 };
 
