@@ -190,6 +190,9 @@ class RedisBus final : public BusCore {
       redisAsyncFree(ac);
       return nullptr;
     }
+    // TCP keepalive (hiredis: 15 s): a Redis host that vanished without a FIN (partition, power
+    // loss) is noticed by the kernel instead of never.
+    redisEnableKeepAlive(&ac->c);
     ac->data = this;
     redisAsyncSetConnectCallback(ac, &RedisBus::OnConnect);
     redisAsyncSetDisconnectCallback(ac, &RedisBus::OnDisconnect);
