@@ -262,8 +262,9 @@ void BusCore::HubReconcile(const std::string& channel) {
   if (hc.state == State::kIdle) {
     if (hc.interested == 0) {
       hub_channels_.erase(it);
-    } else if (up()) {
+    } else if (hub_connected_) {
       hc.state = State::kSubscribing;
+      ++hub_subscribing_;
       UpstreamSubscribe(channel);
     }
   } else if (hc.state == State::kSubscribed && hc.interested == 0) {
@@ -277,6 +278,7 @@ void BusCore::HubOnSubscribed(const std::string& channel) {
   if (it == hub_channels_.end() || it->second.state != HubChannel::State::kSubscribing) return;
   HubChannel& hc = it->second;
   hc.state = HubChannel::State::kSubscribed;
+  --hub_subscribing_;
   channels_active_.Add(1);
   for (int w = 0; w < workers(); ++w) {
     if (hc.tokens[w] != 0 && !hc.acked[w]) {
@@ -310,11 +312,14 @@ void BusCore::HubDeliver(BusMessagePtr message) {
 }
 
 void BusCore::HubOnUpstreamLost() {
+  hub_connected_ = false;
   for (auto it = hub_channels_.begin(); it != hub_channels_.end();) {
     HubChannel& hc = it->second;
     if (hc.state == HubChannel::State::kSubscribed ||
         hc.state == HubChannel::State::kUnsubscribing) {
       channels_active_.Add(-1);
+    } else if (hc.state == HubChannel::State::kSubscribing) {
+      --hub_subscribing_;
     }
     hc.state = HubChannel::State::kIdle;
     for (int w = 0; w < workers(); ++w) {
@@ -335,6 +340,7 @@ void BusCore::HubOnUpstreamLost() {
 }
 
 void BusCore::HubResubscribeAll() {
+  hub_connected_ = true;
   std::vector<std::string> names;
   names.reserve(hub_channels_.size());
   for (const auto& [name, hc] : hub_channels_) names.push_back(name);

@@ -66,6 +66,8 @@ class BusCore : public MessageBus {
   void HubOnUpstreamLost();
   // The upstream is back: subscribe every channel some worker still wants.
   void HubResubscribeAll();
+  // Channels whose SUBSCRIBE is in flight (a transport waits for 0 before reporting up()).
+  int hub_subscribing() const { return hub_subscribing_; }
   void set_up(bool up) { up_.store(up, std::memory_order_release); }
 
   // Runs `fn` on worker `w`'s thread.
@@ -128,6 +130,10 @@ class BusCore : public MessageBus {
   const std::vector<boost::asio::any_io_executor> worker_executors_;
   std::unique_ptr<WorkerShard[]> shards_;
   std::unordered_map<std::string, HubChannel> hub_channels_;
+  // Hub thread only. Whether SUBSCRIBE/UNSUBSCRIBE can be sent now; unlike up(), it turns true
+  // before the resubscriptions after a reconnect are acknowledged.
+  bool hub_connected_ = false;
+  int hub_subscribing_ = 0;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> hub_work_;
   std::thread hub_thread_;
   std::atomic<bool> up_{false};

@@ -12,6 +12,7 @@ class InMemoryBus final : public BusCore {
   explicit InMemoryBus(std::vector<boost::asio::any_io_executor> workers)
       : BusCore(std::move(workers)) {
     set_up(true);
+    boost::asio::post(hub_ioc_, [this] { HubResubscribeAll(); });  // marks the hub connected
     StartHubThread();
   }
   ~InMemoryBus() override { Stop(); }

@@ -88,9 +88,8 @@ class MessageBus {
   virtual absl::Status Publish(std::string channel, std::string payload, bool is_binary) = 0;
 
   // On worker `worker`'s thread only (an index out of range is a bug and aborts). `subscriber`
-  // must stay alive until Unsubscribe returns or
-  // `done` reports an error. Subscribing the same subscriber twice to one channel is a caller
-  // error (it would receive every message twice).
+  // must stay alive until Unsubscribe returns or `done` reports an error. Subscribing the same
+  // subscriber twice to one channel is a caller error (it would receive every message twice).
   virtual void Subscribe(int worker, const std::string& channel, Subscriber* subscriber,
                          SubscribeOptions options, SubscribeCallback done) = 0;
   // On worker `worker`'s thread only. After it returns, `subscriber` gets no OnMessage and no
@@ -102,7 +101,8 @@ class MessageBus {
   // `worker`'s thread. For the `redis_token` auth mode (`session:{id}:auth`).
   virtual void GetAndDelete(int worker, std::string key, GetAndDeleteCallback done) = 0;
 
-  // Thread-safe. False while Redis is unreachable (new pubsub handshakes get 503 then).
+  // Thread-safe. False while Redis is unreachable, and after a reconnect until every channel
+  // kept through the outage is subscribed again (new pubsub handshakes get 503 meanwhile).
   virtual bool up() const = 0;
   virtual BusStats stats() const = 0;
 

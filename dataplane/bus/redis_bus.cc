@@ -165,7 +165,7 @@ class RedisBus final : public BusCore {
 
     connect_timer_.expires_after(options_.connect_timeout);
     connect_timer_.async_wait([this, attempt = attempt_](const boost::system::error_code& ec) {
-      if (ec || attempt != attempt_ || state_ != State::kConnecting) return;
+      if (ec || attempt != attempt_ || up()) return;
       HandleLost(attempt,
                  absl::StrCat("no answer within ", options_.connect_timeout.count(), " ms"));
     });
@@ -221,7 +221,6 @@ class RedisBus final : public BusCore {
   void MaybeReady() {
     if (state_ != State::kConnecting || !sub_ready_ || !pub_ready_) return;
     state_ = State::kReady;
-    connect_timer_.cancel();
     delay_ = options_.reconnect_initial;
     if (ever_up_) {
       reconnects_.Add();
@@ -232,8 +231,18 @@ class RedisBus final : public BusCore {
     }
     ever_up_ = true;
     failures_in_outage_ = 0;
-    set_up(true);
     HubResubscribeAll();
+    MaybeUp();
+  }
+
+  // up() turns true only once every channel kept through an outage is subscribed again, so that
+  // an OK subscribe completion (and a 101 on a pubsub handshake) always means "Redis has it".
+  // The connect timer keeps running until then: resubscriptions that never complete count as a
+  // failed attempt.
+  void MaybeUp() {
+    if (state_ != State::kReady || up() || hub_subscribing() != 0) return;
+    connect_timer_.cancel();
+    set_up(true);
   }
 
   // Either connection failed, dropped or timed out (or answered AUTH/SELECT with an error).
@@ -354,6 +363,7 @@ class RedisBus final : public BusCore {
         self->MaybeReady();
       } else {
         self->HubOnSubscribed(channel);
+        self->MaybeUp();
       }
     } else if (kind == "unsubscribe") {
       self->HubOnUnsubscribed(channel);
