@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,8 +12,6 @@
 #include <boost/asio/post.hpp>
 #include <cstdio>
 #include <future>
-
-extern char** environ;
 
 namespace wsgate::dataplane::bus::testing {
 
@@ -144,14 +142,23 @@ bool RedisServer::Start() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  int rc = posix_spawnp(&pid_, "redis-server", &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
+  // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: if the test process dies (a
+  // crash, a sanitizer abort), the server goes with it instead of lingering, holding the port
+  // and the test's output pipe.
+  pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) {
     pid_ = -1;
     return false;
+  }
+  if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, STDOUT_FILENO);
+    ::dup2(devnull, STDERR_FILENO);
+    ::execvp("redis-server", argv.data());
+    ::_exit(127);
   }
   std::vector<std::string> ping = {"PING"};
   for (const auto& a : extra_args_) {
