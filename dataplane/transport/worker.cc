@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
@@ -54,6 +55,33 @@ bool SetReceiveLowWatermark(tcp::socket& socket, int bytes) {
   return ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) == 0;
 }
 
+// Pausing and resuming a websocketpp 0.8.2 leg without its race. pause_reading() only posts
+// handle_pause_reading(), so the handle_read_frame() that called our message handler queues the
+// next read first, and a later resume_reading() starts a second read on the same buffer while
+// that one is outstanding. Instead we call handle_pause_reading() directly, and only from the
+// leg's own message handler: handle_read_frame() then finishes the bytes it holds and returns
+// without queueing a read, so from that point no read is outstanding. Resuming
+// (handle_resume_reading() = set the flag, queue one read) is therefore safe exactly once per
+// pause, which the session's `*_paused` flags guarantee.
+template <typename Connection>
+void PauseReadingInMessageHandler(Connection& con) {
+  con.handle_pause_reading();
+}
+
+template <typename Connection>
+void ResumeReading(Connection& con) {
+  auto state = con.get_state();
+  // A closed leg has no socket left to read; an open or closing one needs its reads back to see
+  // the peer's data, close frame or EOF.
+  if (state == websocketpp::session::state::open ||
+      state == websocketpp::session::state::closing) {
+    con.handle_resume_reading();
+  }
+}
+
+constexpr std::chrono::milliseconds kFirstDrainPoll{1};
+constexpr std::chrono::milliseconds kMaxDrainPoll{32};
+
 }  // namespace
 
 // One client connection and, for proxied routes, its upstream leg. Owned by the worker's session
@@ -94,10 +122,20 @@ struct Worker::Session {
   // Upstream messages that arrive between the upstream's open and the client's (one handshake
   // round trip on the client side).
   std::deque<MessagePtr> to_client;
+  size_t to_client_bytes = 0;
   // The upstream closed before the client leg opened: close the client right after it opens.
   bool close_client_after_open = false;
   wsclose::value deferred_close_code = wsclose::internal_endpoint_error;
   std::string deferred_close_reason;
+
+  // Backpressure: the worker stopped reading this leg because what it reads has nowhere to go
+  // (the other leg's send queue, or the client's own for echo, is above the bound). websocketpp
+  // has no hook for "queue drained", so `timer` polls while a leg is paused, backing off from
+  // kFirstDrainPoll to kMaxDrainPoll.
+  bool client_paused = false;
+  bool upstream_paused = false;
+  bool drain_poll_armed = false;
+  std::chrono::milliseconds drain_poll_interval{0};
 };
 
 Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, WorkerOptions options,
@@ -630,13 +668,76 @@ void Worker::OnUpstreamFail(const SessionPtr& s) {
 void Worker::OnUpstreamMessage(const SessionPtr& s, MessagePtr msg) {
   if (s->client_open) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
-    // Backpressure (issues 5/6) goes here: when client->get_buffered_amount() passes the route's
-    // send-queue bound, upstream->pause_reading() (and resume once drained), or apply the route's
-    // slow-consumer policy. websocketpp queues without bound until then.
     s->client->send(msg);  // an error means the client leg is closing: the message is dropped
+    // Issue 5's slow-consumer policies (close, drop) will branch here; for now: pause.
+    if (s->client->get_buffered_amount() > options_.send_queue_bytes) PauseUpstreamReading(s);
     return;
   }
-  if (!s->client_done) s->to_client.push_back(std::move(msg));
+  if (!s->client_done) {
+    s->to_client_bytes += msg->get_payload().size();
+    s->to_client.push_back(std::move(msg));
+    if (s->to_client_bytes > options_.send_queue_bytes) PauseUpstreamReading(s);
+  }
+}
+
+void Worker::PauseUpstreamReading(const SessionPtr& s) {
+  if (s->upstream_paused) return;
+  PauseReadingInMessageHandler(*s->upstream);
+  s->upstream_paused = true;
+  if (s->drain_poll_interval.count() == 0) s->drain_poll_interval = kFirstDrainPoll;
+  ArmDrainPoll(s);
+}
+
+void Worker::PauseClientReading(const SessionPtr& s) {
+  if (s->client_paused) return;
+  PauseReadingInMessageHandler(*s->client);
+  s->client_paused = true;
+  if (s->drain_poll_interval.count() == 0) s->drain_poll_interval = kFirstDrainPoll;
+  ArmDrainPoll(s);
+}
+
+void Worker::ArmDrainPoll(const SessionPtr& s) {
+  if (s->drain_poll_armed) return;
+  s->drain_poll_armed = true;
+  WeakSession weak = s;
+  s->timer.expires_after(s->drain_poll_interval);
+  s->timer.async_wait([this, weak](const boost::system::error_code& ec) {
+    SessionPtr locked = weak.lock();
+    if (!locked) return;
+    locked->drain_poll_armed = false;
+    // Cancelled: whoever took the timer over owns it now; a later pause re-arms the poll.
+    if (!ec) OnDrainPoll(locked);
+  });
+}
+
+void Worker::OnDrainPoll(const SessionPtr& s) {
+  const size_t low = options_.send_queue_bytes / 2;
+  if (s->upstream_paused) {
+    // Waits for the client leg: its open (and the flush of `to_client`), then its queue.
+    bool ready = s->client_done || (s->client_open && s->client->get_buffered_amount() <= low);
+    if (ready) {
+      s->upstream_paused = false;
+      ResumeReading(*s->upstream);
+    }
+  }
+  if (s->client_paused) {
+    bool ready;
+    if (s->plan == Session::Plan::kEcho) {
+      ready = s->client->get_buffered_amount() <= low;
+    } else {
+      ready = s->up != Session::Upstream::kOpen || s->upstream->get_buffered_amount() <= low;
+    }
+    if (ready) {
+      s->client_paused = false;
+      ResumeReading(*s->client);
+    }
+  }
+  if (!s->upstream_paused && !s->client_paused) {
+    s->drain_poll_interval = std::chrono::milliseconds(0);
+    return;
+  }
+  s->drain_poll_interval = std::min(s->drain_poll_interval * 2, kMaxDrainPoll);
+  ArmDrainPoll(s);
 }
 
 void Worker::OnUpstreamClose(const SessionPtr& s) {
@@ -769,6 +870,7 @@ void Worker::OnClientOpen(const SessionPtr& s) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
     s->client->send(msg);
   }
+  s->to_client_bytes = 0;
   if (s->close_client_after_open) {
     CloseClient(*s, s->deferred_close_code, s->deferred_close_reason);
   }
@@ -780,11 +882,13 @@ void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
   if (s->plan == Session::Plan::kEcho) {
     s->counters->CountMessage(Direction::kToClient, size);
     s->client->send(msg);
+    // A client that sends faster than it reads is its own slow consumer.
+    if (s->client->get_buffered_amount() > options_.send_queue_bytes) PauseClientReading(s);
     return;
   }
   if (s->up == Session::Upstream::kOpen) {
-    // Backpressure (issues 5/6): the mirror image of OnUpstreamMessage.
     s->upstream->send(msg);
+    if (s->upstream->get_buffered_amount() > options_.send_queue_bytes) PauseClientReading(s);
   }
   // Otherwise the upstream leg is gone and the message is dropped.
 }
@@ -821,12 +925,21 @@ void Worker::OnClientTerminated(const SessionPtr& s) {
 }
 
 void Worker::CloseClient(Session& s, uint16_t code, const std::string& reason) {
+  if (s.client_paused) {
+    // The close handshake needs the client's answer.
+    s.client_paused = false;
+    ResumeReading(*s.client);
+  }
   websocketpp::lib::error_code ec;  // invalid_state: already closing, nothing to do
   s.client->close(static_cast<wsclose::value>(code), code == wsclose::blank ? "" : reason, ec);
 }
 
 void Worker::CloseUpstream(Session& s, uint16_t code, const std::string& reason) {
   if (!s.upstream) return;
+  if (s.upstream_paused) {
+    s.upstream_paused = false;
+    ResumeReading(*s.upstream);
+  }
   websocketpp::lib::error_code ec;
   s.upstream->close(static_cast<wsclose::value>(code), code == wsclose::blank ? "" : reason, ec);
 }

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,6 +34,11 @@ namespace wsgate::dataplane::transport {
 struct WorkerOptions {
   // A client that has not sent a complete request head by then is disconnected.
   std::chrono::milliseconds head_timeout{10000};
+  // Backpressure: once a leg has more than this many bytes queued for sending, the worker stops
+  // reading the leg that feeds it, and reads again once the queue is below half of it. What a
+  // proxied connection holds is then bounded by about twice this (websocketpp's queue plus the
+  // batch being written) plus one message. Issue 5's per-route send-queue limit replaces it.
+  size_t send_queue_bytes = size_t{1} << 20;
 };
 
 class Worker {
@@ -93,6 +99,12 @@ class Worker {
   void OnUpstreamMessage(const SessionPtr& s, MessagePtr msg);
   void OnUpstreamClose(const SessionPtr& s);
   void OnUpstreamTimeout(const SessionPtr& s);
+
+  // Backpressure (see WorkerOptions::send_queue_bytes).
+  void PauseClientReading(const SessionPtr& s);
+  void PauseUpstreamReading(const SessionPtr& s);
+  void ArmDrainPoll(const SessionPtr& s);
+  void OnDrainPoll(const SessionPtr& s);
 
   void CloseClient(Session& s, uint16_t code, const std::string& reason);
   void CloseUpstream(Session& s, uint16_t code, const std::string& reason);
