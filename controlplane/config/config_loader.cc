@@ -384,8 +384,11 @@ absl::StatusOr<wsgate::v1::Config> LoadConfigFile(const std::string& path) {
 }
 
 namespace {
-// The demo: one echo route, and a proxy route whose upstream is that echo route through wsgate
-// itself, so a new user sees both kinds with no other service running.
+// The demo: one echo route, a proxy route whose upstream is that echo route through wsgate
+// itself, and the seeds' two outbound routes (http_bridge at /ws, external_client at
+// /api/websocket/connect/{client_id}), so a new user sees every kind with no other service
+// running. The outbound routes allow loopback targets only, so the demo works on one machine and
+// cannot be used to reach anything else; a real deployment lists its own targets.
 constexpr char kDemoYaml[] = R"yaml(
 routes:
   - name: echo
@@ -396,6 +399,16 @@ routes:
     websocket:
       upstreams:
         - ws://127.0.0.1:8080/echo
+  - name: http-bridge
+    path: /ws
+    http_bridge:
+      allowed_targets: ["http://127.0.0.1:*", "http://localhost:*"]
+      allowed_address_ranges: [loopback]
+  - name: external-client
+    path: /api/websocket/connect/{client_id}
+    external_client:
+      allowed_targets: ["ws://127.0.0.1:*", "ws://localhost:*"]
+      allowed_address_ranges: [loopback]
 )yaml";
 }  // namespace
 

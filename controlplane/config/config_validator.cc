@@ -12,7 +12,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "controlplane/config/url.h"
+#include "dataplane/outbound/target_policy.h"
 #include "dataplane/routing/path_template.h"
 
 namespace wsgate::controlplane {
@@ -115,6 +117,111 @@ absl::Status ValidateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std::
   return absl::OkStatus();
 }
 
+constexpr uint32_t kMaxInFlight = 1024;
+constexpr uint32_t kMaxRequestTimeoutMs = 600000;
+constexpr uint32_t kMaxRedirects = 20;
+constexpr uint64_t kMaxBodyBytes = 256ull << 20;
+constexpr uint32_t kMaxExternalPerClient = 1000;
+constexpr uint32_t kMaxMessagesPerMinute = 1000000;
+
+// Allow-list, address ranges and TLS: what http_bridge and external_client share.
+template <typename KindProto>
+absl::Status ValidateOutbound(const KindProto& kind, const std::string& field,
+                              const std::set<std::string>& schemes) {
+  if (kind.allowed_targets_size() == 0) {
+    return Invalid(field + ".allowed_targets",
+                   "at least one target is required (e.g. \"https://api.example.com/v1\")");
+  }
+  for (int i = 0; i < kind.allowed_targets_size(); ++i) {
+    const std::string f = absl::StrCat(field, ".allowed_targets[", i, "]");
+    auto rule = dataplane::outbound::ParseTargetRule(kind.allowed_targets(i));
+    if (!rule.ok()) return Invalid(f, rule.status().message());
+    if (schemes.count(rule->scheme) == 0) {
+      return Invalid(f, absl::StrCat("scheme '", rule->scheme, "' cannot be used by this kind (",
+                                     absl::StrJoin(schemes, ", "), ")"));
+    }
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < kind.allowed_address_ranges_size(); ++i) {
+    const std::string f = absl::StrCat(field, ".allowed_address_ranges[", i, "]");
+    if (auto r = dataplane::outbound::ParseAddressRange(kind.allowed_address_ranges(i)); !r.ok()) {
+      return Invalid(f, r.status().message());
+    }
+    if (!seen.insert(kind.allowed_address_ranges(i)).second) {
+      return Invalid(f, absl::StrCat("'", kind.allowed_address_ranges(i), "' is listed twice"));
+    }
+  }
+  const auto& tls = kind.tls();
+  if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
+    if (tls.ca_file().empty()) {
+      return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
+    }
+  } else if (!tls.ca_file().empty()) {
+    return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHttpBridge(const wsgate::v1::HttpBridgeRoute& hb, const std::string& field) {
+  if (auto s = ValidateOutbound(hb, field, {"http", "https"}); !s.ok()) return s;
+  if (hb.max_in_flight() > kMaxInFlight) {
+    return Invalid(field + ".max_in_flight",
+                   absl::StrCat("must be 0 (default 16) or 1..", kMaxInFlight, ", got ",
+                                hb.max_in_flight()));
+  }
+  if (hb.request_timeout_ms() > kMaxRequestTimeoutMs) {
+    return Invalid(field + ".request_timeout_ms",
+                   absl::StrCat("must be 0 (default 30000) or 1..", kMaxRequestTimeoutMs,
+                                ", got ", hb.request_timeout_ms()));
+  }
+  if (hb.max_redirects() > kMaxRedirects) {
+    return Invalid(field + ".max_redirects", absl::StrCat("must be 0 (default 5) or 1..",
+                                                          kMaxRedirects, ", got ",
+                                                          hb.max_redirects()));
+  }
+  if (hb.max_redirects() != 0 && !hb.follow_redirects()) {
+    return Invalid(field + ".max_redirects", "only meaningful with follow_redirects: true");
+  }
+  if (hb.max_request_bytes() > kMaxBodyBytes) {
+    return Invalid(field + ".max_request_bytes",
+                   absl::StrCat("must be 0 (default 1048576) or 1..", kMaxBodyBytes, ", got ",
+                                hb.max_request_bytes()));
+  }
+  if (hb.max_response_bytes() > kMaxBodyBytes) {
+    return Invalid(field + ".max_response_bytes",
+                   absl::StrCat("must be 0 (default 10485760) or 1..", kMaxBodyBytes, ", got ",
+                                hb.max_response_bytes()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateExternalClient(const wsgate::v1::ExternalClientRoute& ec,
+                                    const std::string& field, const std::string& path) {
+  if (auto s = ValidateOutbound(ec, field, {"ws", "wss"}); !s.ok()) return s;
+  if (ec.max_connections_per_client() > kMaxExternalPerClient) {
+    return Invalid(field + ".max_connections_per_client",
+                   absl::StrCat("must be 0 (default 10) or 1..", kMaxExternalPerClient, ", got ",
+                                ec.max_connections_per_client()));
+  }
+  if (ec.connect_timeout_ms() > kMaxConnectTimeoutMs) {
+    return Invalid(field + ".connect_timeout_ms",
+                   absl::StrCat("must be 0 (default 30000) or 1..", kMaxConnectTimeoutMs,
+                                ", got ", ec.connect_timeout_ms()));
+  }
+  if (ec.messages_per_minute() > kMaxMessagesPerMinute) {
+    return Invalid(field + ".messages_per_minute",
+                   absl::StrCat("must be 0 (default 100) or 1..", kMaxMessagesPerMinute,
+                                ", got ", ec.messages_per_minute()));
+  }
+  const std::string param = ec.client_id_param().empty() ? "client_id" : ec.client_id_param();
+  if (path.find(absl::StrCat("{", param, "}")) == std::string::npos) {
+    return Invalid(ec.client_id_param().empty() ? field : field + ".client_id_param",
+                   absl::StrCat("the path '", path, "' has no {", param,
+                                "} parameter to name the client"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateLimits(const wsgate::v1::Limits& limits, const std::string& field) {
   if (limits.max_message_bytes() > kMaxMessageBytes) {
     return Invalid(field + ".max_message_bytes",
@@ -164,7 +271,17 @@ absl::Status ValidateRoute(const Route& route, std::string_view field_in) {
     case Route::kEcho:
       break;
     case Route::kHttpBridge:
+      if (auto s = ValidateHttpBridge(route.http_bridge(), field + ".http_bridge"); !s.ok()) {
+        return s;
+      }
+      break;
     case Route::kExternalClient:
+      if (auto s = ValidateExternalClient(route.external_client(), field + ".external_client",
+                                          route.path());
+          !s.ok()) {
+        return s;
+      }
+      break;
     case Route::kRoom:
     case Route::kPubsub: {
       const auto* kind_field = route.GetDescriptor()->FindFieldByNumber(route.kind_case());

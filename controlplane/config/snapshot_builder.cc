@@ -9,6 +9,9 @@
 
 #include "absl/strings/ascii.h"
 #include "controlplane/config/url.h"
+#include "dataplane/outbound/http_client.h"
+#include "dataplane/outbound/target_policy.h"
+#include "dataplane/outbound/tls.h"
 #include "dataplane/routing/route_config.h"
 
 namespace wsgate::controlplane {
@@ -44,6 +47,44 @@ RouteKind KindOf(const wsgate::v1::Route& route) {
   Unvalidated(route, "no kind set");
 }
 
+// The allow-list, TLS context and caps shared by the two outbound kinds. Runs on the control
+// plane's thread: loading a CA file reads the disk, which a worker must never do.
+template <typename KindProto>
+std::shared_ptr<dataplane::outbound::OutboundRouteSettings> BuildOutbound(
+    const wsgate::v1::Route& route, const KindProto& kind) {
+  namespace outbound = dataplane::outbound;
+  auto settings = std::make_shared<outbound::OutboundRouteSettings>();
+  std::vector<std::string> targets(kind.allowed_targets().begin(), kind.allowed_targets().end());
+  std::vector<std::string> ranges(kind.allowed_address_ranges().begin(),
+                                  kind.allowed_address_ranges().end());
+  auto policy = outbound::TargetPolicy::Create(targets, ranges);
+  if (!policy.ok()) Unvalidated(route, policy.status().message());
+  settings->policy = *std::move(policy);
+  outbound::TlsSettings tls;
+  switch (kind.tls().verify()) {
+    case wsgate::v1::OutboundTls::VERIFY_CA_FILE:
+      tls.verify = outbound::TlsSettings::Verify::kCaFile;
+      tls.ca_file = kind.tls().ca_file();
+      break;
+    case wsgate::v1::OutboundTls::VERIFY_OFF:
+      tls.verify = outbound::TlsSettings::Verify::kOff;
+      break;
+    default:
+      tls.verify = outbound::TlsSettings::Verify::kSystemStore;
+      break;
+  }
+  auto ctx = outbound::MakeTlsContext(tls);
+  if (ctx.ok()) {
+    settings->tls = *std::move(ctx);
+  } else {
+    // A CA file that vanished after validation: https targets of this route fail as
+    // unreachable (the documented meaning of a null context) instead of the gateway stopping.
+    spdlog::error("route {}: TLS context: {}; https targets will be unreachable", route.name(),
+                  std::string(ctx.status().message()));
+  }
+  return settings;
+}
+
 }  // namespace
 
 dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& routes, uint64_t version,
@@ -77,6 +118,34 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
       if (ws.connect_timeout_ms() != 0) {
         rc->websocket.connect_timeout = std::chrono::milliseconds(ws.connect_timeout_ms());
       }
+    }
+    if (rc->kind == RouteKind::kHttpBridge) {
+      const auto& hb = r.http_bridge();
+      auto settings = BuildOutbound(r, hb);
+      if (hb.max_request_bytes() != 0) settings->max_request_bytes = hb.max_request_bytes();
+      if (hb.max_response_bytes() != 0) settings->max_response_bytes = hb.max_response_bytes();
+      settings->follow_redirects = hb.follow_redirects();
+      if (hb.max_redirects() != 0) settings->max_redirects = static_cast<int>(hb.max_redirects());
+      rc->outbound = std::move(settings);
+      if (hb.max_in_flight() != 0) rc->http_bridge.max_in_flight = hb.max_in_flight();
+      if (hb.request_timeout_ms() != 0) {
+        rc->http_bridge.request_timeout = std::chrono::milliseconds(hb.request_timeout_ms());
+      }
+    }
+    if (rc->kind == RouteKind::kExternalClient) {
+      const auto& ec = r.external_client();
+      rc->outbound = BuildOutbound(r, ec);
+      auto& x = rc->external_client;
+      if (ec.max_connections_per_client() != 0) {
+        x.max_connections_per_client = ec.max_connections_per_client();
+      }
+      if (ec.connect_timeout_ms() != 0) {
+        x.connect_timeout = std::chrono::milliseconds(ec.connect_timeout_ms());
+      }
+      if (ec.messages_per_minute() != 0) x.messages_per_minute = ec.messages_per_minute();
+      if (!ec.client_id_param().empty()) x.client_id_param = ec.client_id_param();
+      // The seed's message size limit (1 MiB) unless the route sets its own.
+      if (r.limits().max_message_bytes() == 0) rc->limits.max_message_bytes = 1ull << 20;
     }
     rc->stats = stats != nullptr ? stats->ForRoute(r.name()) : nullptr;
     out.push_back(std::move(rc));

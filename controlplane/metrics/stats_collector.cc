@@ -58,6 +58,24 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
                                  "Time to open an upstream connection and finish its handshake.",
                                  MetricType::Histogram);
 
+  MetricFamily bridge_requests =
+      Family("wsgate_bridge_requests_total",
+             "HTTP bridge requests, by route, method and outcome (ok: an HTTP answer of any "
+             "status; otherwise the error code in lowercase).",
+             MetricType::Counter);
+  MetricFamily bridge_seconds =
+      Family("wsgate_bridge_request_seconds",
+             "Time from a bridge request's arrival to its answer, by route.",
+             MetricType::Histogram);
+  MetricFamily external_active =
+      Family("wsgate_external_connections_active",
+             "External WebSocket connections open now (external_client routes), by route.",
+             MetricType::Gauge);
+  MetricFamily refused = Family("wsgate_targets_refused_total",
+                                "Outbound targets refused by a route's allow-list or address "
+                                "ranges, by route and reason. Reasons never seen are omitted.",
+                                MetricType::Counter);
+
   stats_->ForEach([&](const dataplane::RouteStats& rs) {
     const dataplane::RouteTotals t = rs.Fold();
     const std::string& route = rs.route();
@@ -96,6 +114,42 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
     // upstream_connect_count between our reads of its two fields.
     h.histogram.sample_count = cumulative;
     h.histogram.sample_sum = t.upstream_connect_seconds_sum;
+
+    // The outbound kinds' series exist only for routes that used them.
+    uint64_t bridge_total = 0;
+    for (int m = 0; m < dataplane::kBridgeMethodCount; ++m) {
+      for (int o = 0; o < dataplane::kBridgeOutcomeCount; ++o) {
+        if (t.bridge_requests[m][o] == 0) continue;
+        bridge_total += t.bridge_requests[m][o];
+        AddMetric(bridge_requests, {{"route", route},
+                                    {"method", dataplane::BridgeMethodLabel(m)},
+                                    {"outcome", dataplane::BridgeOutcomeLabel(o)}})
+            .counter.value = static_cast<double>(t.bridge_requests[m][o]);
+      }
+    }
+    if (bridge_total != 0) {
+      ClientMetric& bh = AddMetric(bridge_seconds, {{"route", route}});
+      uint64_t cum = 0;
+      const auto& bb = dataplane::kBridgeRequestBuckets;
+      for (size_t b = 0; b <= bb.size(); ++b) {
+        cum += t.bridge_seconds_buckets[b];
+        ClientMetric::Bucket bucket;
+        bucket.cumulative_count = cum;
+        bucket.upper_bound = b < bb.size() ? bb[b] : std::numeric_limits<double>::infinity();
+        bh.histogram.bucket.push_back(bucket);
+      }
+      bh.histogram.sample_count = cum;
+      bh.histogram.sample_sum = t.bridge_seconds_sum;
+    }
+    if (t.external_connections_opened != 0) {
+      AddMetric(external_active, {{"route", route}}).gauge.value =
+          static_cast<double>(t.external_connections_active);
+    }
+    for (int r = 0; r < dataplane::kRefusalReasonCount; ++r) {
+      if (t.targets_refused[r] == 0) continue;
+      AddMetric(refused, {{"route", route}, {"reason", dataplane::RefusalReasonLabel(r)}})
+          .counter.value = static_cast<double>(t.targets_refused[r]);
+    }
   });
 
   MetricFamily version = Family(
@@ -107,13 +161,17 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   AddMetric(build, {{"version", build_version_}}).gauge.value = 1;
 
   std::vector<MetricFamily> out;
-  out.reserve(8);
+  out.reserve(12);
   out.push_back(std::move(active));
   out.push_back(std::move(connections));
   out.push_back(std::move(messages));
   out.push_back(std::move(bytes));
   out.push_back(std::move(closes));
   out.push_back(std::move(upstream));
+  out.push_back(std::move(bridge_requests));
+  out.push_back(std::move(bridge_seconds));
+  out.push_back(std::move(external_active));
+  out.push_back(std::move(refused));
   out.push_back(std::move(version));
   out.push_back(std::move(build));
   return out;

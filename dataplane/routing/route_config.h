@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,12 @@
 namespace wsgate::dataplane {
 
 class RouteStats;
+
+namespace outbound {
+// Allow-list, TLS context and size caps of an outbound route (dataplane/outbound/http_client.h).
+// Declared here so that the route model does not depend on Beast or OpenSSL headers.
+struct OutboundRouteSettings;
+}  // namespace outbound
 
 enum class RouteKind { kWebSocket, kHttpBridge, kExternalClient, kRoom, kPubSub, kEcho };
 
@@ -38,6 +45,21 @@ struct WebSocketProxySettings {
   std::chrono::milliseconds connect_timeout{5000};
 };
 
+// Kind `http_bridge` (seeds 000/001). The allow-list and caps are in RouteConfig::outbound.
+struct HttpBridgeSettings {
+  uint32_t max_in_flight = 16;
+  // Caps the client's timeout_ms; also the timeout when the client names none.
+  std::chrono::milliseconds request_timeout{30000};
+};
+
+// Kind `external_client` (seed 003). The allow-list is in RouteConfig::outbound.
+struct ExternalClientSettings {
+  uint32_t max_connections_per_client = 10;
+  std::chrono::milliseconds connect_timeout{30000};
+  uint32_t messages_per_minute = 100;
+  std::string client_id_param = "client_id";
+};
+
 struct RouteConfig {
   std::string name;
   std::string path;  // the template as configured
@@ -45,6 +67,11 @@ struct RouteConfig {
   uint64_t version = 0;
   RouteLimits limits;
   WebSocketProxySettings websocket;  // meaningful when kind == kWebSocket
+  HttpBridgeSettings http_bridge;        // meaningful when kind == kHttpBridge
+  ExternalClientSettings external_client;  // meaningful when kind == kExternalClient
+  // Allow-list, address ranges, TLS and size caps: set for kHttpBridge and kExternalClient.
+  // Shared with requests in flight, which keep it alive across a route change.
+  std::shared_ptr<const outbound::OutboundRouteSettings> outbound;
   // Counters of this route; owned by the StatsRegistry, outlives every snapshot.
   RouteStats* stats = nullptr;
 };

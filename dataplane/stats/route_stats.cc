@@ -55,6 +55,36 @@ void RouteWorkerCounters::ObserveUpstreamConnect(double seconds) {
   upstream_connect_micros_sum.Add(static_cast<uint64_t>(seconds * 1e6));
 }
 
+const char* BridgeMethodLabel(int method) {
+  static const char* const kLabels[kBridgeMethodCount] = {"GET",   "POST", "PUT",  "DELETE",
+                                                          "PATCH", "HEAD", "other"};
+  return method >= 0 && method < kBridgeMethodCount ? kLabels[method] : "other";
+}
+
+const char* BridgeOutcomeLabel(int outcome) {
+  static const char* const kLabels[kBridgeOutcomeCount] = {
+      "ok",                 "invalid_format",     "missing_field",      "unsupported_method",
+      "target_not_allowed", "upstream_timeout",   "upstream_unreachable", "response_too_large",
+      "too_many_in_flight", "request_too_large"};
+  return outcome >= 0 && outcome < kBridgeOutcomeCount ? kLabels[outcome] : "unknown";
+}
+
+const char* RefusalReasonLabel(int reason) {
+  static const char* const kLabels[kRefusalReasonCount] = {
+      "bad_url", "scheme", "host", "path", "loopback", "private", "link_local", "unspecified",
+      "reserved"};
+  return reason >= 0 && reason < kRefusalReasonCount ? kLabels[reason] : "unknown";
+}
+
+void RouteWorkerCounters::ObserveBridgeRequest(int method, int outcome, double seconds) {
+  if (method < 0 || method >= kBridgeMethodCount) method = kBridgeMethodOther;
+  if (outcome < 0 || outcome >= kBridgeOutcomeCount) return;
+  bridge_requests[method][outcome].Add();
+  auto it = std::lower_bound(kBridgeRequestBuckets.begin(), kBridgeRequestBuckets.end(), seconds);
+  bridge_seconds_buckets[it - kBridgeRequestBuckets.begin()].Add();
+  bridge_seconds_micros_sum.Add(static_cast<uint64_t>(seconds * 1e6));
+}
+
 RouteStats::RouteStats(std::string route, int workers)
     : route_(std::move(route)), workers_(workers), slots_(new RouteWorkerCounters[workers]) {}
 
@@ -76,6 +106,18 @@ RouteTotals RouteStats::Fold() const {
     }
     t.upstream_connect_count += s.upstream_connect_count.Get();
     t.upstream_connect_seconds_sum += s.upstream_connect_micros_sum.Get() / 1e6;
+    for (int m = 0; m < kBridgeMethodCount; ++m) {
+      for (int o = 0; o < kBridgeOutcomeCount; ++o) {
+        t.bridge_requests[m][o] += s.bridge_requests[m][o].Get();
+      }
+    }
+    for (size_t b = 0; b <= kBridgeRequestBuckets.size(); ++b) {
+      t.bridge_seconds_buckets[b] += s.bridge_seconds_buckets[b].Get();
+    }
+    t.bridge_seconds_sum += s.bridge_seconds_micros_sum.Get() / 1e6;
+    t.external_connections_active += s.external_connections_active.Get();
+    t.external_connections_opened += s.external_connections_opened.Get();
+    for (int r = 0; r < kRefusalReasonCount; ++r) t.targets_refused[r] += s.targets_refused[r].Get();
   }
   return t;
 }

@@ -61,6 +61,22 @@ const char* CloseCodeBucketLabel(int bucket);
 constexpr std::array<double, 12> kUpstreamConnectBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
+// The outbound kinds (issue 3). The bridge's `method` label: GET, POST, PUT, DELETE, PATCH, HEAD
+// in the order of protocol::HttpMethod, then "other" for requests whose method was never read.
+constexpr int kBridgeMethodCount = 7;
+constexpr int kBridgeMethodOther = 6;
+const char* BridgeMethodLabel(int method);
+// The bridge's `outcome` label: 0 is "ok" (an HTTP answer, whatever its status), 1 + i is
+// protocol::BridgeErrorCode i in lowercase ("invalid_format", ..., "request_too_large").
+constexpr int kBridgeOutcomeCount = 10;
+const char* BridgeOutcomeLabel(int outcome);
+// The `reason` label of wsgate_targets_refused_total: outbound::RefusalReason in its order.
+constexpr int kRefusalReasonCount = 9;
+const char* RefusalReasonLabel(int reason);
+// Bridge request latency histogram (seconds), upper bounds of the finite buckets.
+constexpr std::array<double, 12> kBridgeRequestBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
+
 struct alignas(64) RouteWorkerCounters {
   SingleWriterGauge connections_active;
   SingleWriterCounter connections[static_cast<int>(ConnectionOutcome::kCount)];
@@ -70,6 +86,12 @@ struct alignas(64) RouteWorkerCounters {
   SingleWriterCounter upstream_connect_buckets[kUpstreamConnectBuckets.size() + 1];  // last: +Inf
   SingleWriterCounter upstream_connect_count;
   SingleWriterCounter upstream_connect_micros_sum;
+  SingleWriterCounter bridge_requests[kBridgeMethodCount][kBridgeOutcomeCount];
+  SingleWriterCounter bridge_seconds_buckets[kBridgeRequestBuckets.size() + 1];  // last: +Inf
+  SingleWriterCounter bridge_seconds_micros_sum;
+  SingleWriterGauge external_connections_active;
+  SingleWriterCounter external_connections_opened;  // so the gauge is exported once it was used
+  SingleWriterCounter targets_refused[kRefusalReasonCount];
 
   void CountMessage(Direction d, uint64_t size) {
     messages[static_cast<int>(d)].Add();
@@ -78,6 +100,7 @@ struct alignas(64) RouteWorkerCounters {
   void CountOutcome(ConnectionOutcome o) { connections[static_cast<int>(o)].Add(); }
   void CountClose(uint16_t code) { closes[CloseCodeBucket(code)].Add(); }
   void ObserveUpstreamConnect(double seconds);
+  void ObserveBridgeRequest(int method, int outcome, double seconds);
 };
 
 // Folded (summed over workers) values, for the scraper and the inventory.
@@ -90,6 +113,12 @@ struct RouteTotals {
   uint64_t upstream_connect_buckets[kUpstreamConnectBuckets.size() + 1] = {};  // not cumulative
   uint64_t upstream_connect_count = 0;
   double upstream_connect_seconds_sum = 0;
+  uint64_t bridge_requests[kBridgeMethodCount][kBridgeOutcomeCount] = {};
+  uint64_t bridge_seconds_buckets[kBridgeRequestBuckets.size() + 1] = {};  // not cumulative
+  double bridge_seconds_sum = 0;
+  int64_t external_connections_active = 0;
+  uint64_t external_connections_opened = 0;
+  uint64_t targets_refused[kRefusalReasonCount] = {};
 };
 
 // Counters of one route name, one slot per worker. Never freed while the registry lives, so a

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/transport/outbound_kinds.h"
 
 namespace wsgate::dataplane {
 
@@ -48,8 +49,13 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
   auto dp = std::make_unique<DataPlaneImpl>();
   DataPlaneImpl* raw = dp.get();
   uint16_t port = options.port;
+  // One registry of external_client connections for all workers (per-client caps, REST).
+  WorkerOptions shared_options = worker_options;
+  if (!shared_options.external_clients) {
+    shared_options.external_clients = std::make_shared<ExternalClientRegistry>();
+  }
   for (int i = 0; i < options.workers; ++i) {
-    auto worker = std::make_unique<Worker>(i, initial, health, worker_options,
+    auto worker = std::make_unique<Worker>(i, initial, health, shared_options,
                                            [raw] { raw->OnWorkerDrained(); });
     // The first worker may bind port 0; the others join the port it got (SO_REUSEPORT).
     absl::Status status = worker->Listen(boost::asio::ip::tcp::endpoint(address, port));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/transport/outbound_kinds.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -90,7 +91,7 @@ constexpr std::chrono::milliseconds kMaxDrainPoll{32};
 struct Worker::Session {
   explicit Session(boost::asio::io_context& ioc) : timer(ioc) {}
 
-  enum class Plan { kUndecided, kHttp, kReject, kEcho, kProxy };
+  enum class Plan { kUndecided, kHttp, kReject, kEcho, kProxy, kKind };
   enum class Upstream { kNone, kConnecting, kOpen, kFailed, kTimedOut, kClosed };
 
   uint64_t id = 0;
@@ -105,6 +106,7 @@ struct Worker::Session {
   std::string target;
   std::string client_ip;
   std::shared_ptr<const RouteConfig> route;  // null for unrouted requests
+  std::shared_ptr<KindSession> kind;          // with Plan::kKind (http_bridge, external_client)
   RouteWorkerCounters* counters = nullptr;   // never null once the head is parsed
 
   size_t peeked = 0;
@@ -161,6 +163,8 @@ Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, Work
     spdlog::critical("worker {}: websocketpp init_asio failed: {}", index_, ec.message());
     std::terminate();
   }
+  outbound_kinds_ =
+      std::make_unique<OutboundKinds>(ioc_, client_, index_, options_.external_clients);
   server_.set_user_agent("wsgate");
   client_.set_user_agent("wsgate");
 }
@@ -414,6 +418,19 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
       }
       s->plan = Session::Plan::kProxy;
       StartUpstream(s, head);
+      return;
+    case RouteKind::kHttpBridge:
+    case RouteKind::kExternalClient:
+      if (!head.websocket_handshake_plausible || closing_all_) {
+        s->plan = Session::Plan::kReject;
+        s->reject_status = closing_all_ ? 503 : 400;
+        s->reject_body = closing_all_ ? "server shutting down\n" : "bad WebSocket handshake\n";
+        StartClient(s);
+        return;
+      }
+      s->plan = Session::Plan::kKind;
+      s->kind = outbound_kinds_->Create(s->route, match->params, s->client, s->counters);
+      StartClient(s);
       return;
     default:
       s->plan = Session::Plan::kReject;
@@ -793,6 +810,7 @@ bool Worker::OnValidate(const SessionPtr& s) {
   }
   switch (s->plan) {
     case Session::Plan::kEcho:
+    case Session::Plan::kKind:
       return true;
     case Session::Plan::kProxy:
       switch (s->up) {
@@ -827,6 +845,7 @@ void Worker::OnHttp(const SessionPtr& s) {
     Respond(c, 200, "{\"status\":\"healthy\"}", "application/json");
     return;
   }
+  if (outbound_kinds_->HandleHttp(s->client, path, snapshot_)) return;
   if (path == "/ready") {
     if (health_ != nullptr && health_->ready()) {
       Respond(c, 200, "{\"status\":\"ready\"}", "application/json");
@@ -863,6 +882,10 @@ void Worker::OnClientOpen(const SessionPtr& s) {
     s->counters->CountOutcome(ConnectionOutcome::kAccepted);
     s->outcome_counted = true;
   }
+  if (s->kind) {
+    s->kind->OnOpen();
+    return;
+  }
   if (s->plan != Session::Plan::kProxy) return;
   while (!s->to_client.empty()) {
     MessagePtr msg = std::move(s->to_client.front());
@@ -879,6 +902,10 @@ void Worker::OnClientOpen(const SessionPtr& s) {
 void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
   const size_t size = msg->get_payload().size();
   s->counters->CountMessage(Direction::kFromClient, size);
+  if (s->kind) {
+    s->kind->OnMessage(msg);
+    return;
+  }
   if (s->plan == Session::Plan::kEcho) {
     s->counters->CountMessage(Direction::kToClient, size);
     s->client->send(msg);
@@ -918,6 +945,7 @@ void Worker::OnClientFail(const SessionPtr& s) {
 }
 
 void Worker::OnClientTerminated(const SessionPtr& s) {
+  if (s->kind) s->kind->OnTerminated();
   s->client_open = false;
   s->client_done = true;
   s->to_client.clear();

@@ -31,9 +31,15 @@
 
 namespace wsgate::dataplane::transport {
 
+class ExternalClientRegistry;  // outbound_kinds.h
+class OutboundKinds;           // outbound_kinds.h
+
 struct WorkerOptions {
   // A client that has not sent a complete request head by then is disconnected.
   std::chrono::milliseconds head_timeout{10000};
+  // Shared by all workers of a data plane (external_client per-client caps and the REST
+  // listing); the data plane fills it in when null.
+  std::shared_ptr<ExternalClientRegistry> external_clients;
   // Backpressure: once a leg has more than this many bytes queued for sending, the worker stops
   // reading the leg that feeds it, and reads again once the queue is below half of it. What a
   // proxied connection holds is then bounded by about twice this (websocketpp's queue plus the
@@ -125,6 +131,8 @@ class Worker {
   boost::asio::steady_timer accept_retry_timer_;
   uint16_t local_port_ = 0;
 
+  // The http_bridge and external_client route kinds (outbound_kinds.h).
+  std::unique_ptr<OutboundKinds> outbound_kinds_;
   SnapshotPtr snapshot_;
   bool closing_all_ = false;
   uint16_t close_all_code_ = 1001;

@@ -28,9 +28,9 @@ wsgate::v1::Config MustParse(const std::string& yaml) {
   return c.ok() ? *c : wsgate::v1::Config();
 }
 
-TEST(DemoConfigTest, HasEchoAndProxyRoutes) {
+TEST(DemoConfigTest, HasEchoProxyAndTheSeedsOutboundRoutes) {
   wsgate::v1::Config c = DemoConfig();
-  ASSERT_EQ(c.routes_size(), 2);
+  ASSERT_EQ(c.routes_size(), 4);
   EXPECT_EQ(c.routes(0).name(), "echo");
   EXPECT_EQ(c.routes(0).path(), "/echo");
   EXPECT_TRUE(c.routes(0).has_echo());
@@ -39,6 +39,14 @@ TEST(DemoConfigTest, HasEchoAndProxyRoutes) {
   ASSERT_TRUE(c.routes(1).has_websocket());
   ASSERT_EQ(c.routes(1).websocket().upstreams_size(), 1);
   EXPECT_EQ(c.routes(1).websocket().upstreams(0), "ws://127.0.0.1:8080/echo");
+  // The seeds' paths, loopback targets only.
+  EXPECT_EQ(c.routes(2).path(), "/ws");
+  ASSERT_TRUE(c.routes(2).has_http_bridge());
+  EXPECT_EQ(c.routes(2).http_bridge().allowed_address_ranges_size(), 1);
+  EXPECT_EQ(c.routes(2).http_bridge().allowed_address_ranges(0), "loopback");
+  EXPECT_EQ(c.routes(3).path(), "/api/websocket/connect/{client_id}");
+  ASSERT_TRUE(c.routes(3).has_external_client());
+  EXPECT_EQ(c.routes(3).external_client().allowed_address_ranges(0), "loopback");
   EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
 }
 

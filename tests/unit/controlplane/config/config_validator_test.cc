@@ -78,13 +78,110 @@ TEST(ValidateRouteTest, KindRequired) {
   EXPECT_THAT(RouteError(r), StartsWith("route.kind: one of websocket, echo,"));
 }
 
+Route Bridge() {
+  Route r = EchoRoute("b", "/ws");
+  r.mutable_http_bridge()->add_allowed_targets("https://api.example.com/v1");
+  return r;
+}
+
+Route External() {
+  Route r = EchoRoute("x", "/api/websocket/connect/{client_id}");
+  r.mutable_external_client()->add_allowed_targets("ws://127.0.0.1:*");
+  return r;
+}
+
+TEST(ValidateRouteTest, OutboundKindsAreAccepted) {
+  EXPECT_TRUE(ValidateRoute(Bridge(), "route").ok()) << ValidateRoute(Bridge(), "route");
+  EXPECT_TRUE(ValidateRoute(External(), "route").ok()) << ValidateRoute(External(), "route");
+  Route full = Bridge();
+  auto* hb = full.mutable_http_bridge();
+  hb->add_allowed_address_ranges("loopback");
+  hb->add_allowed_address_ranges("private");
+  hb->set_max_in_flight(1024);
+  hb->set_request_timeout_ms(600000);
+  hb->set_follow_redirects(true);
+  hb->set_max_redirects(20);
+  hb->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_CA_FILE);
+  hb->mutable_tls()->set_ca_file("/etc/ssl/certs/ca-certificates.crt");
+  EXPECT_TRUE(ValidateRoute(full, "route").ok()) << ValidateRoute(full, "route");
+}
+
+TEST(ValidateRouteTest, HttpBridgeFields) {
+  Route r = Bridge();
+  r.mutable_http_bridge()->clear_allowed_targets();
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.allowed_targets: at least one"));
+  r = Bridge();
+  r.mutable_http_bridge()->add_allowed_targets("ftp://x");
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.allowed_targets[1]: "));
+  r = Bridge();
+  r.mutable_http_bridge()->add_allowed_targets("ws://x");
+  EXPECT_THAT(RouteError(r),
+              StartsWith("route.http_bridge.allowed_targets[1]: scheme 'ws' cannot be used"));
+  r = Bridge();
+  r.mutable_http_bridge()->add_allowed_address_ranges("everything");
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.allowed_address_ranges[0]: "));
+  r = Bridge();
+  r.mutable_http_bridge()->add_allowed_address_ranges("loopback");
+  r.mutable_http_bridge()->add_allowed_address_ranges("loopback");
+  EXPECT_THAT(RouteError(r),
+              StartsWith("route.http_bridge.allowed_address_ranges[1]: 'loopback' is listed twice"));
+  r = Bridge();
+  r.mutable_http_bridge()->set_max_in_flight(1025);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.max_in_flight: must be 0"));
+  r = Bridge();
+  r.mutable_http_bridge()->set_request_timeout_ms(600001);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.request_timeout_ms: must be 0"));
+  r = Bridge();
+  r.mutable_http_bridge()->set_max_redirects(3);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.max_redirects: only meaningful"));
+  r.mutable_http_bridge()->set_follow_redirects(true);
+  r.mutable_http_bridge()->set_max_redirects(21);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.max_redirects: must be 0"));
+  r = Bridge();
+  r.mutable_http_bridge()->set_max_response_bytes((256ull << 20) + 1);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.max_response_bytes: must be 0"));
+  r = Bridge();
+  r.mutable_http_bridge()->set_max_request_bytes((256ull << 20) + 1);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.max_request_bytes: must be 0"));
+  r = Bridge();
+  r.mutable_http_bridge()->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_CA_FILE);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: required"));
+  r = Bridge();
+  r.mutable_http_bridge()->mutable_tls()->set_ca_file("/x.pem");
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: only meaningful"));
+}
+
+TEST(ValidateRouteTest, ExternalClientFields) {
+  Route r = External();
+  r.mutable_external_client()->clear_allowed_targets();
+  EXPECT_THAT(RouteError(r), StartsWith("route.external_client.allowed_targets: at least one"));
+  r = External();
+  r.mutable_external_client()->add_allowed_targets("https://x");
+  EXPECT_THAT(RouteError(r),
+              StartsWith("route.external_client.allowed_targets[1]: scheme 'https' cannot"));
+  r = External();
+  r.mutable_external_client()->set_max_connections_per_client(1001);
+  EXPECT_THAT(RouteError(r),
+              StartsWith("route.external_client.max_connections_per_client: must be 0"));
+  r = External();
+  r.mutable_external_client()->set_connect_timeout_ms(300001);
+  EXPECT_THAT(RouteError(r), StartsWith("route.external_client.connect_timeout_ms: must be 0"));
+  r = External();
+  r.mutable_external_client()->set_messages_per_minute(1000001);
+  EXPECT_THAT(RouteError(r), StartsWith("route.external_client.messages_per_minute: must be 0"));
+  r = External();
+  r.set_path("/connect");
+  EXPECT_THAT(RouteError(r),
+              StartsWith("route.external_client: the path '/connect' has no {client_id}"));
+  r = External();
+  r.mutable_external_client()->set_client_id_param("user");
+  EXPECT_THAT(RouteError(r), StartsWith("route.external_client.client_id_param: the path"));
+  r.set_path("/c/{user}");
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+}
+
 TEST(ValidateRouteTest, KindsNotImplementedYet) {
   Route r = EchoRoute("e", "/e");
-  r.mutable_http_bridge();
-  EXPECT_EQ(RouteError(r), "route.http_bridge: route kind 'http_bridge' is not implemented yet");
-  r.mutable_external_client();
-  EXPECT_EQ(RouteError(r),
-            "route.external_client: route kind 'external_client' is not implemented yet");
   r.mutable_room();
   EXPECT_EQ(RouteError(r), "route.room: route kind 'room' is not implemented yet");
   r.mutable_pubsub();

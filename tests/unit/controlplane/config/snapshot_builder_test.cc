@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/outbound/http_client.h"
+#include "dataplane/outbound/tls.h"
 #include "tests/unit/controlplane/config/test_util.h"
 
 namespace wsgate::controlplane {
@@ -59,6 +61,79 @@ TEST(BuildSnapshotTest, ConfiguredValuesAndParsedUrl) {
   EXPECT_THAT(r.websocket.set_headers,
               ElementsAre(Pair("a-first", "1"), Pair("x-gateway", "WSGate")));  // values kept
   EXPECT_EQ(snap->routes[1]->kind, dataplane::RouteKind::kEcho);
+}
+
+TEST(BuildSnapshotTest, HttpBridgeDefaultsAndValues) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Route d = EchoRoute("d", "/d");
+  d.mutable_http_bridge()->add_allowed_targets("https://api.example.com/v1");
+  wsgate::v1::Route c = EchoRoute("c", "/c");
+  auto* hb = c.mutable_http_bridge();
+  hb->add_allowed_targets("http://127.0.0.1:*");
+  hb->add_allowed_address_ranges("loopback");
+  hb->set_max_in_flight(3);
+  hb->set_request_timeout_ms(1500);
+  hb->set_follow_redirects(true);
+  hb->set_max_redirects(2);
+  hb->set_max_request_bytes(100);
+  hb->set_max_response_bytes(200);
+  hb->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_OFF);
+  auto snap = BuildSnapshot({d, c}, 1, &stats);
+  const auto& rd = *snap->routes[0];
+  EXPECT_EQ(rd.kind, dataplane::RouteKind::kHttpBridge);
+  EXPECT_EQ(rd.http_bridge.max_in_flight, 16u);
+  EXPECT_EQ(rd.http_bridge.request_timeout, std::chrono::milliseconds(30000));
+  ASSERT_NE(rd.outbound, nullptr);
+  EXPECT_EQ(rd.outbound->max_request_bytes, 1ull << 20);
+  EXPECT_EQ(rd.outbound->max_response_bytes, 10ull << 20);
+  EXPECT_FALSE(rd.outbound->follow_redirects);
+  EXPECT_EQ(rd.outbound->policy.allowed_ranges(), 0u);
+  EXPECT_FALSE(rd.outbound->policy.Check("https://api.example.com/v1/x").has_value());
+  EXPECT_TRUE(rd.outbound->policy.Check("https://api.example.com/v2").has_value());
+  ASSERT_NE(rd.outbound->tls, nullptr);
+  EXPECT_TRUE(dataplane::outbound::VerifiesPeer(*rd.outbound->tls));
+  EXPECT_EQ(rd.limits.max_message_bytes, 16ull << 20);
+
+  const auto& rc = *snap->routes[1];
+  EXPECT_EQ(rc.http_bridge.max_in_flight, 3u);
+  EXPECT_EQ(rc.http_bridge.request_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(rc.outbound->max_request_bytes, 100u);
+  EXPECT_EQ(rc.outbound->max_response_bytes, 200u);
+  EXPECT_TRUE(rc.outbound->follow_redirects);
+  EXPECT_EQ(rc.outbound->max_redirects, 2);
+  EXPECT_EQ(rc.outbound->policy.allowed_ranges(), dataplane::outbound::kRangeLoopback);
+  ASSERT_NE(rc.outbound->tls, nullptr);
+  EXPECT_FALSE(dataplane::outbound::VerifiesPeer(*rc.outbound->tls));
+}
+
+TEST(BuildSnapshotTest, ExternalClientDefaultsAndValues) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Route d = EchoRoute("d", "/d/{client_id}");
+  d.mutable_external_client()->add_allowed_targets("ws://127.0.0.1:*");
+  wsgate::v1::Route c = EchoRoute("c", "/c/{user}");
+  auto* ec = c.mutable_external_client();
+  ec->add_allowed_targets("ws://127.0.0.1:*");
+  ec->set_max_connections_per_client(2);
+  ec->set_connect_timeout_ms(700);
+  ec->set_messages_per_minute(5);
+  ec->set_client_id_param("user");
+  c.mutable_limits()->set_max_message_bytes(4096);
+  auto snap = BuildSnapshot({d, c}, 1, &stats);
+  const auto& rd = *snap->routes[0];
+  EXPECT_EQ(rd.kind, dataplane::RouteKind::kExternalClient);
+  EXPECT_EQ(rd.external_client.max_connections_per_client, 10u);
+  EXPECT_EQ(rd.external_client.connect_timeout, std::chrono::milliseconds(30000));
+  EXPECT_EQ(rd.external_client.messages_per_minute, 100u);
+  EXPECT_EQ(rd.external_client.client_id_param, "client_id");
+  EXPECT_EQ(rd.limits.max_message_bytes, 1ull << 20);  // the seed's 1 MiB
+  ASSERT_NE(rd.outbound, nullptr);
+  EXPECT_FALSE(rd.outbound->policy.Check("ws://127.0.0.1:9/x").has_value());
+  const auto& rc = *snap->routes[1];
+  EXPECT_EQ(rc.external_client.max_connections_per_client, 2u);
+  EXPECT_EQ(rc.external_client.connect_timeout, std::chrono::milliseconds(700));
+  EXPECT_EQ(rc.external_client.messages_per_minute, 5u);
+  EXPECT_EQ(rc.external_client.client_id_param, "user");
+  EXPECT_EQ(rc.limits.max_message_bytes, 4096u);
 }
 
 TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {

@@ -1,0 +1,407 @@
+#include "dataplane/transport/external_client_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <exception>
+#include <utility>
+#include <variant>
+
+#include "dataplane/outbound/http_client.h"
+#include "dataplane/outbound/target_policy.h"
+#include "dataplane/protocol/external_client_codec.h"
+#include "dataplane/protocol/url.h"
+
+namespace wsgate::dataplane::transport {
+
+namespace {
+
+using protocol::ExternalErrorCode;
+using tcp = boost::asio::ip::tcp;
+
+protocol::Clock::time_point Now() { return protocol::Clock::now(); }
+
+ExternalConnector::Result Failure(ExternalErrorCode code, std::string message,
+                                  std::optional<int> refusal = std::nullopt) {
+  ExternalConnector::Result r;
+  r.ok = false;
+  r.code = static_cast<int>(code);
+  r.message = std::move(message);
+  r.refusal = refusal;
+  return r;
+}
+
+// The checks made before anything touches the network: the allow-list on the URL as written,
+// and the address ranges when the host is an IP literal.
+std::optional<ExternalConnector::Result> PreCheck(const outbound::OutboundRouteSettings& settings,
+                                                  const std::string& url_text) {
+  auto url = protocol::ParseUrl(url_text);
+  if (!url.ok()) {
+    return Failure(ExternalErrorCode::kNotAllowed,
+                   "Invalid URL: " + std::string(url.status().message()),
+                   static_cast<int>(outbound::RefusalReason::kBadUrl));
+  }
+  if (auto refusal = settings.policy.Check(*url)) {
+    return Failure(ExternalErrorCode::kNotAllowed,
+                   std::string("Target not allowed by this route (") +
+                       outbound::RefusalReasonName(*refusal) + ")",
+                   static_cast<int>(*refusal));
+  }
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(url->host, ec);
+  if (!ec) {
+    if (auto refusal = settings.policy.CheckAddress(address)) {
+      return Failure(ExternalErrorCode::kNotAllowed,
+                     std::string("Target address not allowed by this route (") +
+                         outbound::RefusalReasonName(*refusal) + ")",
+                     static_cast<int>(*refusal));
+    }
+  }
+  if (url->is_secure()) {
+    return Failure(ExternalErrorCode::kFailed,
+                   "wss:// targets are not supported by this data plane yet");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ExternalConnector
+
+ExternalConnector::ExternalConnector(OutboundKinds& kinds) : kinds_(kinds), timer_(kinds.ioc()) {}
+
+std::shared_ptr<ExternalConnector> ExternalConnector::Start(
+    OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> settings,
+    const std::string& url, const std::vector<std::string>& protocols,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::chrono::milliseconds timeout, uint64_t max_message_bytes, const Configure& configure,
+    Done done) {
+  auto c = std::make_shared<ExternalConnector>(kinds);
+  c->settings_ = std::move(settings);
+  c->done_ = std::move(done);
+  c->self_ = c;  // alive until finished or cancelled, whoever else holds it
+  auto fail_later = [&](Result r) {
+    boost::asio::post(kinds.ioc(), [c, r = std::move(r)]() mutable { c->Finish(std::move(r)); });
+    return c;
+  };
+  if (!c->settings_) return fail_later(Failure(ExternalErrorCode::kNotAllowed, "no allow-list"));
+  if (auto refused = PreCheck(*c->settings_, url)) return fail_later(*std::move(refused));
+
+  websocketpp::lib::error_code ec;
+  ClientConnectionPtr con = kinds.ws_client().get_connection(url, ec);
+  if (ec || !con) {
+    return fail_later(Failure(ExternalErrorCode::kFailed,
+                              "Cannot connect to " + url + ": " + (ec ? ec.message() : "unknown")));
+  }
+  try {
+    for (const std::string& p : protocols) con->add_subprotocol(p);
+    for (const auto& [name, value] : headers) con->replace_header(name, value);
+  } catch (const std::exception& e) {
+    return fail_later(Failure(ExternalErrorCode::kFailed,
+                              std::string("Cannot build the handshake: ") + e.what()));
+  }
+  con->set_max_message_size(max_message_bytes);
+  con->set_open_handshake_timeout(static_cast<long>(timeout.count()) + 1000);
+  std::weak_ptr<ExternalConnector> weak = c;
+  // The address actually connected to, checked before the handshake is sent: DNS cannot
+  // smuggle a refused range in. Closing the socket makes the handshake write fail.
+  con->set_tcp_post_init_handler([weak, raw = con.get()](websocketpp::connection_hdl) {
+    auto self = weak.lock();
+    if (!self) return;
+    boost::system::error_code rec;
+    tcp::endpoint remote = raw->get_raw_socket().remote_endpoint(rec);
+    if (rec) return;
+    if (auto refusal = self->settings_->policy.CheckAddress(remote.address())) {
+      self->refused_address_ = static_cast<int>(*refusal);
+      self->refused_address_text_ = remote.address().to_string();
+      raw->get_raw_socket().close(rec);
+    }
+  });
+  con->set_open_handler([weak](websocketpp::connection_hdl) {
+    if (auto self = weak.lock()) self->OnOpen();
+  });
+  con->set_fail_handler([weak](websocketpp::connection_hdl) {
+    if (auto self = weak.lock()) self->OnFail();
+  });
+  if (configure) configure(*con);
+  c->con_ = con;
+  c->timer_.expires_after(timeout);
+  c->timer_.async_wait([weak](const boost::system::error_code& tec) {
+    if (tec) return;
+    if (auto self = weak.lock()) self->OnTimeout();
+  });
+  kinds.ws_client().connect(con);
+  return c;
+}
+
+void ExternalConnector::Finish(Result result) {
+  if (finished_) return;
+  finished_ = true;
+  timer_.cancel();
+  Done done = std::move(done_);
+  done_ = nullptr;
+  auto keep = std::move(self_);  // `this` stays valid until the end of this function
+  if (done) done(std::move(result));
+}
+
+void ExternalConnector::Cancel() {
+  if (finished_) return;
+  finished_ = true;
+  timer_.cancel();
+  done_ = nullptr;
+  if (con_ && con_->get_state() == websocketpp::session::state::connecting) {
+    boost::system::error_code ec;
+    con_->get_raw_socket().cancel(ec);
+    con_->terminate(websocketpp::error::make_error_code(websocketpp::error::operation_canceled));
+  }
+  self_.reset();
+}
+
+void ExternalConnector::OnOpen() {
+  if (finished_) {
+    websocketpp::lib::error_code ec;
+    con_->close(1001, "client went away", ec);
+    return;
+  }
+  boost::system::error_code ec;
+  con_->get_raw_socket().set_option(tcp::no_delay(true), ec);
+  Result r;
+  r.ok = true;
+  r.con = con_;
+  Finish(std::move(r));
+}
+
+void ExternalConnector::OnFail() {
+  if (finished_) return;
+  if (refused_address_) {
+    Finish(Failure(
+        ExternalErrorCode::kNotAllowed,
+        std::string("Target address not allowed by this route (") +
+            outbound::RefusalReasonName(static_cast<outbound::RefusalReason>(*refused_address_)) +
+            ": " + refused_address_text_ + ")",
+        refused_address_));
+    return;
+  }
+  websocketpp::lib::error_code ec = con_->get_ec();
+  const int status = static_cast<int>(con_->get_response_code());
+  const bool timeout =
+      timed_out_ ||
+      ec == websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout) ||
+      ec == websocketpp::transport::error::make_error_code(websocketpp::transport::error::timeout);
+  if (timeout) {
+    Finish(Failure(ExternalErrorCode::kTimeout, "Connection timeout"));
+  } else if (status == 401 || status == 403) {
+    Finish(Failure(ExternalErrorCode::kAuthFailed,
+                   "Authentication failed (HTTP " + std::to_string(status) + ")"));
+  } else if (status != 0) {
+    Finish(Failure(ExternalErrorCode::kFailed,
+                   "Handshake refused (HTTP " + std::to_string(status) + ")"));
+  } else {
+    Finish(Failure(ExternalErrorCode::kRefused, "Connection refused: " + ec.message()));
+  }
+}
+
+void ExternalConnector::OnTimeout() {
+  if (finished_) return;
+  timed_out_ = true;
+  boost::system::error_code ec;
+  con_->get_raw_socket().cancel(ec);
+  con_->terminate(websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout));
+  Finish(Failure(ExternalErrorCode::kTimeout, "Connection timeout"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ExternalClientSession
+
+ExternalClientSession::ExternalClientSession(OutboundKinds& kinds,
+                                             std::shared_ptr<const RouteConfig> route,
+                                             std::string client_id,
+                                             std::unique_ptr<ClientLink> link,
+                                             RouteWorkerCounters* counters)
+    : kinds_(kinds),
+      route_(std::move(route)),
+      client_id_(std::move(client_id)),
+      link_(std::move(link)),
+      counters_(counters) {}
+
+ExternalClientSession::~ExternalClientSession() { OnTerminated(); }
+
+void ExternalClientSession::OnOpen() {
+  opened_ = true;
+  kinds_.registry().AddClient(client_id_);
+  if (kinds_.debug_events()) {
+    spdlog::info("external_client {}: client {} connected", route_->name, client_id_);
+  }
+}
+
+void ExternalClientSession::OnTerminated() {
+  if (terminated_) return;
+  terminated_ = true;
+  if (connector_) connector_->Cancel();
+  connector_.reset();
+  if (external_) {
+    websocketpp::lib::error_code ec;
+    external_->close(1001, "client went away", ec);
+  }
+  ReleaseExternal();
+  if (opened_) kinds_.registry().RemoveClient(client_id_);
+  if (kinds_.debug_events()) {
+    spdlog::info("external_client {}: client {} disconnected", route_->name, client_id_);
+  }
+}
+
+void ExternalClientSession::Emit(const std::string& event) {
+  if (terminated_) return;
+  if (kinds_.debug_events()) {
+    spdlog::info("external_client {}: to client {}: {}", route_->name, client_id_, event);
+  }
+  link_->SendText(event);
+}
+
+bool ExternalClientSession::OverRate() {
+  const uint32_t limit = route_->external_client.messages_per_minute;
+  const auto now = std::chrono::steady_clock::now();
+  if (recent_.size() >= limit && now - recent_.front() < std::chrono::minutes(1)) return true;
+  recent_.push_back(now);
+  while (recent_.size() > limit) recent_.pop_front();
+  return false;
+}
+
+void ExternalClientSession::OnMessage(const MessagePtr& msg) {
+  if (terminated_) return;
+  if (OverRate()) {
+    const std::string reason =
+        "rate limit exceeded: " + std::to_string(route_->external_client.messages_per_minute) +
+        " messages per minute";
+    if (kinds_.debug_events()) {
+      spdlog::info("external_client {}: client {}: {}", route_->name, client_id_, reason);
+    }
+    link_->Close(1008, reason);
+    return;
+  }
+  if (kinds_.debug_events()) {
+    spdlog::info("external_client {}: from client {}: {}", route_->name, client_id_,
+                 msg->get_payload());
+  }
+  if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+    Emit(protocol::InvalidFormatEvent("Invalid message format: expected a JSON text message",
+                                      Now()));
+    return;
+  }
+  protocol::ExternalCommand command = protocol::ParseExternalCommand(msg->get_payload());
+  if (auto* bad = std::get_if<protocol::ExternalCommandError>(&command)) {
+    Emit(protocol::InvalidFormatEvent(bad->message, Now()));
+  } else if (auto* connect = std::get_if<protocol::ConnectExternal>(&command)) {
+    if (state_ != State::kIdle) {
+      Emit(protocol::ConnectionErrorEvent(
+          "Already connected to an external WebSocket; send disconnect_external first",
+          ExternalErrorCode::kFailed, Now()));
+      return;
+    }
+    Connect(std::move(connect->url), std::move(connect->protocols), std::move(connect->headers));
+  } else if (auto* send = std::get_if<protocol::SendExternalMessage>(&command)) {
+    if (state_ != State::kOpen || !external_) {
+      Emit(protocol::SendErrorEvent("Not connected to an external WebSocket", Now()));
+      return;
+    }
+    websocketpp::lib::error_code ec =
+        external_->send(send->payload, send->binary ? websocketpp::frame::opcode::binary
+                                                    : websocketpp::frame::opcode::text);
+    if (ec) {
+      Emit(protocol::SendErrorEvent("Failed to send message: " + ec.message(), Now()));
+    } else {
+      Emit(protocol::MessageSentEvent(send->content, Now()));
+    }
+  } else {  // disconnect_external
+    if (connector_) connector_->Cancel();
+    connector_.reset();
+    if (external_) {
+      websocketpp::lib::error_code ec;
+      external_->close(1000, "disconnect_external", ec);
+      external_.reset();
+    }
+    ReleaseExternal();
+    Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kDisconnected, Now()));
+  }
+}
+
+void ExternalClientSession::Connect(std::string url, std::vector<std::string> protocols,
+                                    std::vector<std::pair<std::string, std::string>> headers) {
+  const auto& settings = route_->external_client;
+  if (auto refused = PreCheck(*route_->outbound, url)) {
+    if (refused->refusal) counters_->targets_refused[*refused->refusal].Add();
+    Emit(protocol::ConnectionErrorEvent(refused->message,
+                                        static_cast<ExternalErrorCode>(refused->code), Now()));
+    Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kError, Now()));
+    return;
+  }
+  if (!kinds_.registry().TryAddExternal(route_->name, client_id_,
+                                        settings.max_connections_per_client)) {
+    Emit(protocol::ConnectionErrorEvent(
+        "Maximum of " + std::to_string(settings.max_connections_per_client) +
+            " concurrent external connections for this client reached",
+        ExternalErrorCode::kLimitExceeded, Now()));
+    return;
+  }
+  slot_held_ = true;
+  state_ = State::kConnecting;
+  Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kConnecting, Now()));
+  std::weak_ptr<ExternalClientSession> weak = weak_from_this();
+  auto configure = [weak](ClientEndpoint::connection_type& con) {
+    con.set_message_handler([weak](websocketpp::connection_hdl, MessagePtr m) {
+      if (auto self = weak.lock()) self->OnExternalMessage(m);
+    });
+    con.set_close_handler([weak, raw = &con](websocketpp::connection_hdl) {
+      auto self = weak.lock();
+      if (self && self->external_.get() == raw) self->OnExternalClose();
+    });
+  };
+  connector_ = ExternalConnector::Start(kinds_, route_->outbound, url, protocols, headers,
+                                        settings.connect_timeout, route_->limits.max_message_bytes,
+                                        configure, [weak](ExternalConnector::Result r) {
+                                          if (auto self = weak.lock())
+                                            self->OnConnectDone(std::move(r));
+                                        });
+}
+
+void ExternalClientSession::OnConnectDone(ExternalConnector::Result result) {
+  connector_.reset();
+  if (terminated_) return;
+  if (!result.ok) {
+    ReleaseExternal();
+    if (result.refusal) counters_->targets_refused[*result.refusal].Add();
+    Emit(protocol::ConnectionErrorEvent(result.message, static_cast<ExternalErrorCode>(result.code),
+                                        Now()));
+    Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kError, Now()));
+    return;
+  }
+  external_ = std::move(result.con);
+  state_ = State::kOpen;
+  counters_->external_connections_active.Add(1);
+  counters_->external_connections_opened.Add();
+  Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kConnected, Now()));
+}
+
+void ExternalClientSession::OnExternalMessage(const MessagePtr& msg) {
+  if (state_ != State::kOpen) return;
+  Emit(protocol::MessageReceivedEvent(
+      msg->get_payload(), msg->get_opcode() == websocketpp::frame::opcode::binary, Now()));
+}
+
+void ExternalClientSession::OnExternalClose() {
+  external_.reset();
+  ReleaseExternal();
+  Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kDisconnected, Now()));
+}
+
+void ExternalClientSession::ReleaseExternal() {
+  if (state_ == State::kOpen) counters_->external_connections_active.Add(-1);
+  state_ = State::kIdle;
+  if (slot_held_) {
+    kinds_.registry().RemoveExternal(route_->name, client_id_);
+    slot_held_ = false;
+  }
+}
+
+}  // namespace wsgate::dataplane::transport
