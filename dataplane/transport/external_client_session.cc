@@ -301,19 +301,13 @@ void ExternalClientSession::OnMessage(const MessagePtr& msg) {
     }
     Connect(std::move(connect->url), std::move(connect->protocols), std::move(connect->headers));
   } else if (auto* send = std::get_if<protocol::SendExternalMessage>(&command)) {
-    if (state_ != State::kOpen || !external_) {
-      Emit(protocol::SendErrorEvent("Not connected to an external WebSocket", Now()));
+    if (state_ == State::kConnecting) {
+      pending_sends_.push_back(std::move(*send));  // bounded by messages_per_minute
       return;
     }
-    websocketpp::lib::error_code ec =
-        external_->send(send->payload, send->binary ? websocketpp::frame::opcode::binary
-                                                    : websocketpp::frame::opcode::text);
-    if (ec) {
-      Emit(protocol::SendErrorEvent("Failed to send message: " + ec.message(), Now()));
-    } else {
-      Emit(protocol::MessageSentEvent(send->content, Now()));
-    }
+    SendNow(*send);
   } else {  // disconnect_external
+    FailPendingSends("Disconnected before the connection was open");
     if (connector_) connector_->Cancel();
     connector_.reset();
     if (external_) {
@@ -323,6 +317,28 @@ void ExternalClientSession::OnMessage(const MessagePtr& msg) {
     }
     ReleaseExternal();
     Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kDisconnected, Now()));
+  }
+}
+
+void ExternalClientSession::SendNow(const protocol::SendExternalMessage& send) {
+  if (state_ != State::kOpen || !external_) {
+    Emit(protocol::SendErrorEvent("Not connected to an external WebSocket", Now()));
+    return;
+  }
+  websocketpp::lib::error_code ec = external_->send(
+      send.payload,
+      send.binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+  if (ec) {
+    Emit(protocol::SendErrorEvent("Failed to send message: " + ec.message(), Now()));
+  } else {
+    Emit(protocol::MessageSentEvent(send.content, Now()));
+  }
+}
+
+void ExternalClientSession::FailPendingSends(const std::string& why) {
+  while (!pending_sends_.empty()) {
+    pending_sends_.pop_front();
+    Emit(protocol::SendErrorEvent("Failed to send message: " + why, Now()));
   }
 }
 
@@ -374,6 +390,7 @@ void ExternalClientSession::OnConnectDone(ExternalConnector::Result result) {
     Emit(protocol::ConnectionErrorEvent(result.message, static_cast<ExternalErrorCode>(result.code),
                                         Now()));
     Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kError, Now()));
+    FailPendingSends(result.message);
     return;
   }
   external_ = std::move(result.con);
@@ -381,6 +398,11 @@ void ExternalClientSession::OnConnectDone(ExternalConnector::Result result) {
   counters_->external_connections_active.Add(1);
   counters_->external_connections_opened.Add();
   Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kConnected, Now()));
+  while (!pending_sends_.empty() && state_ == State::kOpen) {
+    protocol::SendExternalMessage send = std::move(pending_sends_.front());
+    pending_sends_.pop_front();
+    SendNow(send);
+  }
 }
 
 void ExternalClientSession::OnExternalMessage(const MessagePtr& msg) {

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/protocol/external_client_codec.h"
 #include "dataplane/transport/outbound_kinds.h"
 
 namespace wsgate::dataplane::outbound {
@@ -93,6 +94,11 @@ class ExternalClientSession : public KindSession,
   void Connect(std::string url, std::vector<std::string> protocols,
                std::vector<std::pair<std::string, std::string>> headers);
   void OnConnectDone(ExternalConnector::Result result);
+  void SendNow(const protocol::SendExternalMessage& send);
+  // send_message commands that arrived while connecting: the seed's server handles a client's
+  // messages one after the other, so a send_message right after connect_external goes out once
+  // the connection is open (or gets send_error if it fails).
+  void FailPendingSends(const std::string& why);
   void OnExternalMessage(const MessagePtr& msg);
   void OnExternalClose();
   // Leaves kOpen/kConnecting: releases the per-client slot and the active gauge.
@@ -111,6 +117,7 @@ class ExternalClientSession : public KindSession,
   ClientConnectionPtr external_;
   // Arrival times of the last messages_per_minute client messages (sliding window).
   std::deque<std::chrono::steady_clock::time_point> recent_;
+  std::deque<protocol::SendExternalMessage> pending_sends_;
 };
 
 }  // namespace wsgate::dataplane::transport

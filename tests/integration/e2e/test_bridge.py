@@ -108,6 +108,13 @@ routes:
       allowed_targets: ["http://127.0.0.1:*"]
       allowed_address_ranges: [loopback]
       max_in_flight: 2
+      max_request_bytes: 100
+  - name: bridge-follow
+    path: /follow
+    http_bridge:
+      allowed_targets: ["http://127.0.0.1:*"]
+      allowed_address_ranges: [loopback]
+      follow_redirects: true
   - name: ext
     path: /api/websocket/connect/{client_id}
     external_client:
@@ -268,6 +275,18 @@ def test_too_many_in_flight(gw, http_port):
     run(go())
 
 
+def test_request_too_large_and_followed_redirects(gw, http_port):
+    async def go():
+        async with connect(gw.url("/small")) as ws:
+            a = await ask(ws, {"url": f"http://127.0.0.1:{http_port}/api/resource",
+                               "method": "POST", "data": {"k": "x" * 200}, "id": 1})
+            assert a["code"] == "REQUEST_TOO_LARGE" and a["id"] == 1
+        async with connect(gw.url("/follow")) as ws:
+            a = await ask(ws, {"url": f"http://127.0.0.1:{http_port}/redirect", "method": "GET"})
+            assert a["status_code"] == 200 and a["content"]["response"] == "Success"
+    run(go())
+
+
 def test_out_of_order_answers_matched_by_id(gw, http_port):
     async def go():
         async with connect(gw.url("/ws")) as ws:
@@ -389,6 +408,69 @@ def test_external_echo_text_binary_headers_disconnect(gw):
     run(go())
 
 
+SEED_003_CLIENT = '''
+import asyncio
+import websockets
+import json
+
+async def websocket_client():
+    uri = "ws://localhost:58123/api/websocket/connect/client123"
+    
+    async with websockets.connect(uri) as websocket:
+        # Connect to external WebSocket
+        await websocket.send(json.dumps({
+            "type": "connect_external",
+            "url": "wss://echo.websocket.org"
+        }))
+        
+        # Send a message
+        await websocket.send(json.dumps({
+            "type": "send_message",
+            "content": "Hello from Python!"
+        }))
+        
+        # Listen for responses
+        async for message in websocket:
+            data = json.loads(message)
+            print(f"Received: {data}")
+
+# Run the client
+asyncio.run(websocket_client())
+'''
+
+
+def test_seed_003_python_client_example(gw):
+    """Seed 003's client, verbatim except for the two addresses. It sends send_message right
+    after connect_external without waiting: as with the seed's server, the message goes out once
+    the connection is open."""
+    script = SEED_003_CLIENT.replace("ws://localhost:58123", f"ws://localhost:{gw.port}")
+    script = script.replace("wss://echo.websocket.org", f"ws://127.0.0.1:{ECHO_PORT}")
+
+    async def go():
+        async with Upstream(ECHO_PORT):
+            proc = await asyncio.create_subprocess_exec(
+                "/usr/bin/python3", "-u", "-c", script, stdout=asyncio.subprocess.PIPE)
+            lines = []
+            try:
+                while True:
+                    line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+                    assert line, "the client exited early"
+                    lines.append(line)
+                    if "'type': 'message_received'" in line:
+                        break
+            finally:
+                proc.kill()
+                await proc.wait()
+            assert lines[0].startswith("Received: {'type': 'connection_status', "
+                                       "'status': 'connecting'")
+            kinds = [re.search(r"'type': '(\w+)'", l).group(1) for l in lines]
+            assert kinds == ["connection_status", "connection_status", "message_sent",
+                             "message_received"], lines
+            assert "'status': 'connected'" in lines[1]
+            assert "'content': 'Hello from Python!'" in lines[3]
+    run(go())
+
+
 def test_external_upstream_closing_reports_disconnected(gw):
     async def go():
         async with Upstream(ECHO_PORT):
@@ -432,6 +514,19 @@ def test_external_error_codes(gw):
         finally:
             server.close()
             await server.wait_closed()
+    run(go())
+
+
+def test_send_while_connecting_fails_with_the_connection(gw):
+    async def go():
+        async with connect(gw.url("/api/websocket/connect/hasty")) as ws:
+            await ws.send(json.dumps({"type": "connect_external",
+                                      "url": f"ws://127.0.0.1:{REFUSED_PORT}/"}))
+            await ws.send(json.dumps({"type": "send_message", "content": "early"}))
+            seen = await events_until(ws, lambda e: e["type"] == "send_error")
+            assert [e["type"] for e in seen] == ["connection_status", "connection_error",
+                                                 "connection_status", "send_error"], seen
+            assert seen[1]["code"] == "REFUSED"
     run(go())
 
 
