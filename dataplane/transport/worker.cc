@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <deque>
 #include <exception>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -80,6 +80,19 @@ void ResumeReading(Connection& con) {
   }
 }
 
+// Frees a leg's parsed handshake (header maps and strings of the request and the response, about
+// 0.9 KiB per leg) once the leg is open. websocketpp keeps both for the connection's whole life
+// but reads them again only to log, which is compiled out (ws_config.h). get_request() and
+// get_response() return references to the connection's own non-const members, so assigning
+// fresh objects through const_cast is well defined.
+template <typename Connection>
+void ReleaseHandshake(Connection& con) {
+  using Request = std::decay_t<decltype(con.get_request())>;
+  using Response = std::decay_t<decltype(con.get_response())>;
+  const_cast<Request&>(con.get_request()) = Request();
+  const_cast<Response&>(con.get_response()) = Response();
+}
+
 constexpr std::chrono::milliseconds kFirstDrainPoll{1};
 constexpr std::chrono::milliseconds kMaxDrainPoll{32};
 
@@ -123,7 +136,8 @@ struct Worker::Session {
   std::string upstream_subprotocol;
   // Upstream messages that arrive between the upstream's open and the client's (one handshake
   // round trip on the client side).
-  std::deque<MessagePtr> to_client;
+  // A vector, not a deque: libstdc++'s deque allocates 576 bytes as soon as it is constructed.
+  std::vector<MessagePtr> to_client;
   size_t to_client_bytes = 0;
   // The upstream closed before the client leg opened: close the client right after it opens.
   bool close_client_after_open = false;
@@ -657,6 +671,7 @@ void Worker::OnUpstreamOpen(const SessionPtr& s) {
   s->upstream->get_raw_socket().set_option(tcp::no_delay(true), ec);
   // websocketpp's client does not record the server's choice (get_subprotocol() stays empty).
   s->upstream_subprotocol = s->upstream->get_response_header("Sec-WebSocket-Protocol");
+  ReleaseHandshake(*s->upstream);
   // Upstream messages that arrive before the client's handshake completes wait in `to_client`.
   // Not pause_reading(): websocketpp 0.8.2 applies it through a post, after the open handler has
   // already queued the next read, and resume_reading() would then start a second concurrent
@@ -886,13 +901,13 @@ void Worker::OnClientOpen(const SessionPtr& s) {
     s->kind->OnOpen();
     return;
   }
+  ReleaseHandshake(*s->client);
   if (s->plan != Session::Plan::kProxy) return;
-  while (!s->to_client.empty()) {
-    MessagePtr msg = std::move(s->to_client.front());
-    s->to_client.pop_front();
+  for (MessagePtr& msg : s->to_client) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
     s->client->send(msg);
   }
+  std::vector<MessagePtr>().swap(s->to_client);
   s->to_client_bytes = 0;
   if (s->close_client_after_open) {
     CloseClient(*s, s->deferred_close_code, s->deferred_close_reason);
