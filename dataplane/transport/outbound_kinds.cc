@@ -120,7 +120,16 @@ OutboundKinds::OutboundKinds(boost::asio::io_context& ioc, ClientEndpoint& ws_cl
 OutboundKinds::~OutboundKinds() = default;
 
 outbound::HttpClient& OutboundKinds::http() {
-  if (!http_) http_ = std::make_unique<outbound::HttpClient>(ioc_);
+  if (!http_) {
+    // The client's defaults keep 4 idle connections per origin: with more requests than that in
+    // flight to one target (many bridge clients, one API), every answer beyond the fourth would
+    // close its connection and the next request open a new one. Keep as many as a worker is
+    // likely to have in flight; idle ones still expire after idle_timeout.
+    outbound::HttpClientOptions options;
+    options.max_idle_per_origin = 128;
+    options.max_idle_total = 512;
+    http_ = std::make_unique<outbound::HttpClient>(ioc_, options);
+  }
   return *http_;
 }
 
