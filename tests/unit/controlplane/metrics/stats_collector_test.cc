@@ -133,5 +133,38 @@ TEST_F(StatsCollectorTest, EveryRouteEverSeenIsListedInNameOrder) {
   EXPECT_LT(a, b);
 }
 
+TEST_F(StatsCollectorTest, OutboundKindsSeries) {
+  dataplane::RouteStats* bridge = stats_.ForRoute("bridge");
+  // method 1 = POST; outcome 0 = ok, 4 = target_not_allowed (1 + BridgeErrorCode index 3).
+  bridge->ForWorker(0).ObserveBridgeRequest(1, 0, 0.003);
+  bridge->ForWorker(1).ObserveBridgeRequest(1, 0, 0.2);
+  bridge->ForWorker(1).ObserveBridgeRequest(dataplane::kBridgeMethodOther, 4, 0.0001);
+  bridge->ForWorker(0).targets_refused[4].Add();  // loopback
+  dataplane::RouteStats* ext = stats_.ForRoute("ext");
+  ext->ForWorker(0).external_connections_opened.Add();
+  ext->ForWorker(0).external_connections_active.Add(1);
+  ext->ForWorker(1).external_connections_opened.Add();
+  ext->ForWorker(1).external_connections_active.Add(1);
+  ext->ForWorker(1).external_connections_active.Add(-1);
+  stats_.ForRoute("plain");
+
+  const std::string text = Scrape();
+  EXPECT_THAT(text, HasSubstr("\nwsgate_bridge_requests_total{route=\"bridge\",method=\"POST\","
+                              "outcome=\"ok\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nwsgate_bridge_requests_total{route=\"bridge\",method=\"other\","
+                              "outcome=\"target_not_allowed\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nwsgate_bridge_request_seconds_count{route=\"bridge\"} 3\n"));
+  EXPECT_THAT(
+      text, HasSubstr("\nwsgate_bridge_request_seconds_bucket{route=\"bridge\",le=\"0.005\"} 2\n"));
+  EXPECT_THAT(
+      text, HasSubstr("\nwsgate_targets_refused_total{route=\"bridge\",reason=\"loopback\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nwsgate_external_connections_active{route=\"ext\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE wsgate_bridge_request_seconds histogram\n"));
+  // Routes that never used a kind get none of its series.
+  EXPECT_THAT(text, Not(HasSubstr("wsgate_bridge_requests_total{route=\"plain\"")));
+  EXPECT_THAT(text, Not(HasSubstr("wsgate_external_connections_active{route=\"plain\"")));
+  EXPECT_THAT(text, Not(HasSubstr("wsgate_external_connections_active{route=\"bridge\"")));
+}
+
 }  // namespace
 }  // namespace wsgate::controlplane
