@@ -6,11 +6,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "common/health_state.h"
+#include "dataplane/bus/message_bus.h"
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
 
@@ -20,6 +22,9 @@ struct DataPlaneOptions {
   std::string listen_address = "0.0.0.0";
   uint16_t port = 8080;  // 0: pick a free port (see DataPlane::port())
   int workers = 1;       // >= 1; every worker listens on `port` with SO_REUSEPORT
+  // Message bus of the room and pubsub kinds: empty = in-memory (this process only), else a
+  // redis:// URL (Redis Pub/Sub across processes). A malformed URL fails Start.
+  std::string redis_url;
 };
 
 class DataPlane {
@@ -42,6 +47,12 @@ class DataPlane {
   virtual void ApplySnapshot(SnapshotPtr snapshot) = 0;
   // The version every worker has applied (the minimum over workers).
   virtual uint64_t applied_version() const = 0;
+
+  // The message bus of the room and pubsub kinds (thread-safe: Publish, up, stats), for the
+  // metrics and for publishing from the control plane. Null for data planes without one.
+  virtual bus::MessageBus* message_bus() { return nullptr; }
+  // Room members in this process, by route name (wsgate_room_members). Thread-safe.
+  virtual std::map<std::string, int64_t> RoomMembers() const { return {}; }
 
   // Shutdown, in this order. Thread-safe.
   // 1. Close the listeners; connections already open keep running.

@@ -388,7 +388,9 @@ namespace {
 // itself, and the seeds' two outbound routes (http_bridge at /ws, external_client at
 // /api/websocket/connect/{client_id}), so a new user sees every kind with no other service
 // running. The outbound routes allow loopback targets only, so the demo works on one machine and
-// cannot be used to reach anything else; a real deployment lists its own targets.
+// cannot be used to reach anything else; a real deployment lists its own targets. The fan-out
+// kinds follow (issue 4): the seed 002 chat room at /ws/{client_id} and the seed 004 pubsub
+// session at /{agent_id}/ws/{session_id}, with no auth (pick one in production).
 constexpr char kDemoYaml[] = R"yaml(
 routes:
   - name: echo
@@ -409,6 +411,12 @@ routes:
     external_client:
       allowed_targets: ["ws://127.0.0.1:*", "ws://localhost:*"]
       allowed_address_ranges: [loopback]
+  - name: chat-room
+    path: /ws/{client_id}
+    room: {}
+  - name: pubsub-session
+    path: /{agent_id}/ws/{session_id}
+    pubsub: {}
 )yaml";
 }  // namespace
 

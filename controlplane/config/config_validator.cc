@@ -222,6 +222,84 @@ absl::Status ValidateExternalClient(const wsgate::v1::ExternalClientRoute& ec,
   return absl::OkStatus();
 }
 
+// Kinds `room` and `pubsub` (issue 4).
+constexpr uint32_t kMaxSubscribeTimeoutMs = 300000;
+constexpr uint64_t kMaxQueuedBytes = 1ull << 30;
+
+bool PathHasParam(const std::string& path, const std::string& param) {
+  return path.find(absl::StrCat("{", param, "}")) != std::string::npos;
+}
+
+// A channel template: text with {name} placeholders, each naming a parameter of the path.
+absl::Status ValidateChannelTemplate(const std::string& tmpl, const std::string& field,
+                                     const std::string& path) {
+  size_t pos = 0;
+  while (pos < tmpl.size()) {
+    size_t open = tmpl.find_first_of("{}", pos);
+    if (open == std::string::npos) break;
+    if (tmpl[open] == '}') return Invalid(field, absl::StrCat("'", tmpl, "': unbalanced '}'"));
+    size_t close = tmpl.find('}', open);
+    if (close == std::string::npos) {
+      return Invalid(field, absl::StrCat("'", tmpl, "': unbalanced '{'"));
+    }
+    std::string name = tmpl.substr(open + 1, close - open - 1);
+    if (name.empty() || !PathHasParam(path, name)) {
+      return Invalid(field, absl::StrCat("'", tmpl, "': {", name,
+                                         "} is not a parameter of the path '", path, "'"));
+    }
+    pos = close + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRoom(const wsgate::v1::RoomRoute& room, const std::string& field,
+                          const std::string& path) {
+  const std::string client = room.client_id_param().empty() ? "client_id" : room.client_id_param();
+  if (!PathHasParam(path, client)) {
+    return Invalid(room.client_id_param().empty() ? field : field + ".client_id_param",
+                   absl::StrCat("the path '", path, "' has no {", client,
+                                "} parameter to name the client"));
+  }
+  if (!room.room_param().empty() && !PathHasParam(path, room.room_param())) {
+    return Invalid(field + ".room_param", absl::StrCat("the path '", path, "' has no {",
+                                                       room.room_param(), "} parameter"));
+  }
+  if (room.room_param() == client) {
+    return Invalid(field + ".room_param", "must differ from client_id_param");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePubSub(const wsgate::v1::PubSubRoute& ps, const std::string& field,
+                            const std::string& path) {
+  const std::string session = ps.session_param().empty() ? "session_id" : ps.session_param();
+  if (!PathHasParam(path, session)) {
+    return Invalid(ps.session_param().empty() ? field : field + ".session_param",
+                   absl::StrCat("the path '", path, "' has no {", session,
+                                "} parameter to name the session"));
+  }
+  if (auto s = ValidateChannelTemplate(ps.down_channel(), field + ".down_channel", path); !s.ok()) {
+    return s;
+  }
+  if (auto s = ValidateChannelTemplate(ps.up_channel(), field + ".up_channel", path); !s.ok()) {
+    return s;
+  }
+  if (ps.disable_up() && !ps.up_channel().empty()) {
+    return Invalid(field + ".up_channel", "meaningless with disable_up: true");
+  }
+  if (ps.subscribe_timeout_ms() > kMaxSubscribeTimeoutMs) {
+    return Invalid(field + ".subscribe_timeout_ms",
+                   absl::StrCat("must be 0 (default 5000) or 1..", kMaxSubscribeTimeoutMs,
+                                ", got ", ps.subscribe_timeout_ms()));
+  }
+  if (ps.max_queued_bytes() > kMaxQueuedBytes) {
+    return Invalid(field + ".max_queued_bytes",
+                   absl::StrCat("must be 0 (default 10485760) or 1..", kMaxQueuedBytes, ", got ",
+                                ps.max_queued_bytes()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateLimits(const wsgate::v1::Limits& limits, const std::string& field) {
   if (limits.max_message_bytes() > kMaxMessageBytes) {
     return Invalid(field + ".max_message_bytes",
@@ -283,11 +361,13 @@ absl::Status ValidateRoute(const Route& route, std::string_view field_in) {
       }
       break;
     case Route::kRoom:
-    case Route::kPubsub: {
-      const auto* kind_field = route.GetDescriptor()->FindFieldByNumber(route.kind_case());
-      return Invalid(absl::StrCat(field, ".", kind_field->name()),
-                     absl::StrCat("route kind '", kind_field->name(), "' is not implemented yet"));
-    }
+      if (auto s = ValidateRoom(route.room(), field + ".room", route.path()); !s.ok()) return s;
+      break;
+    case Route::kPubsub:
+      if (auto s = ValidatePubSub(route.pubsub(), field + ".pubsub", route.path()); !s.ok()) {
+        return s;
+      }
+      break;
   }
   return ValidateLimits(route.limits(), field + ".limits");
 }

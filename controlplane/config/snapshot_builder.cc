@@ -147,6 +147,28 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
       // The seed's message size limit (1 MiB) unless the route sets its own.
       if (r.limits().max_message_bytes() == 0) rc->limits.max_message_bytes = 1ull << 20;
     }
+    if (rc->kind == RouteKind::kRoom) {
+      const auto& room = r.room();
+      auto& x = rc->room;
+      x.room_param = room.room_param();
+      if (!room.client_id_param().empty()) x.client_id_param = room.client_id_param();
+      if (!room.self_template().empty()) x.self_template = room.self_template();
+      if (!room.broadcast_template().empty()) x.broadcast_template = room.broadcast_template();
+      if (!room.leave_template().empty()) x.leave_template = room.leave_template();
+    }
+    if (rc->kind == RouteKind::kPubSub) {
+      const auto& ps = r.pubsub();
+      auto& x = rc->pubsub;
+      const std::string session = ps.session_param().empty() ? "session_id" : ps.session_param();
+      x.down_channel = ps.down_channel().empty() ? "session:{" + session + "}:down"
+                                                 : ps.down_channel();
+      x.up_channel = ps.up_channel().empty() ? "session:{" + session + "}:up" : ps.up_channel();
+      if (ps.disable_up()) x.up_channel.clear();
+      if (ps.subscribe_timeout_ms() != 0) {
+        x.subscribe_timeout = std::chrono::milliseconds(ps.subscribe_timeout_ms());
+      }
+      if (ps.max_queued_bytes() != 0) x.max_queued_bytes = ps.max_queued_bytes();
+    }
     rc->stats = stats != nullptr ? stats->ForRoute(r.name()) : nullptr;
     out.push_back(std::move(rc));
   }

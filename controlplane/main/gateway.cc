@@ -24,6 +24,7 @@
 #include "controlplane/grpc/inventory_service.h"
 #include "controlplane/grpc/route_service.h"
 #include "controlplane/main/settings.h"
+#include "controlplane/metrics/fanout_collector.h"
 #include "controlplane/metrics/stats_collector.h"
 #include "dataplane/data_plane.h"
 #include "dataplane/stats/route_stats.h"
@@ -110,6 +111,7 @@ class Gateway {
     dp_options.listen_address = settings_.listen_address;
     dp_options.port = settings_.port;
     dp_options.workers = settings_.workers;
+    dp_options.redis_url = settings_.redis_url;
     absl::StatusOr<std::unique_ptr<dataplane::DataPlane>> dp =
         dataplane::DataPlane::Start(dp_options, store_->snapshot(), &stats_, &health_);
     if (!dp.ok()) {
@@ -125,12 +127,15 @@ class Gateway {
 
     collector_ = std::make_unique<StatsCollector>(
         &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
+    fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get());
     AdminServerOptions admin_options;
     admin_options.listen_address = settings_.listen_address;
     admin_options.port = settings_.admin_port;
     absl::StatusOr<std::unique_ptr<AdminServer>> admin = AdminServer::Start(
         admin_options,
-        StandardAdminRoutes(&health_, [c = collector_.get()] { return SerializeMetrics({c}); }));
+        StandardAdminRoutes(&health_, [c = collector_.get(), f = fanout_collector_.get()] {
+          return SerializeMetrics({c, f});
+        }));
     if (!admin.ok()) {
       spdlog::error("cannot start: {}", std::string(admin.status().message()));
       return kExitFailure;
@@ -218,6 +223,7 @@ class Gateway {
   std::unique_ptr<dataplane::DataPlane> data_plane_;
   bool data_plane_stopped_ = false;
   std::unique_ptr<StatsCollector> collector_;
+  std::unique_ptr<FanoutCollector> fanout_collector_;  // wsgate_bus_*, wsgate_room_members
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<RouteServiceImpl> route_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;

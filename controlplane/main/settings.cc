@@ -190,6 +190,13 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
   } else if (server.shutdown_grace_ms() != 0) {
     s.shutdown_grace_seconds = server.shutdown_grace_ms() / 1000.0;
   }
+
+  // Message bus (seed 004's name): REDIS_URL > server.redis_url > in-memory.
+  if (auto env_redis = env("REDIS_URL"); env_redis && !env_redis->empty()) {
+    s.redis_url = *env_redis;
+  } else {
+    s.redis_url = server.redis_url();
+  }
   return s;
 }
 

@@ -46,6 +46,8 @@ struct Settings {
   std::string grpc_listen_address = "0.0.0.0";
   int workers = 1;
   double shutdown_grace_seconds = 30;
+  // Message bus: REDIS_URL > server.redis_url > empty (in-memory). Parsed by the data plane.
+  std::string redis_url;
 };
 
 // Returns the value of an environment variable, nullopt when unset.

@@ -60,6 +60,24 @@ struct ExternalClientSettings {
   std::string client_id_param = "client_id";
 };
 
+// Kind `room` (seed 002). Texts are templates: {client_id} and {message} are replaced.
+struct RoomSettings {
+  std::string room_param;  // empty: one room for the whole route
+  std::string client_id_param = "client_id";
+  std::string self_template = "You wrote: {message}";
+  std::string broadcast_template = "Client #{client_id} says: {message}";
+  std::string leave_template = "Client #{client_id} left the chat";
+};
+
+// Kind `pubsub` (seed 004). Channel templates: {name} is replaced by the path parameter `name`.
+struct PubSubSettings {
+  std::string down_channel = "session:{session_id}:down";
+  std::string up_channel = "session:{session_id}:up";  // empty: client messages are dropped
+  std::chrono::milliseconds subscribe_timeout{5000};
+  // Bytes queued towards the client beyond which it is closed with 1008 "client too slow".
+  uint64_t max_queued_bytes = 10ull << 20;
+};
+
 struct RouteConfig {
   std::string name;
   std::string path;  // the template as configured
@@ -69,6 +87,8 @@ struct RouteConfig {
   WebSocketProxySettings websocket;  // meaningful when kind == kWebSocket
   HttpBridgeSettings http_bridge;        // meaningful when kind == kHttpBridge
   ExternalClientSettings external_client;  // meaningful when kind == kExternalClient
+  RoomSettings room;                       // meaningful when kind == kRoom
+  PubSubSettings pubsub;                   // meaningful when kind == kPubSub
   // Allow-list, address ranges, TLS and size caps: set for kHttpBridge and kExternalClient.
   // Shared with requests in flight, which keep it alive across a route change.
   std::shared_ptr<const outbound::OutboundRouteSettings> outbound;

@@ -7,6 +7,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/bus/in_memory_bus.h"
+#include "dataplane/bus/redis_bus.h"
+#include "dataplane/bus/redis_url.h"
+#include "dataplane/transport/fanout_kinds.h"
 #include "dataplane/transport/outbound_kinds.h"
 
 namespace wsgate::dataplane {
@@ -64,6 +68,21 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
     dp->workers_.push_back(std::move(worker));
   }
   dp->port_ = port;
+  // The bus needs every worker's executor, so it is created after them and attached before their
+  // threads start.
+  std::vector<boost::asio::any_io_executor> executors;
+  for (auto& worker : dp->workers_) executors.push_back(worker->io_context().get_executor());
+  if (options.redis_url.empty()) {
+    dp->bus_ = bus::MakeInMemoryBus(std::move(executors));
+  } else {
+    absl::StatusOr<bus::RedisEndpoint> endpoint = bus::ParseRedisUrl(options.redis_url);
+    if (!endpoint.ok()) return endpoint.status();  // "REDIS_URL: ..." names the setting
+    bus::RedisBusOptions bus_options;
+    bus_options.endpoint = *std::move(endpoint);
+    dp->bus_ = bus::MakeRedisBus(std::move(bus_options), std::move(executors));
+  }
+  dp->rooms_ = std::make_shared<RoomRegistry>();
+  for (auto& worker : dp->workers_) worker->AttachBus(dp->bus_.get(), dp->rooms_);
   for (auto& worker : dp->workers_) worker->StartThread();
   spdlog::info("data plane listening on {}:{} with {} worker(s)", options.listen_address, port,
                options.workers);
@@ -81,6 +100,10 @@ uint64_t DataPlaneImpl::applied_version() const {
   uint64_t min = UINT64_MAX;
   for (const auto& worker : workers_) min = std::min(min, worker->applied_version());
   return workers_.empty() ? 0 : min;
+}
+
+std::map<std::string, int64_t> DataPlaneImpl::RoomMembers() const {
+  return rooms_ ? rooms_->MembersByRoute() : std::map<std::string, int64_t>{};
 }
 
 void DataPlaneImpl::StopAccepting() {
@@ -120,6 +143,7 @@ void DataPlaneImpl::Stop(std::chrono::steady_clock::time_point deadline) {
     drained_cv_.wait_until(lock, deadline, [this] { return AllDrained(); });
   }
   for (auto& worker : workers_) worker->StopAndJoin();
+  if (bus_) bus_->Stop();  // after the workers: no subscriber callback can run any more
   stopped_ = true;
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/health_state.h"
+#include "dataplane/bus/message_bus.h"
 #include "dataplane/data_plane.h"
 #include "dataplane/transport/worker.h"
 
@@ -34,6 +35,8 @@ class DataPlaneImpl : public DataPlane {
   int workers() const override { return static_cast<int>(workers_.size()); }
   void ApplySnapshot(SnapshotPtr snapshot) override;
   uint64_t applied_version() const override;
+  bus::MessageBus* message_bus() override { return bus_.get(); }
+  std::map<std::string, int64_t> RoomMembers() const override;
   void StopAccepting() override;
   void CloseAll(uint16_t code, const std::string& reason) override;
   void Stop(std::chrono::steady_clock::time_point deadline) override;
@@ -49,6 +52,10 @@ class DataPlaneImpl : public DataPlane {
 
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Declared after workers_, so destroyed before them: the bus must go after the worker threads
+  // stop (Stop joins them) and before their io_contexts.
+  std::unique_ptr<bus::MessageBus> bus_;
+  std::shared_ptr<RoomRegistry> rooms_;
   std::mutex drained_mu_;
   std::condition_variable drained_cv_;
   std::mutex stop_mu_;    // serialises Stop

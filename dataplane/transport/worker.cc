@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/transport/fanout_kinds.h"
 #include "dataplane/transport/outbound_kinds.h"
 
 namespace wsgate::dataplane::transport {
@@ -212,6 +213,10 @@ absl::Status Worker::Listen(const tcp::endpoint& endpoint) {
                                                ":", endpoint.port(), ": ", ec.message()));
   }
   return absl::OkStatus();
+}
+
+void Worker::AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms) {
+  fanout_kinds_ = std::make_unique<FanoutKinds>(index_, bus, std::move(rooms));
 }
 
 void Worker::StartThread() {
@@ -446,6 +451,40 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
       s->kind = outbound_kinds_->Create(s->route, match->params, s->client, s->counters);
       StartClient(s);
       return;
+    case RouteKind::kRoom:
+    case RouteKind::kPubSub: {
+      if (!head.websocket_handshake_plausible || closing_all_ || !fanout_kinds_) {
+        s->plan = Session::Plan::kReject;
+        s->reject_status = head.websocket_handshake_plausible ? 503 : 400;
+        s->reject_body = !head.websocket_handshake_plausible ? "bad WebSocket handshake\n"
+                         : closing_all_                      ? "server shutting down\n"
+                                                             : "no message bus\n";
+        StartClient(s);
+        return;
+      }
+      // The channel is subscribed before the handshake is answered (so nothing published once
+      // the client sees 101 is lost); like the upstream leg of kind `websocket`, the client leg
+      // is started only when the answer is known.
+      WeakSession weak = s;
+      fanout_kinds_->Prepare(
+          s->route, match->params, s->client, s->counters, [this, weak](PrepareResult r) {
+            SessionPtr locked = weak.lock();
+            if (!locked || locked->client_started || locked->client_done) {
+              if (r.session) r.session->OnTerminated();  // leave the channel again
+              return;
+            }
+            if (r.session) {
+              locked->plan = Session::Plan::kKind;
+              locked->kind = std::move(r.session);
+            } else {
+              locked->plan = Session::Plan::kReject;
+              locked->reject_status = r.status;
+              locked->reject_body = std::move(r.body);
+            }
+            StartClient(locked);
+          });
+      return;
+    }
     default:
       s->plan = Session::Plan::kReject;
       s->reject_status = 501;
@@ -878,7 +917,15 @@ void Worker::OnHttp(const SessionPtr& s) {
   ServerEndpoint::connection_type& c = *s->client;
   std::string_view path = TargetPath(c.get_resource());
   if (path == "/health") {
+    if (fanout_kinds_ && fanout_kinds_->bus_down()) {
+      // Seed 004: unhealthy while the configured Redis is unreachable.
+      Respond(c, 503, "{\"status\":\"unhealthy\",\"redis\":\"down\"}", "application/json");
+      return;
+    }
     Respond(c, 200, "{\"status\":\"healthy\"}", "application/json");
+    return;
+  }
+  if (fanout_kinds_ && fanout_kinds_->HandleHttp(s->client, path, s->route == nullptr, snapshot_)) {
     return;
   }
   if (outbound_kinds_->HandleHttp(s->client, path, snapshot_)) return;

@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "common/health_state.h"
+#include "dataplane/bus/message_bus.h"
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
 #include "dataplane/transport/request_head.h"
@@ -33,6 +34,8 @@ namespace wsgate::dataplane::transport {
 
 class ExternalClientRegistry;  // outbound_kinds.h
 class OutboundKinds;           // outbound_kinds.h
+class FanoutKinds;             // fanout_kinds.h
+class RoomRegistry;            // fanout_kinds.h
 
 struct WorkerOptions {
   // A client that has not sent a complete request head by then is disconnected.
@@ -59,6 +62,11 @@ class Worker {
   // Called once, before StartThread, from the thread that creates the data plane.
   absl::Status Listen(const boost::asio::ip::tcp::endpoint& endpoint);
   uint16_t local_port() const { return local_port_; }
+  // The room and pubsub kinds' message bus (created with every worker's executor, so after the
+  // workers) and the data plane's room registry. Called once, before StartThread; without it
+  // those kinds answer 503. `bus` must outlive the worker thread.
+  void AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms);
+  boost::asio::io_context& io_context() { return ioc_; }
   void StartThread();
 
   // Thread-safe.
@@ -133,6 +141,8 @@ class Worker {
 
   // The http_bridge and external_client route kinds (outbound_kinds.h).
   std::unique_ptr<OutboundKinds> outbound_kinds_;
+  // The room and pubsub route kinds (fanout_kinds.h).
+  std::unique_ptr<FanoutKinds> fanout_kinds_;
   SnapshotPtr snapshot_;
   bool closing_all_ = false;
   uint16_t close_all_code_ = 1001;

@@ -23,7 +23,7 @@ class HttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
     gw_.Start({gw_.Echo("echo", "/echo"), gw_.Echo("param", "/ws/{client_id}"),
-               gw_.Route("room", "/room/{id}", RouteKind::kRoom)},
+               gw_.Route("room", "/room/{client_id}", RouteKind::kRoom)},
               milliseconds(300));
   }
   Gateway gw_{2};
@@ -69,12 +69,23 @@ TEST_F(HttpTest, PathTemplateRouteAndQueryString) {
   EXPECT_EQ(c.Read().data, "x");
 }
 
-TEST_F(HttpTest, UnimplementedRouteKindIs501) {
-  WsClient c;
-  HandshakeResult h = c.Connect(gw_.port(), "/room/1");
-  EXPECT_EQ(h.status, 501);
-  EXPECT_NE(h.body.find("room"), std::string::npos);
+// Every route kind is implemented now; the room kind (issue 4) on the data plane's in-memory bus:
+// the seed's texts, and a duplicate client id refused with 409 before any handshake completes.
+TEST_F(HttpTest, RoomKindBroadcastsAndRefusesDuplicateClientIds) {
+  WsClient a;
+  WsClient b;
+  ASSERT_EQ(a.Connect(gw_.port(), "/room/a").status, 101);
+  ASSERT_EQ(b.Connect(gw_.port(), "/room/b").status, 101);
+  WsClient dup;
+  HandshakeResult h = dup.Connect(gw_.port(), "/room/a");
+  EXPECT_EQ(h.status, 409);
+  EXPECT_NE(h.body.find("already in the room"), std::string::npos);
   EXPECT_EQ(Outcome(gw_.Totals("room"), ConnectionOutcome::kRejected), 1u);
+  ASSERT_FALSE(a.Send("hi"));
+  EXPECT_EQ(a.Read().data, "You wrote: hi");
+  EXPECT_EQ(b.Read().data, "Client #a says: hi");
+  ASSERT_FALSE(a.Close(1000, "bye"));
+  EXPECT_EQ(b.Read().data, "Client #a left the chat");
 }
 
 TEST_F(HttpTest, MalformedRequestIs400) {

@@ -229,7 +229,8 @@ def test_check_config_and_invalid_config_errors():
         cases = {
             "unknown.yaml": ("routes:\n  - name: e\n    path: /e\n    echo: {}\n    limitz: {}\n",
                              "limitz"),
-            "kind.yaml": ("routes:\n  - name: e\n    path: /e\n    room: {}\n", "not implemented"),
+            "kind.yaml": ("routes:\n  - name: e\n    path: /e\n    room: {}\n",
+                          "routes[0].room: the path '/e' has no {client_id}"),
             "dup.yaml": ("routes:\n  - {name: a, path: /a, echo: {}}\n  - {name: a, path: /b, echo: {}}\n",
                          "routes[1].name"),
             "syntax.yaml": ("routes: [\n", "line"),

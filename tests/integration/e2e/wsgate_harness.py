@@ -287,3 +287,114 @@ def parse_metrics(text):
 
 def metric(metrics, name, **labels):
     return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies (no stray servers)."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class RedisServer:
+    """A real redis-server (Debian package) on a free loopback port, no persistence.
+
+    stop() and start() again keep the port, so a gateway can watch Redis go away and return."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
+        wait_for(lambda: self.ping(), 10, what="redis-server PING")
+        return self
+
+    def ping(self):
+        try:
+            return self.cli("PING", timeout=1).strip() == "PONG"
+        except (subprocess.SubprocessError, OSError):
+            return False
+
+    def cli(self, *args, timeout=5):
+        """Runs redis-cli against this server; returns its stdout."""
+        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args],
+                             capture_output=True, timeout=timeout, check=True)
+        return out.stdout.decode()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class RespSubscriber:
+    """A raw-socket RESP client subscribed to channels: an independent reader of what wsgate
+    publishes to Redis."""
+
+    def __init__(self, port, *channels):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        cmd = [b"SUBSCRIBE", *[c.encode() for c in channels]]
+        self.sock.sendall(b"*%d\r\n" % len(cmd) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in cmd))
+        for _ in channels:
+            kind, _, _ = self.read_push()
+            assert kind == b"subscribe"
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _bulk(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _value(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"$":
+            return self._bulk(int(rest))
+        if t == b":":
+            return int(rest)
+        if t == b"*":
+            return [self._value() for _ in range(int(rest))]
+        return rest
+
+    def read_push(self, timeout=5.0):
+        """(kind, channel, payload-or-count) of the next push message."""
+        self.sock.settimeout(timeout)
+        v = self._value()
+        return v[0], v[1], v[2]
+
+    def read_message(self, timeout=5.0):
+        """(channel, payload) of the next published message."""
+        kind, channel, payload = self.read_push(timeout)
+        assert kind == b"message", kind
+        return channel.decode(), payload
+
+    def close(self):
+        self.sock.close()

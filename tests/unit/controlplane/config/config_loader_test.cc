@@ -30,7 +30,7 @@ wsgate::v1::Config MustParse(const std::string& yaml) {
 
 TEST(DemoConfigTest, HasEchoProxyAndTheSeedsOutboundRoutes) {
   wsgate::v1::Config c = DemoConfig();
-  ASSERT_EQ(c.routes_size(), 4);
+  ASSERT_EQ(c.routes_size(), 6);
   EXPECT_EQ(c.routes(0).name(), "echo");
   EXPECT_EQ(c.routes(0).path(), "/echo");
   EXPECT_TRUE(c.routes(0).has_echo());
@@ -47,6 +47,11 @@ TEST(DemoConfigTest, HasEchoProxyAndTheSeedsOutboundRoutes) {
   EXPECT_EQ(c.routes(3).path(), "/api/websocket/connect/{client_id}");
   ASSERT_TRUE(c.routes(3).has_external_client());
   EXPECT_EQ(c.routes(3).external_client().allowed_address_ranges(0), "loopback");
+  // Issue 4's fan-out kinds at the seeds' paths.
+  EXPECT_EQ(c.routes(4).path(), "/ws/{client_id}");
+  EXPECT_TRUE(c.routes(4).has_room());
+  EXPECT_EQ(c.routes(5).path(), "/{agent_id}/ws/{session_id}");
+  EXPECT_TRUE(c.routes(5).has_pubsub());
   EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
 }
 

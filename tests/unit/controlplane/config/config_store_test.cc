@@ -47,11 +47,12 @@ TEST_F(ConfigStoreTest, OpensOnTheInitialConfigAtVersionOne) {
   auto store = MustOpen(DemoConfig(), "", &stats_);
   EXPECT_EQ(store->version(), 1u);
   EXPECT_EQ(store->origin(), "configuration");
-  EXPECT_THAT(Names(*store), ElementsAre("echo", "external-client", "http-bridge", "proxy-echo"));
+  EXPECT_THAT(Names(*store), ElementsAre("chat-room", "echo", "external-client", "http-bridge",
+                                         "proxy-echo", "pubsub-session"));
   for (const auto& r : store->ListRoutes()) EXPECT_EQ(r.version(), 1u) << r.name();
   ASSERT_NE(store->snapshot(), nullptr);
   EXPECT_EQ(store->snapshot()->version, 1u);
-  EXPECT_EQ(store->snapshot()->routes.size(), 4u);
+  EXPECT_EQ(store->snapshot()->routes.size(), 6u);
   ASSERT_TRUE(store->snapshot()->table.Match("/proxy/echo"));
 }
 
@@ -73,7 +74,8 @@ TEST_F(ConfigStoreTest, PutGetListDelete) {
   EXPECT_EQ(put->config_version, 2u);
   EXPECT_EQ(put->route.version(), 2u);
   EXPECT_EQ(store->version(), 2u);
-  EXPECT_THAT(Names(*store), ElementsAre("chat", "echo", "external-client", "http-bridge", "proxy-echo"));
+  EXPECT_THAT(Names(*store), ElementsAre("chat", "chat-room", "echo", "external-client",
+                                         "http-bridge", "proxy-echo", "pubsub-session"));
   auto got = store->GetRoute("chat");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->path(), "/chat/{id}");
@@ -185,7 +187,8 @@ TEST_F(ConfigStoreTest, PersistsAndReopens) {
   auto store = MustOpen(other, dir.path(), &stats_);
   EXPECT_EQ(store->origin(), "state file " + dir.path() + "/routes.json");
   EXPECT_EQ(store->version(), 3u);
-  EXPECT_THAT(Names(*store), ElementsAre("added", "echo", "external-client", "http-bridge"));
+  EXPECT_THAT(Names(*store), ElementsAre("added", "chat-room", "echo", "external-client",
+                                         "http-bridge", "pubsub-session"));
   EXPECT_EQ(store->GetRoute("added")->version(), 2u);
   EXPECT_EQ(store->GetRoute("echo")->version(), 1u);
   EXPECT_EQ(store->snapshot()->version, 3u);

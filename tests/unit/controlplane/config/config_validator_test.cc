@@ -180,12 +180,51 @@ TEST(ValidateRouteTest, ExternalClientFields) {
   EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
 }
 
-TEST(ValidateRouteTest, KindsNotImplementedYet) {
-  Route r = EchoRoute("e", "/e");
+TEST(ValidateRouteTest, Room) {
+  Route r = EchoRoute("chat", "/ws/{client_id}");
   r.mutable_room();
-  EXPECT_EQ(RouteError(r), "route.room: route kind 'room' is not implemented yet");
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.set_path("/ws");
+  EXPECT_THAT(RouteError(r), StartsWith("route.room: the path '/ws' has no {client_id}"));
+  r.set_path("/ws/{user}");
+  r.mutable_room()->set_client_id_param("user");
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.mutable_room()->set_room_param("room");
+  EXPECT_THAT(RouteError(r), StartsWith("route.room.room_param: the path '/ws/{user}' has no"));
+  r.set_path("/ws/{room}/{user}");
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.mutable_room()->set_room_param("user");
+  EXPECT_EQ(RouteError(r), "route.room.room_param: must differ from client_id_param");
+}
+
+TEST(ValidateRouteTest, PubSub) {
+  Route r = EchoRoute("ps", "/{agent_id}/ws/{session_id}");
   r.mutable_pubsub();
-  EXPECT_EQ(RouteError(r), "route.pubsub: route kind 'pubsub' is not implemented yet");
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.set_path("/ws");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub: the path '/ws' has no {session_id}"));
+  r.set_path("/{agent_id}/ws/{session_id}");
+  r.mutable_pubsub()->set_down_channel("agent:{agent_id}:{session_id}:down");
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.mutable_pubsub()->set_down_channel("x:{nope}");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.down_channel: 'x:{nope}': {nope} is not"));
+  r.mutable_pubsub()->set_down_channel("x:{session_id");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.down_channel: 'x:{session_id': unbalanced"));
+  r.mutable_pubsub()->set_down_channel("x}");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.down_channel: 'x}': unbalanced"));
+  r.mutable_pubsub()->clear_down_channel();
+  r.mutable_pubsub()->set_up_channel("up:{}");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.up_channel: 'up:{}': {} is not"));
+  r.mutable_pubsub()->set_up_channel("up:{session_id}");
+  r.mutable_pubsub()->set_disable_up(true);
+  EXPECT_EQ(RouteError(r), "route.pubsub.up_channel: meaningless with disable_up: true");
+  r.mutable_pubsub()->clear_up_channel();
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.mutable_pubsub()->set_subscribe_timeout_ms(300001);
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.subscribe_timeout_ms: must be 0"));
+  r.mutable_pubsub()->set_subscribe_timeout_ms(0);
+  r.mutable_pubsub()->set_max_queued_bytes((1ull << 30) + 1);
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.max_queued_bytes: must be 0"));
 }
 
 TEST(ValidateRouteTest, WebSocketNeedsAnUpstream) {

@@ -42,6 +42,24 @@ TEST(ResolveSettingsTest, DefaultsWhenNothingIsSet) {
   EXPECT_EQ(s->shutdown_grace_seconds, 30);
 }
 
+TEST(ResolveSettingsTest, RedisUrlFromEnvironmentThenConfigElseInMemory) {
+  wsgate::v1::Server server;
+  absl::StatusOr<Settings> s = ResolveSettings({}, server, Env({}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->redis_url, "");  // in-memory bus
+  server.set_redis_url("redis://config:6379");
+  s = ResolveSettings({}, server, Env({}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->redis_url, "redis://config:6379");
+  s = ResolveSettings({}, server, Env({{"REDIS_URL", "redis://env:6380/2"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->redis_url, "redis://env:6380/2");
+  // An empty REDIS_URL is the same as unset (a shell's `REDIS_URL= wsgate`).
+  s = ResolveSettings({}, server, Env({{"REDIS_URL", ""}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->redis_url, "redis://config:6379");
+}
+
 TEST(ResolveSettingsTest, ConfigServerSectionBeatsDefaults) {
   wsgate::v1::Server server;
   server.set_listen_address("127.0.0.2");

@@ -1,0 +1,524 @@
+#include "dataplane/transport/fanout_kinds.h"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace wsgate::dataplane::transport {
+
+namespace {
+
+namespace wsclose = websocketpp::close::status;
+
+// Room broadcasts travel through the bus as kRoomMagic + member token + '\n' + text, so that the
+// sender's own member (on any process) can skip them. Anything else published on a room channel
+// (SessionService.Publish, redis-cli) reaches every member as-is.
+constexpr std::string_view kRoomMagic = "\x1ewsgate-room:";
+// Rooms have no per-route bound yet (issue 5's limits): a member whose unsent queue exceeds this
+// is closed with 1008 like a slow pubsub client.
+constexpr uint64_t kRoomMaxQueuedBytes = 10ull << 20;
+
+void RandomBytes(unsigned char* out, int n) {
+  if (RAND_bytes(out, n) != 1) {
+    // Same reasoning as SecureRandom32: predictable ids would be a silent security bug.
+    spdlog::critical("OpenSSL RAND_bytes failed");
+    std::abort();
+  }
+}
+
+std::string Hex(const unsigned char* p, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[p[i] >> 4]);
+    out.push_back(kDigits[p[i] & 15]);
+  }
+  return out;
+}
+
+// Replaces {client_id} and {message} in one pass (a message containing "{client_id}" stays as
+// the client wrote it).
+std::string FormatRoomText(std::string_view tmpl, std::string_view client_id,
+                           std::string_view message) {
+  std::string out;
+  out.reserve(tmpl.size() + client_id.size() + message.size());
+  size_t i = 0;
+  while (i < tmpl.size()) {
+    if (tmpl.compare(i, 11, "{client_id}") == 0) {
+      out.append(client_id);
+      i += 11;
+    } else if (tmpl.compare(i, 9, "{message}") == 0) {
+      out.append(message);
+      i += 9;
+    } else {
+      out.push_back(tmpl[i++]);
+    }
+  }
+  return out;
+}
+
+std::string ParamValue(const std::vector<std::pair<std::string, std::string>>& params,
+                       const std::string& name) {
+  for (const auto& [n, v] : params) {
+    if (n == name) return v;
+  }
+  return {};
+}
+
+PrepareResult Refused(absl::Status status) {
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    return {nullptr, 504, "message bus subscription timed out\n"};
+  }
+  return {nullptr, 503, "message bus unavailable\n"};
+}
+
+// The client leg as the fan-out sessions use it: sends only while open, counts what it sends,
+// and closes a client whose unsent queue grows past `max_queued` (it reads slower than the
+// channel publishes; websocketpp's queue has no bound of its own).
+class FanoutClient {
+ public:
+  FanoutClient(ServerConnectionPtr con, RouteWorkerCounters* counters, uint64_t max_queued)
+      : con_(std::move(con)), counters_(counters), max_queued_(max_queued) {}
+
+  bool open() const { return open_; }
+
+  // Marks the leg open and sends what arrived before (in order).
+  void Open() {
+    open_ = true;
+    while (!pending_.empty() && open_) {
+      auto [payload, binary] = std::move(pending_.front());
+      pending_.pop_front();
+      Send(payload, binary);
+    }
+    pending_.clear();
+    pending_bytes_ = 0;
+  }
+
+  // Before Open: queued (bounded like the send queue). After Close: dropped.
+  void Send(const std::string& payload, bool binary) {
+    if (closed_) return;
+    if (!open_) {
+      pending_bytes_ += payload.size();
+      if (pending_bytes_ > max_queued_) {
+        pending_.clear();
+        closed_ = true;  // the handshake completes, then the close below is sent at once
+        close_on_open_ = true;
+        return;
+      }
+      pending_.emplace_back(payload, binary);
+      return;
+    }
+    if (con_->get_state() != websocketpp::session::state::open) return;
+    websocketpp::lib::error_code ec = con_->send(
+        payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+    if (ec) return;  // the leg is closing: dropped
+    counters_->CountMessage(Direction::kToClient, payload.size());
+    if (con_->get_buffered_amount() > max_queued_) Close(1008, "client too slow");
+  }
+
+  void Close(uint16_t code, const std::string& reason) {
+    closed_ = true;
+    websocketpp::lib::error_code ec;  // invalid_state: already closing
+    con_->close(static_cast<wsclose::value>(code), reason, ec);
+  }
+
+  // After Open: whether a pre-open overflow asked for a close.
+  bool close_on_open() const { return close_on_open_; }
+
+ private:
+  ServerConnectionPtr con_;
+  RouteWorkerCounters* counters_;
+  const uint64_t max_queued_;
+  bool open_ = false;
+  bool closed_ = false;
+  bool close_on_open_ = false;
+  std::deque<std::pair<std::string, bool>> pending_;
+  uint64_t pending_bytes_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Kind `room`.
+
+class RoomSession : public KindSession,
+                    public bus::Subscriber,
+                    public std::enable_shared_from_this<RoomSession> {
+ public:
+  RoomSession(FanoutKinds& kinds, std::shared_ptr<const RouteConfig> route, std::string room,
+              std::string client_id, ServerConnectionPtr con, RouteWorkerCounters* counters)
+      : kinds_(kinds),
+        route_(std::move(route)),
+        room_(std::move(room)),
+        client_id_(std::move(client_id)),
+        channel_(absl::StrCat("room:", route_->name, ":", room_)),
+        token_(kinds.NextMemberToken()),
+        client_(std::move(con), counters, kRoomMaxQueuedBytes) {}
+
+  void Start(std::function<void(PrepareResult)> done) {
+    bus::MessageBus* bus = kinds_.bus();
+    if (bus == nullptr || !bus->up()) {
+      done(Refused(absl::UnavailableError("bus down")));
+      return;
+    }
+    if (!kinds_.rooms().TryJoin(route_->name, room_, client_id_)) {
+      done({nullptr, 409, absl::StrCat("client_id '", client_id_, "' is already in the room\n")});
+      return;
+    }
+    joined_ = true;
+    auto self = shared_from_this();
+    bus->Subscribe(kinds_.worker_index(), channel_, this, bus::SubscribeOptions{},
+                   [self, done = std::move(done)](absl::Status status) {
+                     if (!status.ok()) {
+                       self->LeaveRegistry();
+                       done(Refused(status));
+                       return;
+                     }
+                     self->subscribed_ = true;
+                     done({self, 0, {}});
+                   });
+  }
+
+  void OnOpen() override {
+    opened_ = true;
+    client_.Open();
+    if (client_.close_on_open()) client_.Close(1008, "client too slow");
+  }
+
+  void OnMessage(const MessagePtr& msg) override {
+    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+      client_.Close(1003, "rooms carry text messages only");
+      return;
+    }
+    const std::string& text = msg->get_payload();
+    client_.Send(FormatRoomText(route_->room.self_template, client_id_, text), false);
+    Broadcast(FormatRoomText(route_->room.broadcast_template, client_id_, text));
+  }
+
+  void OnTerminated() override {
+    if (terminated_) return;
+    terminated_ = true;
+    if (subscribed_) {
+      kinds_.bus()->Unsubscribe(kinds_.worker_index(), channel_, this);
+      subscribed_ = false;
+      // Only a member the others could have seen leaves; a refused handshake joined no one.
+      if (opened_) Broadcast(FormatRoomText(route_->room.leave_template, client_id_, ""));
+    }
+    LeaveRegistry();
+  }
+
+  // A message on the room's channel.
+  void OnMessage(const bus::BusMessagePtr& m) override {
+    std::string_view payload = m->payload;
+    if (payload.substr(0, kRoomMagic.size()) == kRoomMagic) {
+      payload.remove_prefix(kRoomMagic.size());
+      size_t nl = payload.find('\n');
+      if (nl == std::string_view::npos) return;     // not ours after all: malformed, dropped
+      if (payload.substr(0, nl) == token_) return;  // our own broadcast
+      client_.Send(std::string(payload.substr(nl + 1)), false);
+      return;
+    }
+    client_.Send(m->payload, m->is_binary);
+  }
+
+ private:
+  void Broadcast(const std::string& text) {
+    absl::Status s = kinds_.bus()->Publish(
+        channel_, absl::StrCat(std::string(kRoomMagic), token_, "\n", text), false);
+    if (!s.ok() && spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("route {}: room broadcast lost: {}", route_->name, s.ToString());
+    }
+  }
+
+  void LeaveRegistry() {
+    if (!joined_) return;
+    joined_ = false;
+    kinds_.rooms().Leave(route_->name, room_, client_id_);
+  }
+
+  FanoutKinds& kinds_;
+  const std::shared_ptr<const RouteConfig> route_;
+  const std::string room_;
+  const std::string client_id_;
+  const std::string channel_;
+  const std::string token_;
+  FanoutClient client_;
+  bool joined_ = false;
+  bool subscribed_ = false;
+  bool opened_ = false;
+  bool terminated_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Kind `pubsub`.
+
+class PubSubSession : public KindSession,
+                      public bus::Subscriber,
+                      public std::enable_shared_from_this<PubSubSession> {
+ public:
+  PubSubSession(FanoutKinds& kinds, std::shared_ptr<const RouteConfig> route,
+                std::string down_channel, std::string up_channel, ServerConnectionPtr con,
+                RouteWorkerCounters* counters)
+      : kinds_(kinds),
+        route_(std::move(route)),
+        down_(std::move(down_channel)),
+        up_(std::move(up_channel)),
+        client_(std::move(con), counters, route_->pubsub.max_queued_bytes) {}
+
+  void Start(std::function<void(PrepareResult)> done) {
+    bus::MessageBus* bus = kinds_.bus();
+    if (bus == nullptr || !bus->up()) {
+      done(Refused(absl::UnavailableError("bus down")));
+      return;
+    }
+    auto self = shared_from_this();
+    bus::SubscribeOptions options;
+    options.timeout = route_->pubsub.subscribe_timeout;
+    bus->Subscribe(kinds_.worker_index(), down_, this, options,
+                   [self, done = std::move(done)](absl::Status status) {
+                     if (!status.ok()) {
+                       done(Refused(status));
+                       return;
+                     }
+                     self->subscribed_ = true;
+                     done({self, 0, {}});
+                   });
+  }
+
+  void OnOpen() override {
+    client_.Open();
+    if (client_.close_on_open()) client_.Close(1008, "client too slow");
+  }
+
+  void OnMessage(const MessagePtr& msg) override {
+    if (up_.empty()) return;  // the route does not publish client messages
+    absl::Status s = kinds_.bus()->Publish(up_, msg->get_payload(),
+                                           msg->get_opcode() == websocketpp::frame::opcode::binary);
+    if (!s.ok() && spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("route {}: client message to {} lost: {}", route_->name, up_, s.ToString());
+    }
+  }
+
+  void OnTerminated() override {
+    if (terminated_) return;
+    terminated_ = true;
+    if (subscribed_) kinds_.bus()->Unsubscribe(kinds_.worker_index(), down_, this);
+    subscribed_ = false;
+  }
+
+  // A message on the session's down channel: to the client as-is, in order.
+  void OnMessage(const bus::BusMessagePtr& m) override { client_.Send(m->payload, m->is_binary); }
+
+ private:
+  FanoutKinds& kinds_;
+  const std::shared_ptr<const RouteConfig> route_;
+  const std::string down_;
+  const std::string up_;
+  FanoutClient client_;
+  bool subscribed_ = false;
+  bool terminated_ = false;
+};
+
+// The seed's embedded test page, rewritten: get a client id from POST /api/clients, join the
+// first room route, send and show messages. Plain HTML and JavaScript, no build step.
+constexpr char kChatPage[] = R"html(<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>wsgate chat</title></head>
+<body>
+<h1>wsgate chat</h1>
+<p>Your ID: <span id="id">...</span></p>
+<form id="form"><input id="text" autocomplete="off"><button>Send</button></form>
+<ul id="messages"></ul>
+<script>
+const ROOM_PATH = "__ROOM_PATH__";
+const CLIENT_PARAM = "__CLIENT_PARAM__";
+function show(text) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  document.getElementById("messages").appendChild(li);
+}
+fetch("/api/clients", {method: "POST"}).then(r => r.json()).then(({client_id}) => {
+  document.getElementById("id").textContent = client_id;
+  const path = ROOM_PATH.replace("{" + CLIENT_PARAM + "}", encodeURIComponent(client_id))
+                        .replace(/\{[^}]*\}/g, "lobby");
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") +
+                           location.host + path);
+  ws.onmessage = e => show(e.data);
+  ws.onclose = e => show("(closed " + e.code + (e.reason ? ": " + e.reason : "") + ")");
+  document.getElementById("form").onsubmit = e => {
+    e.preventDefault();
+    const input = document.getElementById("text");
+    ws.send(input.value);
+    input.value = "";
+  };
+});
+</script>
+</body>
+</html>
+)html";
+
+void Respond(ServerEndpoint::connection_type& c, int status, const std::string& body,
+             const char* content_type) {
+  try {
+    c.set_status(static_cast<websocketpp::http::status_code::value>(status));
+    c.set_body(body);
+    c.replace_header("Content-Type", content_type);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot set HTTP response {}: {}", status, e.what());
+  }
+}
+
+std::string ReplaceAll(std::string s, std::string_view from, std::string_view to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string ExpandTemplate(std::string_view tmpl,
+                           const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string out;
+  size_t i = 0;
+  while (i < tmpl.size()) {
+    if (tmpl[i] == '{') {
+      size_t close = tmpl.find('}', i);
+      if (close != std::string_view::npos) {
+        out.append(ParamValue(params, std::string(tmpl.substr(i + 1, close - i - 1))));
+        i = close + 1;
+        continue;
+      }
+    }
+    out.push_back(tmpl[i++]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoomRegistry
+
+bool RoomRegistry::TryJoin(const std::string& route, const std::string& room,
+                           const std::string& client_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!members_.emplace(route, room, client_id).second) return false;
+  ++per_route_[route];
+  return true;
+}
+
+void RoomRegistry::Leave(const std::string& route, const std::string& room,
+                         const std::string& client_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (members_.erase({route, room, client_id}) == 0) return;
+  auto it = per_route_.find(route);
+  if (it != per_route_.end() && --it->second <= 0) per_route_.erase(it);
+}
+
+std::map<std::string, int64_t> RoomRegistry::MembersByRoute() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return per_route_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// FanoutKinds
+
+FanoutKinds::FanoutKinds(int worker_index, bus::MessageBus* bus,
+                         std::shared_ptr<RoomRegistry> rooms)
+    : worker_index_(worker_index),
+      bus_(bus),
+      rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()) {
+  unsigned char r[8];
+  RandomBytes(r, sizeof(r));
+  token_prefix_ = absl::StrCat(Hex(r, sizeof(r)), ".", worker_index_, ".");
+}
+
+FanoutKinds::~FanoutKinds() = default;
+
+std::string FanoutKinds::NextMemberToken() { return absl::StrCat(token_prefix_, next_token_++); }
+
+std::string FanoutKinds::NewUuid() {
+  unsigned char b[16];
+  RandomBytes(b, sizeof(b));
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  std::string h = Hex(b, sizeof(b));
+  return absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-", h.substr(12, 4), "-",
+                      h.substr(16, 4), "-", h.substr(20));
+}
+
+bool FanoutKinds::bus_down() const { return bus_ != nullptr && !bus_->up(); }
+
+void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
+                          const std::vector<std::pair<std::string, std::string>>& params,
+                          ServerConnectionPtr client, RouteWorkerCounters* counters,
+                          std::function<void(PrepareResult)> done) {
+  if (route->kind == RouteKind::kRoom) {
+    std::string client_id = ParamValue(params, route->room.client_id_param);
+    std::string room =
+        route->room.room_param.empty() ? std::string() : ParamValue(params, route->room.room_param);
+    if (client_id.empty()) {
+      done({nullptr, 400, "missing client id\n"});
+      return;
+    }
+    auto session = std::make_shared<RoomSession>(*this, route, std::move(room),
+                                                 std::move(client_id), std::move(client), counters);
+    session->Start(std::move(done));
+    return;
+  }
+  if (route->kind == RouteKind::kPubSub) {
+    std::string down = ExpandTemplate(route->pubsub.down_channel, params);
+    std::string up = route->pubsub.up_channel.empty()
+                         ? std::string()
+                         : ExpandTemplate(route->pubsub.up_channel, params);
+    auto session = std::make_shared<PubSubSession>(*this, route, std::move(down), std::move(up),
+                                                   std::move(client), counters);
+    session->Start(std::move(done));
+    return;
+  }
+  done({nullptr, 501, "not a fan-out route kind\n"});
+}
+
+bool FanoutKinds::HandleHttp(const ServerConnectionPtr& con, std::string_view path, bool root_free,
+                             const SnapshotPtr& snapshot) {
+  ServerEndpoint::connection_type& c = *con;
+  if (path == "/api/clients") {
+    if (c.get_request().get_method() != "POST") {
+      Respond(c, 405, nlohmann::json{{"detail", "Method Not Allowed"}}.dump(), "application/json");
+      try {
+        c.replace_header("Allow", "POST");
+      } catch (const std::exception&) {
+      }
+      return true;
+    }
+    Respond(c, 200, nlohmann::json{{"client_id", NewUuid()}}.dump(), "application/json");
+    return true;
+  }
+  if (path == "/" && root_free) {
+    if (c.get_request().get_method() != "GET") return false;
+    std::shared_ptr<const RouteConfig> room;
+    if (snapshot) {
+      for (const auto& r : snapshot->routes) {
+        if (r->kind == RouteKind::kRoom) {
+          room = r;
+          break;
+        }
+      }
+    }
+    if (!room) return false;
+    // Route paths and parameter names are validated ([A-Za-z0-9_...] and '/'): nothing to escape
+    // for a JavaScript string, but quotes and backslashes are refused anyway.
+    if (room->path.find_first_of("\"\\<") != std::string::npos) return false;
+    std::string page = ReplaceAll(kChatPage, "__ROOM_PATH__", room->path);
+    page = ReplaceAll(std::move(page), "__CLIENT_PARAM__", room->room.client_id_param);
+    Respond(c, 200, page, "text/html; charset=utf-8");
+    return true;
+  }
+  return false;
+}
+
+}  // namespace wsgate::dataplane::transport
