@@ -105,6 +105,61 @@ class FloodUpstream {
   std::thread thread_;
 };
 
+// A client of the echo route that sends `total` binary messages as fast as the gateway reads
+// them and reads the echoes only once told to, checking that they come back whole and in order.
+class FloodClient {
+ public:
+  FloodClient(uint16_t port, uint64_t total) : total_(total), ws_(ioc_) {
+    ws_.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    ws_.handshake("127.0.0.1", "/echo");
+    ws_.binary(true);
+    WriteNext();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~FloodClient() {
+    ioc_.stop();
+    thread_.join();
+  }
+  void StartReading() {
+    net::post(ioc_, [this] { ReadNext(); });
+  }
+  uint64_t sent() const { return sent_.load(); }
+  uint64_t received() const { return received_.load(); }
+  bool garbled() const { return garbled_.load(); }
+
+ private:
+  void WriteNext() {
+    if (sent_.load() == total_) return;
+    current_ = FloodMessage(sent_.load());
+    ws_.async_write(net::buffer(current_), [this](beast::error_code ec, size_t) {
+      if (ec) return;
+      sent_.fetch_add(1);
+      WriteNext();
+    });
+  }
+  void ReadNext() {
+    ws_.async_read(in_, [this](beast::error_code ec, size_t) {
+      if (ec) return;
+      if (beast::buffers_to_string(in_.data()) != FloodMessage(received_.load())) {
+        garbled_.store(true);
+      }
+      in_.consume(in_.size());
+      received_.fetch_add(1);
+      ReadNext();
+    });
+  }
+
+  const uint64_t total_;
+  net::io_context ioc_;
+  websocket::stream<tcp::socket> ws_;
+  std::string current_;
+  beast::flat_buffer in_;
+  std::atomic<uint64_t> sent_{0};
+  std::atomic<uint64_t> received_{0};
+  std::atomic<bool> garbled_{false};
+  std::thread thread_;
+};
+
 class BackpressureTest : public ::testing::Test {
  protected:
   // What may sit between the upstream's socket and the client at most, with the gateway
@@ -119,7 +174,7 @@ class BackpressureTest : public ::testing::Test {
 
   void StartGateway(uint16_t upstream_port) {
     auto route = gw_.Proxy("flood", "/flood", {MakeUpstream(upstream_port)});
-    gw_.Start({route});
+    gw_.Start({route, gw_.Echo("echo", "/echo")});
   }
   uint64_t ForwardedToClient() {
     return gw_.Totals("flood").bytes[static_cast<int>(Direction::kToClient)];
@@ -171,6 +226,27 @@ TEST_F(BackpressureTest, CloseReachesAPausedUpstream) {
   EXPECT_TRUE(WaitFor([&] { return upstream.close_code() == 4001; }))
       << "upstream saw close " << upstream.close_code();
   EXPECT_TRUE(WaitFor([&] { return gw_.Totals("flood").connections_active == 0; }));
+}
+
+TEST_F(BackpressureTest, EchoClientThatDoesNotReadIsPaused) {
+  StartGateway(ClosedPort());
+  const uint64_t total = FloodMessages();
+  FloodClient c(gw_.port(), total);
+  auto from_client = [&] {
+    return gw_.Totals("echo").bytes[static_cast<int>(Direction::kFromClient)];
+  };
+  ASSERT_TRUE(WaitFor([&] { return from_client() > 0; }));
+  // The echoes pile up in the client's own send queue: the gateway stops reading the client.
+  EXPECT_FALSE(WaitFor([&] { return from_client() > InFlightBound(); }, milliseconds(3000)))
+      << "read " << from_client() << " bytes, bound " << InFlightBound();
+  EXPECT_LT(c.sent(), total);
+
+  c.StartReading();
+  EXPECT_TRUE(WaitFor([&] { return c.received() == total || c.garbled(); },
+                      std::chrono::milliseconds(60000)))
+      << c.received() << " of " << total;
+  EXPECT_FALSE(c.garbled()) << "echo " << c.received() << " garbled or out of order";
+  EXPECT_EQ(c.sent(), total);
 }
 
 }  // namespace
