@@ -3,14 +3,18 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <exception>
 #include <utility>
 #include <variant>
 
 #include "dataplane/outbound/http_client.h"
 #include "dataplane/outbound/target_policy.h"
+#include "dataplane/outbound/tls.h"
 #include "dataplane/protocol/external_client_codec.h"
 #include "dataplane/protocol/url.h"
+#include "dataplane/transport/tls_client_config.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -57,10 +61,6 @@ std::optional<ExternalConnector::Result> PreCheck(const outbound::OutboundRouteS
                      static_cast<int>(*refusal));
     }
   }
-  if (url->is_secure()) {
-    return Failure(ExternalErrorCode::kFailed,
-                   "wss:// targets are not supported by this data plane yet");
-  }
   return std::nullopt;
 }
 
@@ -69,44 +69,112 @@ std::optional<ExternalConnector::Result> PreCheck(const outbound::OutboundRouteS
 // ---------------------------------------------------------------------------------------------
 // ExternalConnector
 
-ExternalConnector::ExternalConnector(OutboundKinds& kinds) : kinds_(kinds), timer_(kinds.ioc()) {}
+namespace {
 
-std::shared_ptr<ExternalConnector> ExternalConnector::Start(
-    OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> settings,
-    const std::string& url, const std::vector<std::string>& protocols,
+template <typename ConPtr>
+class LegImpl : public ExternalLeg {
+ public:
+  explicit LegImpl(ConPtr con) : con_(std::move(con)) {}
+  // Nobody holds the leg any more: close it if that has not happened yet.
+  ~LegImpl() override { Close(1001, "client went away"); }
+  websocketpp::lib::error_code Send(const std::string& payload, bool binary) override {
+    return con_->send(
+        payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+  }
+  void Close(uint16_t code, const std::string& reason) override {
+    if (closed_) return;
+    closed_ = true;
+    // The handlers stay: this may run inside one of them, and the session's generation check
+    // already ignores what a replaced leg still delivers.
+    websocketpp::lib::error_code ec;  // invalid_state: already closing
+    con_->close(static_cast<websocketpp::close::status::value>(code), reason, ec);
+  }
+
+ private:
+  ConPtr con_;
+  bool closed_ = false;
+};
+
+template <typename Endpoint>
+class ConnectorImpl : public ExternalConnector,
+                      public std::enable_shared_from_this<ConnectorImpl<Endpoint>> {
+ public:
+  using ConPtr = typename Endpoint::connection_ptr;
+
+  ConnectorImpl(OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> s,
+                Done done)
+      : kinds_(kinds), settings_(std::move(s)), timer_(kinds.ioc()), done_(std::move(done)) {}
+
+  // Returns the failure to report when the attempt could not even start.
+  std::optional<Result> Begin(Endpoint& endpoint, const std::string& url,
+                              const std::vector<std::string>& protocols,
+                              const std::vector<std::pair<std::string, std::string>>& headers,
+                              std::chrono::milliseconds timeout, uint64_t max_message_bytes,
+                              Handlers handlers);
+  void Cancel() override;
+  void FinishWith(Result result);
+  // Keeps the attempt alive until it finishes or is cancelled, whoever else holds it.
+  std::shared_ptr<ConnectorImpl> self_;
+
+ private:
+  void OnOpen();
+  void OnFail();
+  void OnTimeout();
+
+  OutboundKinds& kinds_;
+  std::shared_ptr<const outbound::OutboundRouteSettings> settings_;
+  boost::asio::steady_timer timer_;
+  Done done_;
+  ConPtr con_;
+  bool finished_ = false;
+  bool timed_out_ = false;
+  std::optional<int> refused_address_;  // set by the post-connect address check
+  std::string refused_address_text_;
+};
+
+// websocketpp builds a wss:// connection's TLS stream inside get_connection, from the endpoint's
+// handlers: the route's context and the host name to verify are handed over just before.
+template <typename Endpoint>
+void PrepareTls(OutboundKinds&, const outbound::OutboundRouteSettings&, const std::string&) {}
+
+template <>
+void PrepareTls<TlsClientEndpoint>(OutboundKinds& kinds,
+                                   const outbound::OutboundRouteSettings& settings,
+                                   const std::string& host) {
+  kinds.PrepareTls(settings.tls, host);
+}
+
+template <typename Endpoint>
+std::optional<ExternalConnector::Result> ConnectorImpl<Endpoint>::Begin(
+    Endpoint& endpoint, const std::string& url, const std::vector<std::string>& protocols,
     const std::vector<std::pair<std::string, std::string>>& headers,
-    std::chrono::milliseconds timeout, uint64_t max_message_bytes, const Configure& configure,
-    Done done) {
-  auto c = std::make_shared<ExternalConnector>(kinds);
-  c->settings_ = std::move(settings);
-  c->done_ = std::move(done);
-  c->self_ = c;  // alive until finished or cancelled, whoever else holds it
-  auto fail_later = [&](Result r) {
-    boost::asio::post(kinds.ioc(), [c, r = std::move(r)]() mutable { c->Finish(std::move(r)); });
-    return c;
-  };
-  if (!c->settings_) return fail_later(Failure(ExternalErrorCode::kNotAllowed, "no allow-list"));
-  if (auto refused = PreCheck(*c->settings_, url)) return fail_later(*std::move(refused));
-
+    std::chrono::milliseconds timeout, uint64_t max_message_bytes, Handlers handlers) {
+  auto parsed = protocol::ParseUrl(url);
+  if (parsed.ok() && parsed->is_secure() && !settings_->tls) {
+    return Failure(ExternalErrorCode::kFailed, "wss:// is not available: no TLS context");
+  }
+  PrepareTls<Endpoint>(kinds_, *settings_, parsed.ok() ? parsed->host : std::string());
   websocketpp::lib::error_code ec;
-  ClientConnectionPtr con = kinds.ws_client().get_connection(url, ec);
+  ConPtr con = endpoint.get_connection(url, ec);
   if (ec || !con) {
-    return fail_later(Failure(ExternalErrorCode::kFailed,
-                              "Cannot connect to " + url + ": " + (ec ? ec.message() : "unknown")));
+    return Failure(ExternalErrorCode::kFailed,
+                   "Cannot connect to " + url + ": " + (ec ? ec.message() : "unknown"));
   }
   try {
     for (const std::string& p : protocols) con->add_subprotocol(p);
     for (const auto& [name, value] : headers) con->replace_header(name, value);
   } catch (const std::exception& e) {
-    return fail_later(Failure(ExternalErrorCode::kFailed,
-                              std::string("Cannot build the handshake: ") + e.what()));
+    return Failure(ExternalErrorCode::kFailed,
+                   std::string("Cannot build the handshake: ") + e.what());
   }
   con->set_max_message_size(max_message_bytes);
   con->set_open_handshake_timeout(static_cast<long>(timeout.count()) + 1000);
-  std::weak_ptr<ExternalConnector> weak = c;
-  // The address actually connected to, checked before the handshake is sent: DNS cannot
-  // smuggle a refused range in. Closing the socket makes the handshake write fail.
-  con->set_tcp_post_init_handler([weak, raw = con.get()](websocketpp::connection_hdl) {
+  std::weak_ptr<ConnectorImpl> weak = this->shared_from_this();
+  // The address actually connected to, checked right after the TCP connect and before any byte
+  // (TLS or HTTP) is written: DNS cannot smuggle a refused range in. Closing the socket makes
+  // the next step fail.
+  auto* raw = con.get();
+  con->set_tcp_pre_init_handler([weak, raw](websocketpp::connection_hdl) {
     auto self = weak.lock();
     if (!self) return;
     boost::system::error_code rec;
@@ -124,18 +192,26 @@ std::shared_ptr<ExternalConnector> ExternalConnector::Start(
   con->set_fail_handler([weak](websocketpp::connection_hdl) {
     if (auto self = weak.lock()) self->OnFail();
   });
-  if (configure) configure(*con);
-  c->con_ = con;
-  c->timer_.expires_after(timeout);
-  c->timer_.async_wait([weak](const boost::system::error_code& tec) {
+  if (handlers.on_message) {
+    con->set_message_handler(
+        [f = std::move(handlers.on_message)](websocketpp::connection_hdl, MessagePtr m) { f(m); });
+  }
+  if (handlers.on_close) {
+    con->set_close_handler(
+        [f = std::move(handlers.on_close)](websocketpp::connection_hdl) { f(); });
+  }
+  con_ = con;
+  timer_.expires_after(timeout);
+  timer_.async_wait([weak](const boost::system::error_code& tec) {
     if (tec) return;
     if (auto self = weak.lock()) self->OnTimeout();
   });
-  kinds.ws_client().connect(con);
-  return c;
+  endpoint.connect(con);
+  return std::nullopt;
 }
 
-void ExternalConnector::Finish(Result result) {
+template <typename Endpoint>
+void ConnectorImpl<Endpoint>::FinishWith(Result result) {
   if (finished_) return;
   finished_ = true;
   timer_.cancel();
@@ -145,7 +221,8 @@ void ExternalConnector::Finish(Result result) {
   if (done) done(std::move(result));
 }
 
-void ExternalConnector::Cancel() {
+template <typename Endpoint>
+void ConnectorImpl<Endpoint>::Cancel() {
   if (finished_) return;
   finished_ = true;
   timer_.cancel();
@@ -158,7 +235,8 @@ void ExternalConnector::Cancel() {
   self_.reset();
 }
 
-void ExternalConnector::OnOpen() {
+template <typename Endpoint>
+void ConnectorImpl<Endpoint>::OnOpen() {
   if (finished_) {
     websocketpp::lib::error_code ec;
     con_->close(1001, "client went away", ec);
@@ -168,14 +246,15 @@ void ExternalConnector::OnOpen() {
   con_->get_raw_socket().set_option(tcp::no_delay(true), ec);
   Result r;
   r.ok = true;
-  r.con = con_;
-  Finish(std::move(r));
+  r.leg = std::make_shared<LegImpl<ConPtr>>(con_);
+  FinishWith(std::move(r));
 }
 
-void ExternalConnector::OnFail() {
+template <typename Endpoint>
+void ConnectorImpl<Endpoint>::OnFail() {
   if (finished_) return;
   if (refused_address_) {
-    Finish(Failure(
+    FinishWith(Failure(
         ExternalErrorCode::kNotAllowed,
         std::string("Target address not allowed by this route (") +
             outbound::RefusalReasonName(static_cast<outbound::RefusalReason>(*refused_address_)) +
@@ -190,25 +269,85 @@ void ExternalConnector::OnFail() {
       ec == websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout) ||
       ec == websocketpp::transport::error::make_error_code(websocketpp::transport::error::timeout);
   if (timeout) {
-    Finish(Failure(ExternalErrorCode::kTimeout, "Connection timeout"));
+    FinishWith(Failure(ExternalErrorCode::kTimeout, "Connection timeout"));
   } else if (status == 401 || status == 403) {
-    Finish(Failure(ExternalErrorCode::kAuthFailed,
-                   "Authentication failed (HTTP " + std::to_string(status) + ")"));
+    FinishWith(Failure(ExternalErrorCode::kAuthFailed,
+                       "Authentication failed (HTTP " + std::to_string(status) + ")"));
   } else if (status != 0) {
-    Finish(Failure(ExternalErrorCode::kFailed,
-                   "Handshake refused (HTTP " + std::to_string(status) + ")"));
+    FinishWith(Failure(ExternalErrorCode::kFailed,
+                       "Handshake refused (HTTP " + std::to_string(status) + ")"));
+  } else if (ec.category() == websocketpp::transport::asio::socket::get_socket_category() ||
+             ec == websocketpp::transport::error::make_error_code(
+                       websocketpp::transport::error::tls_short_read)) {
+    FinishWith(Failure(ExternalErrorCode::kFailed, "TLS failure: " + ec.message()));
   } else {
-    Finish(Failure(ExternalErrorCode::kRefused, "Connection refused: " + ec.message()));
+    FinishWith(Failure(ExternalErrorCode::kRefused, "Connection refused: " + ec.message()));
   }
 }
 
-void ExternalConnector::OnTimeout() {
+template <typename Endpoint>
+void ConnectorImpl<Endpoint>::OnTimeout() {
   if (finished_) return;
   timed_out_ = true;
   boost::system::error_code ec;
   con_->get_raw_socket().cancel(ec);
   con_->terminate(websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout));
-  Finish(Failure(ExternalErrorCode::kTimeout, "Connection timeout"));
+  FinishWith(Failure(ExternalErrorCode::kTimeout, "Connection timeout"));
+}
+
+template <typename Endpoint>
+std::shared_ptr<ExternalConnector> StartOn(
+    Endpoint& endpoint, OutboundKinds& kinds,
+    std::shared_ptr<const outbound::OutboundRouteSettings> settings, const std::string& url,
+    const std::vector<std::string>& protocols,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::chrono::milliseconds timeout, uint64_t max_message_bytes,
+    ExternalConnector::Handlers handlers, ExternalConnector::Done done) {
+  auto c = std::make_shared<ConnectorImpl<Endpoint>>(kinds, std::move(settings), std::move(done));
+  c->self_ = c;
+  if (auto failed = c->Begin(endpoint, url, protocols, headers, timeout, max_message_bytes,
+                             std::move(handlers))) {
+    boost::asio::post(kinds.ioc(),
+                      [c, r = *std::move(failed)]() mutable { c->FinishWith(std::move(r)); });
+  }
+  return c;
+}
+
+// A connector that only reports a failure found before anything was attempted.
+class FailedConnector : public ExternalConnector {
+ public:
+  void Cancel() override { *cancelled_ = true; }
+  std::shared_ptr<bool> cancelled_ = std::make_shared<bool>(false);
+};
+
+}  // namespace
+
+std::shared_ptr<ExternalConnector> ExternalConnector::Start(
+    OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> settings,
+    const std::string& url, const std::vector<std::string>& protocols,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::chrono::milliseconds timeout, uint64_t max_message_bytes, Handlers handlers, Done done) {
+  std::optional<Result> refused;
+  if (!settings) {
+    refused = Failure(ExternalErrorCode::kNotAllowed, "no allow-list");
+  } else {
+    refused = PreCheck(*settings, url);
+  }
+  if (refused) {
+    auto c = std::make_shared<FailedConnector>();
+    boost::asio::post(kinds.ioc(), [cancelled = c->cancelled_, r = *std::move(refused),
+                                    done = std::move(done)]() mutable {
+      if (!*cancelled) done(std::move(r));
+    });
+    return c;
+  }
+  auto parsed = protocol::ParseUrl(url);
+  if (parsed.ok() && parsed->is_secure()) {
+    return StartOn(kinds.tls_ws_client(), kinds, std::move(settings), url, protocols, headers,
+                   timeout, max_message_bytes, std::move(handlers), std::move(done));
+  }
+  return StartOn(kinds.ws_client(), kinds, std::move(settings), url, protocols, headers, timeout,
+                 max_message_bytes, std::move(handlers), std::move(done));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,10 +379,8 @@ void ExternalClientSession::OnTerminated() {
   terminated_ = true;
   if (connector_) connector_->Cancel();
   connector_.reset();
-  if (external_) {
-    websocketpp::lib::error_code ec;
-    external_->close(1001, "client went away", ec);
-  }
+  if (external_) external_->Close(1001, "client went away");
+  external_.reset();
   ReleaseExternal();
   if (opened_) kinds_.registry().RemoveClient(client_id_);
   if (kinds_.debug_events()) {
@@ -310,11 +447,9 @@ void ExternalClientSession::OnMessage(const MessagePtr& msg) {
     FailPendingSends("Disconnected before the connection was open");
     if (connector_) connector_->Cancel();
     connector_.reset();
-    if (external_) {
-      websocketpp::lib::error_code ec;
-      external_->close(1000, "disconnect_external", ec);
-      external_.reset();
-    }
+    if (external_) external_->Close(1000, "disconnect_external");
+    external_.reset();
+    ++leg_generation_;
     ReleaseExternal();
     Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kDisconnected, Now()));
   }
@@ -325,9 +460,7 @@ void ExternalClientSession::SendNow(const protocol::SendExternalMessage& send) {
     Emit(protocol::SendErrorEvent("Not connected to an external WebSocket", Now()));
     return;
   }
-  websocketpp::lib::error_code ec = external_->send(
-      send.payload,
-      send.binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+  websocketpp::lib::error_code ec = external_->Send(send.payload, send.binary);
   if (ec) {
     Emit(protocol::SendErrorEvent("Failed to send message: " + ec.message(), Now()));
   } else {
@@ -364,18 +497,19 @@ void ExternalClientSession::Connect(std::string url, std::vector<std::string> pr
   state_ = State::kConnecting;
   Emit(protocol::ConnectionStatusEvent(protocol::ConnectionStatus::kConnecting, Now()));
   std::weak_ptr<ExternalClientSession> weak = weak_from_this();
-  auto configure = [weak](ClientEndpoint::connection_type& con) {
-    con.set_message_handler([weak](websocketpp::connection_hdl, MessagePtr m) {
-      if (auto self = weak.lock()) self->OnExternalMessage(m);
-    });
-    con.set_close_handler([weak, raw = &con](websocketpp::connection_hdl) {
-      auto self = weak.lock();
-      if (self && self->external_.get() == raw) self->OnExternalClose();
-    });
+  const uint64_t generation = ++leg_generation_;
+  ExternalConnector::Handlers handlers;
+  handlers.on_message = [weak, generation](const MessagePtr& m) {
+    auto self = weak.lock();
+    if (self && self->leg_generation_ == generation) self->OnExternalMessage(m);
+  };
+  handlers.on_close = [weak, generation]() {
+    auto self = weak.lock();
+    if (self && self->leg_generation_ == generation && self->external_) self->OnExternalClose();
   };
   connector_ = ExternalConnector::Start(kinds_, route_->outbound, url, protocols, headers,
                                         settings.connect_timeout, route_->limits.max_message_bytes,
-                                        configure, [weak](ExternalConnector::Result r) {
+                                        std::move(handlers), [weak](ExternalConnector::Result r) {
                                           if (auto self = weak.lock())
                                             self->OnConnectDone(std::move(r));
                                         });
@@ -393,7 +527,7 @@ void ExternalClientSession::OnConnectDone(ExternalConnector::Result result) {
     FailPendingSends(result.message);
     return;
   }
-  external_ = std::move(result.con);
+  external_ = std::move(result.leg);
   state_ = State::kOpen;
   counters_->external_connections_active.Add(1);
   counters_->external_connections_opened.Add();

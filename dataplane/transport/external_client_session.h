@@ -9,7 +9,6 @@
 // Threading: owned by one worker's session and used only on that worker's thread.
 #pragma once
 
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -28,51 +27,43 @@ struct OutboundRouteSettings;
 
 namespace wsgate::dataplane::transport {
 
-// One outbound WebSocket connection attempt under a route's allow-list and connect timeout.
-// `done` is called exactly once, on the worker thread and never from inside Start, unless
-// Cancel() is called first. Used by the external_client sessions and by the
-// test-connection REST endpoint.
-class ExternalConnector : public std::enable_shared_from_this<ExternalConnector> {
+// An open outbound WebSocket leg, ws:// or wss://.
+class ExternalLeg {
+ public:
+  virtual ~ExternalLeg() = default;
+  virtual websocketpp::lib::error_code Send(const std::string& payload, bool binary) = 0;
+  // Close handshake; nothing more is delivered to the handlers afterwards.
+  virtual void Close(uint16_t code, const std::string& reason) = 0;
+};
+
+// One outbound WebSocket connection attempt (ws:// on the worker's client endpoint, wss:// on
+// its TLS client endpoint) under a route's allow-list and connect timeout. `done` is called
+// exactly once, on the worker thread and never from inside Start, unless Cancel() is called
+// first. Used by the external_client sessions and by the test-connection REST endpoint.
+class ExternalConnector {
  public:
   struct Result {
     bool ok = false;
     int code = 0;  // protocol::ExternalErrorCode when !ok
     std::string message;
-    std::optional<int> refusal;  // outbound::RefusalReason when the allow-list refused
-    ClientConnectionPtr con;     // the open connection when ok
+    std::optional<int> refusal;        // outbound::RefusalReason when the allow-list refused
+    std::shared_ptr<ExternalLeg> leg;  // the open connection when ok
   };
   using Done = std::function<void(Result)>;
-  // Called on the connection before it connects: set message and close handlers there.
-  using Configure = std::function<void(ClientEndpoint::connection_type&)>;
+  // What the open leg delivers (set before connecting; called on the worker thread).
+  struct Handlers {
+    std::function<void(const MessagePtr&)> on_message;
+    std::function<void()> on_close;
+  };
 
   static std::shared_ptr<ExternalConnector> Start(
       OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> settings,
       const std::string& url, const std::vector<std::string>& protocols,
       const std::vector<std::pair<std::string, std::string>>& headers,
-      std::chrono::milliseconds timeout, uint64_t max_message_bytes, const Configure& configure,
-      Done done);
+      std::chrono::milliseconds timeout, uint64_t max_message_bytes, Handlers handlers, Done done);
+  virtual ~ExternalConnector() = default;
   // Aborts the attempt (no callback); the connection, if any, is terminated.
-  void Cancel();
-
-  explicit ExternalConnector(OutboundKinds& kinds);
-
- private:
-  void Finish(Result result);
-  void OnOpen();
-  void OnFail();
-  void OnTimeout();
-
-  OutboundKinds& kinds_;
-  std::shared_ptr<const outbound::OutboundRouteSettings> settings_;
-  boost::asio::steady_timer timer_;
-  ClientConnectionPtr con_;
-  Done done_;
-  // Keeps the attempt alive until it finishes or is cancelled, whoever else holds it.
-  std::shared_ptr<ExternalConnector> self_;
-  bool finished_ = false;
-  bool timed_out_ = false;
-  std::optional<int> refused_address_;  // set by the post-connect address check
-  std::string refused_address_text_;
+  virtual void Cancel() = 0;
 };
 
 class ExternalClientSession : public KindSession,
@@ -114,7 +105,8 @@ class ExternalClientSession : public KindSession,
   State state_ = State::kIdle;
   bool slot_held_ = false;
   std::shared_ptr<ExternalConnector> connector_;
-  ClientConnectionPtr external_;
+  std::shared_ptr<ExternalLeg> external_;
+  uint64_t leg_generation_ = 0;  // tells the current leg's close from an earlier one's
   // Arrival times of the last messages_per_minute client messages (sliding window).
   std::deque<std::chrono::steady_clock::time_point> recent_;
   std::deque<protocol::SendExternalMessage> pending_sends_;

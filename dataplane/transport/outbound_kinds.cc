@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <cctype>
 #include <cstdlib>
 #include <exception>
@@ -12,6 +13,7 @@
 #include <variant>
 
 #include "dataplane/outbound/http_client.h"
+#include "dataplane/outbound/tls.h"
 #include "dataplane/protocol/external_client_codec.h"
 #include "dataplane/transport/external_client_session.h"
 #include "dataplane/transport/http_bridge_session.h"
@@ -133,6 +135,41 @@ outbound::HttpClient& OutboundKinds::http() {
   return *http_;
 }
 
+TlsClientEndpoint& OutboundKinds::tls_ws_client() {
+  if (!tls_ws_client_) {
+    tls_ws_client_ = std::make_unique<TlsClientEndpoint>();
+    tls_ws_client_->clear_access_channels(websocketpp::log::alevel::all);
+    tls_ws_client_->clear_error_channels(websocketpp::log::elevel::all);
+    websocketpp::lib::error_code ec;
+    tls_ws_client_->init_asio(&ioc_, ec);
+    if (ec) {
+      // Only fails when called twice on one endpoint: a programming error.
+      spdlog::critical("worker {}: websocketpp init_asio (TLS client) failed: {}", worker_index_,
+                       ec.message());
+      std::terminate();
+    }
+    tls_ws_client_->set_user_agent("wsgate");
+    tls_ws_client_->set_tls_init_handler([this](websocketpp::connection_hdl) {
+      return std::exchange(next_tls_context_, nullptr);  // null: creation fails
+    });
+    tls_ws_client_->set_socket_init_handler(
+        [this](websocketpp::connection_hdl,
+               boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& s) {
+          std::string host = std::exchange(next_tls_host_, std::string());
+          if (host.empty()) return;
+          boost::system::error_code vec;
+          s.set_verify_callback(boost::asio::ssl::host_name_verification(host), vec);
+        });
+  }
+  return *tls_ws_client_;
+}
+
+void OutboundKinds::PrepareTls(std::shared_ptr<boost::asio::ssl::context> ctx, std::string host) {
+  const bool verify = ctx && outbound::VerifiesPeer(*ctx);
+  next_tls_context_ = std::move(ctx);
+  next_tls_host_ = verify ? std::move(host) : std::string();
+}
+
 std::shared_ptr<KindSession> OutboundKinds::Create(
     std::shared_ptr<const RouteConfig> route,
     const std::vector<std::pair<std::string, std::string>>& params, ServerConnectionPtr client,
@@ -218,11 +255,10 @@ bool OutboundKinds::HandleHttp(const ServerConnectionPtr& con, std::string_view 
   ServerConnectionPtr held = con;
   ExternalConnector::Start(
       *this, route->outbound, connect->url, connect->protocols, connect->headers,
-      route->external_client.connect_timeout, route->limits.max_message_bytes, nullptr,
+      route->external_client.connect_timeout, route->limits.max_message_bytes, {},
       [held, url](ExternalConnector::Result r) {
         if (r.ok) {
-          websocketpp::lib::error_code ec;
-          r.con->close(1000, "connection test", ec);
+          r.leg->Close(1000, "connection test");
           RespondJson(*held, 200,
                       {{"status", "success"},
                        {"message", "WebSocket connection test successful"},

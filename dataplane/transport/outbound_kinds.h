@@ -22,6 +22,7 @@
 
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
+#include "dataplane/transport/tls_client_config.h"
 #include "dataplane/transport/ws_config.h"
 
 namespace wsgate::dataplane::outbound {
@@ -97,6 +98,12 @@ class OutboundKinds {
 
   boost::asio::io_context& ioc() { return ioc_; }
   ClientEndpoint& ws_client() { return ws_client_; }
+  // For wss:// external legs; created on first use (TLS contexts come from each route).
+  TlsClientEndpoint& tls_ws_client();
+  // The TLS context and the host name to verify (when the context verifies peers) for the next
+  // connection made on tls_ws_client(): websocketpp asks the endpoint for them while
+  // get_connection builds the TLS stream. Call right before get_connection.
+  void PrepareTls(std::shared_ptr<boost::asio::ssl::context> ctx, std::string host);
   outbound::HttpClient& http();
   ExternalClientRegistry& registry() { return *registry_; }
   int worker_index() const { return worker_index_; }
@@ -110,6 +117,9 @@ class OutboundKinds {
   std::shared_ptr<ExternalClientRegistry> registry_;
   const bool debug_events_;
   std::unique_ptr<outbound::HttpClient> http_;
+  std::unique_ptr<TlsClientEndpoint> tls_ws_client_;
+  std::shared_ptr<boost::asio::ssl::context> next_tls_context_;
+  std::string next_tls_host_;
 };
 
 }  // namespace wsgate::dataplane::transport

@@ -11,7 +11,9 @@ import http
 import json
 import os
 import re
+import ssl
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -28,6 +30,20 @@ ECHO_PORT = free_port()
 REJECT_PORT = free_port()
 SILENT_PORT = free_port()
 REFUSED_PORT = free_port()  # nothing listens here
+WSS_PORT = free_port()
+
+# A CA and a certificate for "localhost" only (no IP address), made by the openssl CLI.
+CERTS = tempfile.mkdtemp(prefix="wsgate-e2e-certs-")
+subprocess.run(
+    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+    "-out ca.pem -days 2 -subj /CN=wsgate-test-ca -addext basicConstraints=critical,CA:TRUE "
+    "-addext keyUsage=critical,keyCertSign && "
+    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout leaf.key "
+    "-out leaf.csr -subj /CN=localhost && "
+    "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf && "
+    "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem "
+    "-days 2 -extfile ext.cnf",
+    shell=True, cwd=CERTS, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -89,7 +105,7 @@ def http_port():
     server.server_close()
 
 
-CONFIG = """
+CONFIG = f"""
 routes:
   - name: bridge
     path: /ws
@@ -116,21 +132,32 @@ routes:
       allowed_address_ranges: [loopback]
       follow_redirects: true
   - name: ext
-    path: /api/websocket/connect/{client_id}
+    path: /api/websocket/connect/{{client_id}}
     external_client:
       allowed_targets: ["ws://127.0.0.1:*", "ws://localhost:*"]
       allowed_address_ranges: [loopback]
       connect_timeout_ms: 1000
   - name: ext-public
-    path: /ext-public/{client_id}
+    path: /ext-public/{{client_id}}
     external_client:
       allowed_targets: ["ws://127.0.0.1:*", "ws://localhost:*"]
   - name: ext-fast
-    path: /ext-fast/{client_id}
+    path: /ext-fast/{{client_id}}
     external_client:
       allowed_targets: ["ws://127.0.0.1:*"]
       allowed_address_ranges: [loopback]
       messages_per_minute: 5
+  - name: ext-tls
+    path: /ext-tls/{{client_id}}
+    external_client:
+      allowed_targets: ["wss://localhost:*", "wss://127.0.0.1:*"]
+      allowed_address_ranges: [loopback]
+      tls: {{verify: VERIFY_CA_FILE, ca_file: "{CERTS}/ca.pem"}}
+  - name: ext-tls-system
+    path: /ext-tls-system/{{client_id}}
+    external_client:
+      allowed_targets: ["wss://localhost:*"]
+      allowed_address_ranges: [loopback]
 """
 
 
@@ -468,6 +495,46 @@ def test_seed_003_python_client_example(gw):
                              "message_received"], lines
             assert "'status': 'connected'" in lines[1]
             assert "'content': 'Hello from Python!'" in lines[3]
+    run(go())
+
+
+async def wss_echo_server():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(CERTS, "leaf.pem"), os.path.join(CERTS, "leaf.key"))
+
+    async def handler(ws, path=None):
+        async for msg in ws:
+            await ws.send(msg)
+    return await websockets.serve(handler, "127.0.0.1", WSS_PORT, ssl=ctx, compression=None)
+
+
+def test_external_wss_verified_against_the_routes_ca(gw):
+    async def go():
+        server = await wss_echo_server()
+        try:
+            async with connect(gw.url("/ext-tls/secure")) as ws:
+                await ws.send(json.dumps({"type": "connect_external",
+                                          "url": f"wss://localhost:{WSS_PORT}/"}))
+                await events_until(ws, status_is("connected"))
+                await ws.send(json.dumps({"type": "send_message", "content": "over tls"}))
+                seen = await events_until(ws, lambda e: e["type"] == "message_received")
+                assert seen[-1]["content"] == "over tls"
+                await ws.send(json.dumps({"type": "disconnect_external"}))
+                await events_until(ws, status_is("disconnected"))
+                # The certificate names localhost only: an IP address does not match it.
+                await ws.send(json.dumps({"type": "connect_external",
+                                          "url": f"wss://127.0.0.1:{WSS_PORT}/"}))
+                seen = await events_until(ws, lambda e: e["type"] == "connection_error")
+                assert seen[-1]["code"] == "CONNECTION_FAILED", seen
+            # The system store does not know the test CA.
+            async with connect(gw.url("/ext-tls-system/secure")) as ws:
+                await ws.send(json.dumps({"type": "connect_external",
+                                          "url": f"wss://localhost:{WSS_PORT}/"}))
+                seen = await events_until(ws, lambda e: e["type"] == "connection_error")
+                assert seen[-1]["code"] == "CONNECTION_FAILED", seen
+        finally:
+            server.close()
+            await server.wait_closed()
     run(go())
 
 
