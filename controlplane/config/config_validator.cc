@@ -292,6 +292,12 @@ absl::Status ValidatePubSub(const wsgate::v1::PubSubRoute& ps, const std::string
                    absl::StrCat("must be 0 (default 5000) or 1..", kMaxSubscribeTimeoutMs,
                                 ", got ", ps.subscribe_timeout_ms()));
   }
+  if (auto s = ValidateChannelTemplate(ps.auth_key(), field + ".auth_key", path); !s.ok()) {
+    return s;
+  }
+  if (!ps.auth_key().empty() && ps.auth() != wsgate::v1::PubSubRoute::AUTH_REDIS_TOKEN) {
+    return Invalid(field + ".auth_key", "only meaningful with auth: AUTH_REDIS_TOKEN");
+  }
   if (ps.max_queued_bytes() > kMaxQueuedBytes) {
     return Invalid(field + ".max_queued_bytes",
                    absl::StrCat("must be 0 (default 10485760) or 1..", kMaxQueuedBytes, ", got ",

@@ -168,6 +168,10 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
         x.subscribe_timeout = std::chrono::milliseconds(ps.subscribe_timeout_ms());
       }
       if (ps.max_queued_bytes() != 0) x.max_queued_bytes = ps.max_queued_bytes();
+      if (ps.auth() == wsgate::v1::PubSubRoute::AUTH_REDIS_TOKEN) {
+        x.auth = dataplane::PubSubSettings::Auth::kRedisToken;
+        x.auth_key = ps.auth_key().empty() ? "session:{" + session + "}:auth" : ps.auth_key();
+      }
     }
     rc->stats = stats != nullptr ? stats->ForRoute(r.name()) : nullptr;
     out.push_back(std::move(rc));

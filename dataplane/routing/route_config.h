@@ -76,6 +76,9 @@ struct PubSubSettings {
   std::chrono::milliseconds subscribe_timeout{5000};
   // Bytes queued towards the client beyond which it is closed with 1008 "client too slow".
   uint64_t max_queued_bytes = 10ull << 20;
+  enum class Auth { kNone, kRedisToken };
+  Auth auth = Auth::kNone;
+  std::string auth_key = "session:{session_id}:auth";  // kRedisToken: the token's key template
 };
 
 struct RouteConfig {

@@ -3,10 +3,13 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/steady_timer.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <deque>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -70,6 +73,52 @@ std::string ParamValue(const std::vector<std::pair<std::string, std::string>>& p
     if (n == name) return v;
   }
   return {};
+}
+
+// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750's
+// token68 characters); nullopt when the header is absent or anything else.
+std::optional<std::string> BearerToken(std::string_view header) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size()) return std::nullopt;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
+  }
+  std::string_view token = header.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  if (token.empty()) return std::nullopt;
+  for (char c : token) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("-._~+/=").find(c) == std::string_view::npos) {
+      return std::nullopt;
+    }
+  }
+  return std::string(token);
+}
+
+// Compares without an early exit, so the time taken says nothing about where a guess differs.
+bool SameToken(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// Seconds from the environment (fractions allowed); `fallback` when unset, with a warning when
+// not a number in [0, 86400].
+std::chrono::milliseconds SecondsFromEnvironment(const char* name, double fallback) {
+  double secs = fallback;
+  if (const char* v = std::getenv(name); v != nullptr && *v != '\0') {
+    char* end = nullptr;
+    double parsed = std::strtod(v, &end);
+    if (end != nullptr && *end == '\0' && parsed >= 0 && parsed <= 86400) {
+      secs = parsed;
+    } else {
+      spdlog::warn("{}: '{}' is not a number of seconds between 0 and 86400; using {}", name, v,
+                   fallback);
+    }
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
 }
 
 PrepareResult Refused(absl::Status status) {
@@ -268,7 +317,33 @@ class PubSubSession : public KindSession,
         route_(std::move(route)),
         down_(std::move(down_channel)),
         up_(std::move(up_channel)),
+        con_(con),
         client_(std::move(con), counters, route_->pubsub.max_queued_bytes) {}
+
+  // Seed 004's redis_token mode: GETDEL `key` and compare with the client's token, then Start.
+  void Authorize(std::string key, std::string token, std::function<void(PrepareResult)> done) {
+    bus::MessageBus* bus = kinds_.bus();
+    if (bus == nullptr || !bus->up()) {
+      done(Refused(absl::UnavailableError("bus down")));
+      return;
+    }
+    auto self = shared_from_this();
+    bus->GetAndDelete(kinds_.worker_index(), std::move(key),
+                      [self, token = std::move(token), done = std::move(done)](
+                          absl::StatusOr<std::optional<std::string>> value) mutable {
+                        if (!value.ok()) {
+                          // UNIMPLEMENTED (the in-memory bus has no key store) is a deployment
+                          // problem too.
+                          done({nullptr, 503, "session store unavailable\n"});
+                        } else if (!value->has_value()) {
+                          done({nullptr, 401, "unknown or already used session token\n"});
+                        } else if (!SameToken(**value, token)) {
+                          done({nullptr, 403, "session token mismatch\n"});
+                        } else {
+                          self->Start(std::move(done));
+                        }
+                      });
+  }
 
   void Start(std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
@@ -293,6 +368,7 @@ class PubSubSession : public KindSession,
   void OnOpen() override {
     client_.Open();
     if (client_.close_on_open()) client_.Close(1008, "client too slow");
+    if (kinds_.ping_interval().count() > 0) StartPings();
   }
 
   void OnMessage(const MessagePtr& msg) override {
@@ -309,17 +385,58 @@ class PubSubSession : public KindSession,
     terminated_ = true;
     if (subscribed_) kinds_.bus()->Unsubscribe(kinds_.worker_index(), down_, this);
     subscribed_ = false;
+    if (ping_timer_) ping_timer_->cancel();
   }
 
   // A message on the session's down channel: to the client as-is, in order.
   void OnMessage(const bus::BusMessagePtr& m) override { client_.Send(m->payload, m->is_binary); }
 
  private:
+  void StartPings() {
+    std::weak_ptr<PubSubSession> weak = weak_from_this();
+    // One ping outstanding at a time: websocketpp restarts its pong timer on every ping, so a
+    // ping interval shorter than the timeout would otherwise postpone the timeout for ever.
+    con_->set_pong_handler([weak](websocketpp::connection_hdl, std::string) {
+      if (auto self = weak.lock()) self->awaiting_pong_ = false;
+    });
+    if (kinds_.ping_timeout().count() > 0) {
+      con_->set_pong_timeout(static_cast<long>(kinds_.ping_timeout().count()));
+      con_->set_pong_timeout_handler([weak](websocketpp::connection_hdl, std::string) {
+        if (auto self = weak.lock(); self && !self->terminated_) {
+          self->client_.Close(1001, "ping timeout");
+        }
+      });
+    }
+    ping_timer_ =
+        std::make_unique<boost::asio::steady_timer>(con_->get_raw_socket().get_executor());
+    SchedulePing();
+  }
+
+  void SchedulePing() {
+    std::weak_ptr<PubSubSession> weak = weak_from_this();
+    ping_timer_->expires_after(kinds_.ping_interval());
+    ping_timer_->async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->terminated_) return;
+      if (self->con_->get_state() != websocketpp::session::state::open) return;
+      if (!self->awaiting_pong_) {
+        websocketpp::lib::error_code pec;
+        self->con_->ping("", pec);
+        if (pec) return;  // the leg is closing
+        self->awaiting_pong_ = true;
+      }
+      self->SchedulePing();
+    });
+  }
+
   FanoutKinds& kinds_;
   const std::shared_ptr<const RouteConfig> route_;
   const std::string down_;
   const std::string up_;
+  ServerConnectionPtr con_;
   FanoutClient client_;
+  std::unique_ptr<boost::asio::steady_timer> ping_timer_;
+  bool awaiting_pong_ = false;
   bool subscribed_ = false;
   bool terminated_ = false;
 };
@@ -431,6 +548,8 @@ FanoutKinds::FanoutKinds(int worker_index, bus::MessageBus* bus,
                          std::shared_ptr<RoomRegistry> rooms)
     : worker_index_(worker_index),
       bus_(bus),
+      ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
+      ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)),
       rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()) {
   unsigned char r[8];
   RandomBytes(r, sizeof(r));
@@ -455,8 +574,8 @@ bool FanoutKinds::bus_down() const { return bus_ != nullptr && !bus_->up(); }
 
 void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
                           const std::vector<std::pair<std::string, std::string>>& params,
-                          ServerConnectionPtr client, RouteWorkerCounters* counters,
-                          std::function<void(PrepareResult)> done) {
+                          const RequestHead& head, ServerConnectionPtr client,
+                          RouteWorkerCounters* counters, std::function<void(PrepareResult)> done) {
   if (route->kind == RouteKind::kRoom) {
     std::string client_id = ParamValue(params, route->room.client_id_param);
     std::string room =
@@ -477,6 +596,16 @@ void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
                          : ExpandTemplate(route->pubsub.up_channel, params);
     auto session = std::make_shared<PubSubSession>(*this, route, std::move(down), std::move(up),
                                                    std::move(client), counters);
+    if (route->pubsub.auth == PubSubSettings::Auth::kRedisToken) {
+      std::optional<std::string> token = BearerToken(head.Header("authorization"));
+      if (!token) {
+        done({nullptr, 400, "missing or malformed Authorization: Bearer header\n"});
+        return;
+      }
+      session->Authorize(ExpandTemplate(route->pubsub.auth_key, params), *std::move(token),
+                         std::move(done));
+      return;
+    }
     session->Start(std::move(done));
     return;
   }

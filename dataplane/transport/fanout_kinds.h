@@ -10,6 +10,7 @@
 // thread-safe (a mutex taken on join and leave, never per message).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -26,6 +27,7 @@
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
 #include "dataplane/transport/outbound_kinds.h"
+#include "dataplane/transport/request_head.h"
 #include "dataplane/transport/ws_config.h"
 
 namespace wsgate::dataplane::transport {
@@ -66,9 +68,10 @@ class FanoutKinds {
   // For a route of kind kRoom or kPubSub. `done` runs once on the worker thread, possibly before
   // Prepare returns. When the worker no longer wants a returned session (the client went away
   // meanwhile) it must call OnTerminated() on it so that it leaves its channel.
+  // `head` is the client's request (for the pubsub auth header); read before Prepare returns.
   void Prepare(std::shared_ptr<const RouteConfig> route,
                const std::vector<std::pair<std::string, std::string>>& params,
-               ServerConnectionPtr client, RouteWorkerCounters* counters,
+               const RequestHead& head, ServerConnectionPtr client, RouteWorkerCounters* counters,
                std::function<void(PrepareResult)> done);
 
   // /health must say 503 while a configured Redis is unreachable.
@@ -86,11 +89,17 @@ class FanoutKinds {
   // published itself (the sender gets "You wrote: ..." directly), so nothing is echoed twice.
   std::string NextMemberToken();
   std::string NewUuid();
+  // Pubsub liveness (seed 004's WS_PING_INTERVAL_SECS, default 30, and WS_PING_TIMEOUT_SECS,
+  // default 10; read once; 0 disables): a ping every interval, closed without a pong in time.
+  std::chrono::milliseconds ping_interval() const { return ping_interval_; }
+  std::chrono::milliseconds ping_timeout() const { return ping_timeout_; }
 
  private:
   const int worker_index_;
   bus::MessageBus* const bus_;
   std::shared_ptr<RoomRegistry> rooms_;
+  std::chrono::milliseconds ping_interval_;
+  std::chrono::milliseconds ping_timeout_;
   std::string token_prefix_;  // random per worker and process
   uint64_t next_token_ = 1;
 };

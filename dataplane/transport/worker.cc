@@ -467,7 +467,7 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
       // is started only when the answer is known.
       WeakSession weak = s;
       fanout_kinds_->Prepare(
-          s->route, match->params, s->client, s->counters, [this, weak](PrepareResult r) {
+          s->route, match->params, head, s->client, s->counters, [this, weak](PrepareResult r) {
             SessionPtr locked = weak.lock();
             if (!locked || locked->client_started || locked->client_done) {
               if (r.session) r.session->OnTerminated();  // leave the channel again

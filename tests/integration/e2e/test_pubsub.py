@@ -5,6 +5,7 @@
 
 import asyncio
 import json
+import socket
 import subprocess
 
 import pytest
@@ -21,6 +22,10 @@ routes:
     path: /quiet/{session_id}
     pubsub:
       disable_up: true
+  - name: secured
+    path: /secure/{agent_id}/ws/{session_id}
+    pubsub:
+      auth: AUTH_REDIS_TOKEN
 """
 
 
@@ -176,3 +181,96 @@ def test_in_memory_bus_when_no_redis_url():
                 await ws.send("nobody listens")
                 await ws.ping()
         asyncio.run(main())
+
+
+def test_redis_token_auth_every_outcome(redis, gw):
+    url = gw.url("/secure/agent/ws/T1")
+
+    async def status(headers=None):
+        return await handshake_status(url, extra_headers=headers or {})
+
+    async def main():
+        redis.cli("SET", "session:T1:auth", "s3cret-token")
+        assert await status() == 400                                        # no header
+        assert await status({"Authorization": "Basic czNjcmV0"}) == 400     # not Bearer
+        assert await status({"Authorization": "Bearer "}) == 400            # empty token
+        assert await status({"Authorization": "Bearer a b"}) == 400         # malformed
+        assert redis.cli("GET", "session:T1:auth").strip() == "s3cret-token"  # untouched so far
+        assert await status({"Authorization": "Bearer wrong"}) == 403
+        # The key is deleted on use, even by a mismatch (GETDEL): a guess costs the token.
+        assert redis.cli("EXISTS", "session:T1:auth").strip() == "0"
+        assert await status({"Authorization": "Bearer s3cret-token"}) == 401
+        redis.cli("SET", "session:T1:auth", "s3cret-token")
+        async with connect(url, extra_headers={"Authorization": "bearer s3cret-token"}) as ws:
+            assert redis.cli("EXISTS", "session:T1:auth").strip() == "0"
+            redis.cli("PUBLISH", "session:T1:down", "authorised")
+            assert await recv(ws) == "authorised"
+        # Used once: the same token does not open a second connection.
+        assert await status({"Authorization": "Bearer s3cret-token"}) == 401
+        redis.stop()
+        wait_for(lambda: http_request(gw.port, "/health")[0] == 503, 10, what="Redis down")
+        assert await status({"Authorization": "Bearer s3cret-token"}) == 503
+    asyncio.run(main())
+
+
+def test_redis_token_auth_on_the_in_memory_bus_is_503():
+    with Gateway(PUBSUB_CONFIG, env={"REDIS_URL": ""}, workers=1) as g:
+        assert asyncio.run(handshake_status(g.url("/secure/a/ws/S"),
+                                            extra_headers={"Authorization": "Bearer x"})) == 503
+
+
+def read_frame(sock):
+    """(opcode, payload) of the next server frame (servers never mask)."""
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+    b0, b1 = exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(exact(2), "big")
+    elif n == 127:
+        n = int.from_bytes(exact(8), "big")
+    return b0 & 0x0F, exact(n)
+
+
+def test_ping_timeout_closes_a_silent_client_and_keeps_a_responsive_one(redis):
+    env = {"REDIS_URL": redis.url, "WS_PING_INTERVAL_SECS": "0.3", "WS_PING_TIMEOUT_SECS": "0.5"}
+    with Gateway(PUBSUB_CONFIG, env=env, workers=1) as g:
+        async def responsive():
+            # python3-websockets answers pings by itself: the session outlives many intervals.
+            async with connect(g.url("/a/ws/alive")) as ws:
+                for i in range(8):
+                    with pytest.raises(asyncio.TimeoutError):
+                        await asyncio.wait_for(ws.recv(), 0.3)
+                redis.cli("PUBLISH", "session:alive:down", "still open")
+                assert await recv(ws) == "still open"
+
+        silent = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+        try:
+            silent.sendall(b"GET /a/ws/silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           b"Sec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = silent.recv(1)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 101")
+            asyncio.run(responsive())
+            # The silent client never answered: it got pings, then a close with 1001.
+            opcodes = []
+            while True:
+                opcode, payload = read_frame(silent)
+                opcodes.append(opcode)
+                if opcode == 0x8:
+                    assert int.from_bytes(payload[:2], "big") == 1001
+                    assert payload[2:] == b"ping timeout"
+                    break
+            assert opcodes[0] == 0x9, opcodes
+        finally:
+            silent.close()

@@ -225,6 +225,13 @@ TEST(ValidateRouteTest, PubSub) {
   r.mutable_pubsub()->set_subscribe_timeout_ms(0);
   r.mutable_pubsub()->set_max_queued_bytes((1ull << 30) + 1);
   EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.max_queued_bytes: must be 0"));
+  r.mutable_pubsub()->clear_max_queued_bytes();
+  r.mutable_pubsub()->set_auth_key("auth:{session_id}");
+  EXPECT_EQ(RouteError(r), "route.pubsub.auth_key: only meaningful with auth: AUTH_REDIS_TOKEN");
+  r.mutable_pubsub()->set_auth(wsgate::v1::PubSubRoute::AUTH_REDIS_TOKEN);
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.mutable_pubsub()->set_auth_key("auth:{sid}");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.auth_key: 'auth:{sid}': {sid} is not"));
 }
 
 TEST(ValidateRouteTest, WebSocketNeedsAnUpstream) {
