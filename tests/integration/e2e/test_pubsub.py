@@ -274,3 +274,70 @@ def test_ping_timeout_closes_a_silent_client_and_keeps_a_responsive_one(redis):
             assert opcodes[0] == 0x9, opcodes
         finally:
             silent.close()
+
+
+def publish_many(port, channel, payloads):
+    """Pipelines PUBLISH commands on one raw connection and waits for every reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        out = bytearray()
+        for p in payloads:
+            parts = [b"PUBLISH", channel.encode(), p]
+            out += b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in parts)
+        s.sendall(bytes(out))
+        replies = 0
+        buf = b""
+        while replies < len(payloads):
+            chunk = s.recv(65536)
+            assert chunk, "redis closed"
+            buf += chunk
+            replies = buf.count(b"\r\n")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_slow_reader_is_closed_with_1008_and_memory_stays_bounded(redis):
+    config = PUBSUB_CONFIG + """
+  - name: bounded
+    path: /bounded/{session_id}
+    pubsub:
+      max_queued_bytes: 1048576
+"""
+    with Gateway(config, env={"REDIS_URL": redis.url}, workers=1) as g:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(10)
+        slow.connect(("127.0.0.1", g.port))
+        try:
+            slow.sendall(b"GET /bounded/slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = slow.recv(1)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 101")
+            before = rss_kib(g.proc.pid)
+            # 64 MiB published as fast as Redis takes it, to a client that reads nothing.
+            payload = b"x" * 65536
+            publish_many(redis.port, "session:slow:down", [payload] * 1024)
+            grown = rss_kib(g.proc.pid) - before
+            assert grown < 32 * 1024, f"RSS grew by {grown} KiB"
+            # Reading now: the queued data (bounded), then a close frame 1008.
+            data_bytes = 0
+            while True:
+                opcode, body = read_frame(slow)
+                if opcode == 0x8:
+                    assert int.from_bytes(body[:2], "big") == 1008
+                    assert body[2:] == b"client too slow"
+                    break
+                data_bytes += len(body)
+            assert data_bytes < 64 * 1024 * 1024
+        finally:
+            slow.close()
