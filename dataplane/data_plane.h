@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "common/health_state.h"
@@ -51,8 +52,14 @@ class DataPlane {
   // The message bus of the room and pubsub kinds (thread-safe: Publish, up, stats), for the
   // metrics and for publishing from the control plane. Null for data planes without one.
   virtual bus::MessageBus* message_bus() { return nullptr; }
-  // Room members in this process, by route name (wsgate_room_members). Thread-safe.
-  virtual std::map<std::string, int64_t> RoomMembers() const { return {}; }
+  // Counts of the room and pubsub kinds in this process, by route. Thread-safe.
+  struct FanoutCounts {
+    std::map<std::string, int64_t> room_members;          // wsgate_room_members
+    std::map<std::string, uint64_t> backpressure_closes;  // wsgate_backpressure_closes_total
+    // (route, reason) -> wsgate_auth_failures_total
+    std::map<std::pair<std::string, std::string>, uint64_t> auth_failures;
+  };
+  virtual FanoutCounts Fanout() const { return {}; }
 
   // Shutdown, in this order. Thread-safe.
   // 1. Close the listeners; connections already open keep running.

@@ -50,16 +50,39 @@ std::vector<MetricFamily> FanoutCollector::Collect() const {
     out.push_back(One("wsgate_bus_up", "1 while the message bus is usable (Redis reachable).",
                       MetricType::Gauge, s.up ? 1.0 : 0.0));
   }
+  const dataplane::DataPlane::FanoutCounts counts = data_plane_->Fanout();
   MetricFamily members;
   members.name = "wsgate_room_members";
   members.help = "Room members connected to this process, by route.";
   members.type = MetricType::Gauge;
-  for (const auto& [route, n] : data_plane_->RoomMembers()) {
+  for (const auto& [route, n] : counts.room_members) {
     members.metric.emplace_back();
     members.metric.back().label = {{"route", route}};
     members.metric.back().gauge.value = static_cast<double>(n);
   }
   out.push_back(std::move(members));
+  MetricFamily slow;
+  slow.name = "wsgate_backpressure_closes_total";
+  slow.help = "Room and pubsub clients closed with 1008 for reading too slowly, by route.";
+  slow.type = MetricType::Counter;
+  for (const auto& [route, n] : counts.backpressure_closes) {
+    slow.metric.emplace_back();
+    slow.metric.back().label = {{"route", route}};
+    slow.metric.back().counter.value = static_cast<double>(n);
+  }
+  out.push_back(std::move(slow));
+  MetricFamily auth;
+  auth.name = "wsgate_auth_failures_total";
+  auth.help =
+      "Refused pubsub handshakes by route and reason (malformed, unknown_token, "
+      "mismatch, unavailable).";
+  auth.type = MetricType::Counter;
+  for (const auto& [key, n] : counts.auth_failures) {
+    auth.metric.emplace_back();
+    auth.metric.back().label = {{"route", key.first}, {"reason", key.second}};
+    auth.metric.back().counter.value = static_cast<double>(n);
+  }
+  out.push_back(std::move(auth));
   return out;
 }
 

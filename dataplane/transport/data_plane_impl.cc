@@ -82,7 +82,8 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
     dp->bus_ = bus::MakeRedisBus(std::move(bus_options), std::move(executors));
   }
   dp->rooms_ = std::make_shared<RoomRegistry>();
-  for (auto& worker : dp->workers_) worker->AttachBus(dp->bus_.get(), dp->rooms_);
+  dp->events_ = std::make_shared<FanoutEvents>();
+  for (auto& worker : dp->workers_) worker->AttachBus(dp->bus_.get(), dp->rooms_, dp->events_);
   for (auto& worker : dp->workers_) worker->StartThread();
   spdlog::info("data plane listening on {}:{} with {} worker(s)", options.listen_address, port,
                options.workers);
@@ -102,8 +103,14 @@ uint64_t DataPlaneImpl::applied_version() const {
   return workers_.empty() ? 0 : min;
 }
 
-std::map<std::string, int64_t> DataPlaneImpl::RoomMembers() const {
-  return rooms_ ? rooms_->MembersByRoute() : std::map<std::string, int64_t>{};
+DataPlane::FanoutCounts DataPlaneImpl::Fanout() const {
+  FanoutCounts out;
+  if (rooms_) out.room_members = rooms_->MembersByRoute();
+  if (events_) {
+    out.backpressure_closes = events_->BackpressureCloses();
+    out.auth_failures = events_->AuthFailures();
+  }
+  return out;
 }
 
 void DataPlaneImpl::StopAccepting() {

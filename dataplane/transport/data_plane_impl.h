@@ -36,7 +36,7 @@ class DataPlaneImpl : public DataPlane {
   void ApplySnapshot(SnapshotPtr snapshot) override;
   uint64_t applied_version() const override;
   bus::MessageBus* message_bus() override { return bus_.get(); }
-  std::map<std::string, int64_t> RoomMembers() const override;
+  FanoutCounts Fanout() const override;
   void StopAccepting() override;
   void CloseAll(uint16_t code, const std::string& reason) override;
   void Stop(std::chrono::steady_clock::time_point deadline) override;
@@ -56,6 +56,7 @@ class DataPlaneImpl : public DataPlane {
   // stop (Stop joins them) and before their io_contexts.
   std::unique_ptr<bus::MessageBus> bus_;
   std::shared_ptr<RoomRegistry> rooms_;
+  std::shared_ptr<FanoutEvents> events_;
   std::mutex drained_mu_;
   std::condition_variable drained_cv_;
   std::mutex stop_mu_;    // serialises Stop

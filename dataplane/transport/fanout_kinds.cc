@@ -133,8 +133,13 @@ PrepareResult Refused(absl::Status status) {
 // channel publishes; websocketpp's queue has no bound of its own).
 class FanoutClient {
  public:
-  FanoutClient(ServerConnectionPtr con, RouteWorkerCounters* counters, uint64_t max_queued)
-      : con_(std::move(con)), counters_(counters), max_queued_(max_queued) {}
+  // `on_too_slow` runs when the client is closed with 1008 (for the route's counter).
+  FanoutClient(ServerConnectionPtr con, RouteWorkerCounters* counters, uint64_t max_queued,
+               std::function<void()> on_too_slow)
+      : con_(std::move(con)),
+        counters_(counters),
+        max_queued_(max_queued),
+        on_too_slow_(std::move(on_too_slow)) {}
 
   bool open() const { return open_; }
 
@@ -169,7 +174,12 @@ class FanoutClient {
         payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
     if (ec) return;  // the leg is closing: dropped
     counters_->CountMessage(Direction::kToClient, payload.size());
-    if (con_->get_buffered_amount() > max_queued_) Close(1008, "client too slow");
+    if (con_->get_buffered_amount() > max_queued_) CloseTooSlow();
+  }
+
+  void CloseTooSlow() {
+    if (on_too_slow_) on_too_slow_();
+    Close(1008, "client too slow");
   }
 
   void Close(uint16_t code, const std::string& reason) {
@@ -185,6 +195,7 @@ class FanoutClient {
   ServerConnectionPtr con_;
   RouteWorkerCounters* counters_;
   const uint64_t max_queued_;
+  const std::function<void()> on_too_slow_;
   bool open_ = false;
   bool closed_ = false;
   bool close_on_open_ = false;
@@ -207,7 +218,8 @@ class RoomSession : public KindSession,
         client_id_(std::move(client_id)),
         channel_(absl::StrCat("room:", route_->name, ":", room_)),
         token_(kinds.NextMemberToken()),
-        client_(std::move(con), counters, kRoomMaxQueuedBytes) {}
+        client_(std::move(con), counters, kRoomMaxQueuedBytes,
+                [&kinds, name = route_->name] { kinds.events().CountBackpressureClose(name); }) {}
 
   void Start(std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
@@ -236,7 +248,7 @@ class RoomSession : public KindSession,
   void OnOpen() override {
     opened_ = true;
     client_.Open();
-    if (client_.close_on_open()) client_.Close(1008, "client too slow");
+    if (client_.close_on_open()) client_.CloseTooSlow();
   }
 
   void OnMessage(const MessagePtr& msg) override {
@@ -318,12 +330,14 @@ class PubSubSession : public KindSession,
         down_(std::move(down_channel)),
         up_(std::move(up_channel)),
         con_(con),
-        client_(std::move(con), counters, route_->pubsub.max_queued_bytes) {}
+        client_(std::move(con), counters, route_->pubsub.max_queued_bytes,
+                [&kinds, name = route_->name] { kinds.events().CountBackpressureClose(name); }) {}
 
   // Seed 004's redis_token mode: GETDEL `key` and compare with the client's token, then Start.
   void Authorize(std::string key, std::string token, std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
     if (bus == nullptr || !bus->up()) {
+      AuthFailed("unavailable");
       done(Refused(absl::UnavailableError("bus down")));
       return;
     }
@@ -334,16 +348,21 @@ class PubSubSession : public KindSession,
                         if (!value.ok()) {
                           // UNIMPLEMENTED (the in-memory bus has no key store) is a deployment
                           // problem too.
+                          self->AuthFailed("unavailable");
                           done({nullptr, 503, "session store unavailable\n"});
                         } else if (!value->has_value()) {
+                          self->AuthFailed("unknown_token");
                           done({nullptr, 401, "unknown or already used session token\n"});
                         } else if (!SameToken(**value, token)) {
+                          self->AuthFailed("mismatch");
                           done({nullptr, 403, "session token mismatch\n"});
                         } else {
                           self->Start(std::move(done));
                         }
                       });
   }
+
+  void AuthFailed(const char* reason) { kinds_.events().CountAuthFailure(route_->name, reason); }
 
   void Start(std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
@@ -367,7 +386,7 @@ class PubSubSession : public KindSession,
 
   void OnOpen() override {
     client_.Open();
-    if (client_.close_on_open()) client_.Close(1008, "client too slow");
+    if (client_.close_on_open()) client_.CloseTooSlow();
     if (kinds_.ping_interval().count() > 0) StartPings();
   }
 
@@ -542,15 +561,39 @@ std::map<std::string, int64_t> RoomRegistry::MembersByRoute() const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// FanoutEvents
+
+void FanoutEvents::CountBackpressureClose(const std::string& route) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++backpressure_closes_[route];
+}
+
+void FanoutEvents::CountAuthFailure(const std::string& route, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++auth_failures_[{route, reason}];
+}
+
+std::map<std::string, uint64_t> FanoutEvents::BackpressureCloses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return backpressure_closes_;
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> FanoutEvents::AuthFailures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return auth_failures_;
+}
+
+// ---------------------------------------------------------------------------------------------
 // FanoutKinds
 
 FanoutKinds::FanoutKinds(int worker_index, bus::MessageBus* bus,
-                         std::shared_ptr<RoomRegistry> rooms)
+                         std::shared_ptr<RoomRegistry> rooms, std::shared_ptr<FanoutEvents> events)
     : worker_index_(worker_index),
       bus_(bus),
       ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
       ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)),
-      rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()) {
+      rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()),
+      events_(events ? std::move(events) : std::make_shared<FanoutEvents>()) {
   unsigned char r[8];
   RandomBytes(r, sizeof(r));
   token_prefix_ = absl::StrCat(Hex(r, sizeof(r)), ".", worker_index_, ".");
@@ -599,6 +642,7 @@ void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
     if (route->pubsub.auth == PubSubSettings::Auth::kRedisToken) {
       std::optional<std::string> token = BearerToken(head.Header("authorization"));
       if (!token) {
+        events_->CountAuthFailure(route->name, "malformed");
         done({nullptr, 400, "missing or malformed Authorization: Bearer header\n"});
         return;
       }

@@ -48,6 +48,22 @@ class RoomRegistry {
   std::map<std::string, int64_t> per_route_;
 };
 
+// Rare events of the fan-out kinds, by route, for wsgate_backpressure_closes_total and
+// wsgate_auth_failures_total. Thread-safe (a mutex per event: a close or a refused handshake,
+// never a message).
+class FanoutEvents {
+ public:
+  void CountBackpressureClose(const std::string& route);
+  void CountAuthFailure(const std::string& route, const std::string& reason);
+  std::map<std::string, uint64_t> BackpressureCloses() const;
+  std::map<std::pair<std::string, std::string>, uint64_t> AuthFailures() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> backpressure_closes_;
+  std::map<std::pair<std::string, std::string>, uint64_t> auth_failures_;
+};
+
 // What Prepare decided: a session to start (status 0), or an HTTP status for the handshake.
 struct PrepareResult {
   std::shared_ptr<KindSession> session;
@@ -60,7 +76,8 @@ class FanoutKinds {
  public:
   // `bus` may be null (no bus: every room/pubsub handshake gets 503); it must outlive this
   // object's use on the worker thread. `rooms` is shared by all workers.
-  FanoutKinds(int worker_index, bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms);
+  FanoutKinds(int worker_index, bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms,
+              std::shared_ptr<FanoutEvents> events);
   ~FanoutKinds();
   FanoutKinds(const FanoutKinds&) = delete;
   FanoutKinds& operator=(const FanoutKinds&) = delete;
@@ -84,6 +101,7 @@ class FanoutKinds {
 
   bus::MessageBus* bus() { return bus_; }
   RoomRegistry& rooms() { return *rooms_; }
+  FanoutEvents& events() { return *events_; }
   int worker_index() const { return worker_index_; }
   // A token unique to one room member in every process: a member skips the broadcasts it
   // published itself (the sender gets "You wrote: ..." directly), so nothing is echoed twice.
@@ -98,6 +116,7 @@ class FanoutKinds {
   const int worker_index_;
   bus::MessageBus* const bus_;
   std::shared_ptr<RoomRegistry> rooms_;
+  std::shared_ptr<FanoutEvents> events_;
   std::chrono::milliseconds ping_interval_;
   std::chrono::milliseconds ping_timeout_;
   std::string token_prefix_;  // random per worker and process

@@ -215,8 +215,9 @@ absl::Status Worker::Listen(const tcp::endpoint& endpoint) {
   return absl::OkStatus();
 }
 
-void Worker::AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms) {
-  fanout_kinds_ = std::make_unique<FanoutKinds>(index_, bus, std::move(rooms));
+void Worker::AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms,
+                       std::shared_ptr<FanoutEvents> events) {
+  fanout_kinds_ = std::make_unique<FanoutKinds>(index_, bus, std::move(rooms), std::move(events));
 }
 
 void Worker::StartThread() {

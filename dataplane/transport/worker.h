@@ -36,6 +36,7 @@ class ExternalClientRegistry;  // outbound_kinds.h
 class OutboundKinds;           // outbound_kinds.h
 class FanoutKinds;             // fanout_kinds.h
 class RoomRegistry;            // fanout_kinds.h
+class FanoutEvents;            // fanout_kinds.h
 
 struct WorkerOptions {
   // A client that has not sent a complete request head by then is disconnected.
@@ -65,7 +66,8 @@ class Worker {
   // The room and pubsub kinds' message bus (created with every worker's executor, so after the
   // workers) and the data plane's room registry. Called once, before StartThread; without it
   // those kinds answer 503. `bus` must outlive the worker thread.
-  void AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms);
+  void AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms,
+                 std::shared_ptr<FanoutEvents> events);
   boost::asio::io_context& io_context() { return ioc_; }
   void StartThread();
 

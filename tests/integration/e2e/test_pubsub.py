@@ -211,6 +211,9 @@ def test_redis_token_auth_every_outcome(redis, gw):
         wait_for(lambda: http_request(gw.port, "/health")[0] == 503, 10, what="Redis down")
         assert await status({"Authorization": "Bearer s3cret-token"}) == 503
     asyncio.run(main())
+    m = metrics(gw)
+    for reason, n in (("malformed", 4), ("mismatch", 1), ("unknown_token", 2), ("unavailable", 1)):
+        assert metric(m, "wsgate_auth_failures_total", route="secured", reason=reason) == n, reason
 
 
 def test_redis_token_auth_on_the_in_memory_bus_is_503():
@@ -339,5 +342,6 @@ def test_slow_reader_is_closed_with_1008_and_memory_stays_bounded(redis):
                     break
                 data_bytes += len(body)
             assert data_bytes < 64 * 1024 * 1024
+            assert metric(metrics(g), "wsgate_backpressure_closes_total", route="bounded") == 1
         finally:
             slow.close()
