@@ -155,6 +155,7 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
       if (!room.self_template().empty()) x.self_template = room.self_template();
       if (!room.broadcast_template().empty()) x.broadcast_template = room.broadcast_template();
       if (!room.leave_template().empty()) x.leave_template = room.leave_template();
+      x.replace_duplicate = room.on_duplicate() == wsgate::v1::RoomRoute::DUPLICATE_REPLACE;
     }
     if (rc->kind == RouteKind::kPubSub) {
       const auto& ps = r.pubsub();

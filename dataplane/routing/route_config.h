@@ -67,6 +67,9 @@ struct RoomSettings {
   std::string self_template = "You wrote: {message}";
   std::string broadcast_template = "Client #{client_id} says: {message}";
   std::string leave_template = "Client #{client_id} left the chat";
+  // A second connection with a client_id already in the room: false = 409 on its handshake,
+  // true = the old connection is closed with 4000 and the new one takes its place.
+  bool replace_duplicate = false;
 };
 
 // Kind `pubsub` (seed 004). Channel templates: {name} is replaced by the path parameter `name`.

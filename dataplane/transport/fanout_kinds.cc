@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <cstdlib>
@@ -218,6 +219,7 @@ class RoomSession : public KindSession,
         client_id_(std::move(client_id)),
         channel_(absl::StrCat("room:", route_->name, ":", room_)),
         token_(kinds.NextMemberToken()),
+        con_(con),
         client_(std::move(con), counters, kRoomMaxQueuedBytes,
                 [&kinds, name = route_->name] { kinds.events().CountBackpressureClose(name); }) {}
 
@@ -227,7 +229,15 @@ class RoomSession : public KindSession,
       done(Refused(absl::UnavailableError("bus down")));
       return;
     }
-    if (!kinds_.rooms().TryJoin(route_->name, room_, client_id_)) {
+    std::weak_ptr<RoomSession> weak = weak_from_this();
+    auto executor = con_->get_raw_socket().get_executor();
+    auto evict = [weak, executor] {
+      boost::asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->Evicted();
+      });
+    };
+    if (!kinds_.rooms().TryJoin(route_->name, room_, client_id_, token_, std::move(evict),
+                                route_->room.replace_duplicate)) {
       done({nullptr, 409, absl::StrCat("client_id '", client_id_, "' is already in the room\n")});
       return;
     }
@@ -247,6 +257,10 @@ class RoomSession : public KindSession,
 
   void OnOpen() override {
     opened_ = true;
+    if (evicted_) {
+      client_.Close(4000, "replaced by a newer connection with the same client_id");
+      return;
+    }
     client_.Open();
     if (client_.close_on_open()) client_.CloseTooSlow();
   }
@@ -267,8 +281,10 @@ class RoomSession : public KindSession,
     if (subscribed_) {
       kinds_.bus()->Unsubscribe(kinds_.worker_index(), channel_, this);
       subscribed_ = false;
-      // Only a member the others could have seen leaves; a refused handshake joined no one.
-      if (opened_) Broadcast(FormatRoomText(route_->room.leave_template, client_id_, ""));
+      // Only a member the others could have seen leaves; a refused handshake joined no one, and
+      // an evicted member's id is still in the room.
+      if (opened_ && !evicted_)
+        Broadcast(FormatRoomText(route_->room.leave_template, client_id_, ""));
     }
     LeaveRegistry();
   }
@@ -299,7 +315,15 @@ class RoomSession : public KindSession,
   void LeaveRegistry() {
     if (!joined_) return;
     joined_ = false;
-    kinds_.rooms().Leave(route_->name, room_, client_id_);
+    kinds_.rooms().Leave(route_->name, room_, client_id_, token_);
+  }
+
+  // Another connection took this client_id (policy replace): close with 4000, no leave notice.
+  void Evicted() {
+    if (terminated_ || evicted_) return;
+    evicted_ = true;
+    joined_ = false;  // the entry belongs to the new member now
+    if (opened_) client_.Close(4000, "replaced by a newer connection with the same client_id");
   }
 
   FanoutKinds& kinds_;
@@ -308,7 +332,9 @@ class RoomSession : public KindSession,
   const std::string client_id_;
   const std::string channel_;
   const std::string token_;
+  ServerConnectionPtr con_;
   FanoutClient client_;
+  bool evicted_ = false;
   bool joined_ = false;
   bool subscribed_ = false;
   bool opened_ = false;
@@ -540,17 +566,30 @@ std::string ExpandTemplate(std::string_view tmpl,
 // RoomRegistry
 
 bool RoomRegistry::TryJoin(const std::string& route, const std::string& room,
-                           const std::string& client_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!members_.emplace(route, room, client_id).second) return false;
-  ++per_route_[route];
+                           const std::string& client_id, const std::string& token,
+                           std::function<void()> evict, bool replace) {
+  std::function<void()> evict_old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, added] = members_.try_emplace({route, room, client_id}, Member{token, evict});
+    if (added) {
+      ++per_route_[route];
+      return true;
+    }
+    if (!replace) return false;
+    evict_old = std::move(it->second.evict);
+    it->second = Member{token, std::move(evict)};
+  }
+  if (evict_old) evict_old();
   return true;
 }
 
 void RoomRegistry::Leave(const std::string& route, const std::string& room,
-                         const std::string& client_id) {
+                         const std::string& client_id, const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (members_.erase({route, room, client_id}) == 0) return;
+  auto found = members_.find({route, room, client_id});
+  if (found == members_.end() || found->second.token != token) return;
+  members_.erase(found);
   auto it = per_route_.find(route);
   if (it != per_route_.end() && --it->second <= 0) per_route_.erase(it);
 }

@@ -36,15 +36,25 @@ namespace wsgate::dataplane::transport {
 // counts of wsgate_room_members. Thread-safe.
 class RoomRegistry {
  public:
-  // False when (route, room, client_id) is already a member.
-  bool TryJoin(const std::string& route, const std::string& room, const std::string& client_id);
-  void Leave(const std::string& route, const std::string& room, const std::string& client_id);
+  // Adds member `token` as (route, room, client_id). When that id is already a member: false
+  // (policy reject), or with `replace` the old member's `evict` is called (outside the lock) and
+  // the new one takes its place. `evict` must be thread-safe (it posts to the member's worker).
+  bool TryJoin(const std::string& route, const std::string& room, const std::string& client_id,
+               const std::string& token, std::function<void()> evict, bool replace);
+  // Only the member that holds the entry (`token`) removes it: an evicted member leaving later
+  // does not remove its replacement.
+  void Leave(const std::string& route, const std::string& room, const std::string& client_id,
+             const std::string& token);
   // Members per route name (routes with none are absent).
   std::map<std::string, int64_t> MembersByRoute() const;
 
  private:
   mutable std::mutex mu_;
-  std::set<std::tuple<std::string, std::string, std::string>> members_;
+  struct Member {
+    std::string token;
+    std::function<void()> evict;
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, Member> members_;
   std::map<std::string, int64_t> per_route_;
 };
 

@@ -27,6 +27,10 @@ routes:
       self_template: "me: {message}"
       broadcast_template: "[{client_id}] {message}"
       leave_template: "bye {client_id}"
+  - name: replacing
+    path: /replace/{client_id}
+    room:
+      on_duplicate: DUPLICATE_REPLACE
 """
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -125,6 +129,27 @@ def test_duplicate_client_id_is_refused_with_409_and_freed_on_leave(gw):
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("client id 'dup' was never freed after its connection closed")
+    asyncio.run(main())
+
+
+def test_duplicate_client_id_with_replace_policy_closes_the_old_one_with_4000(gw):
+    async def main():
+        async with connect(gw.url("/replace/me")) as old, connect(gw.url("/replace/peer")) as peer:
+            async with connect(gw.url("/replace/me")) as new:
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    await recv(old)
+                assert closed.value.code == 4000
+                assert "replaced" in closed.value.reason
+                # The new connection is the member now; the old one's departure was no leave.
+                await new.send("I am back")
+                assert await recv(new) == "You wrote: I am back"
+                assert await recv(peer) == "Client #me says: I am back"
+                await assert_silent(peer)
+                m = metrics(gw)
+                assert metric(m, "wsgate_room_members", route="replacing") == 2
+            # The replacement's own leave frees the id and is announced.
+            assert await recv(peer) == "Client #me left the chat"
+            assert metric(metrics(gw), "wsgate_room_members", route="replacing") == 1
     asyncio.run(main())
 
 
