@@ -26,6 +26,10 @@ routes:
     path: /secure/{agent_id}/ws/{session_id}
     pubsub:
       auth: AUTH_REDIS_TOKEN
+  - name: impatient
+    path: /impatient/{session_id}
+    pubsub:
+      subscribe_timeout_ms: 300
 """
 
 
@@ -345,3 +349,15 @@ def test_slow_reader_is_closed_with_1008_and_memory_stays_bounded(redis):
             assert metric(metrics(g), "wsgate_backpressure_closes_total", route="bounded") == 1
         finally:
             slow.close()
+
+
+def test_subscription_slower_than_the_timeout_gives_504(redis, gw):
+    import signal as sig
+    # A paused Redis accepts nothing and answers nothing, but does not look down: the SUBSCRIBE
+    # is never acknowledged and the route's 300 ms deadline answers the handshake.
+    redis.proc.send_signal(sig.SIGSTOP)
+    try:
+        assert asyncio.run(handshake_status(gw.url("/impatient/P"))) == 504
+    finally:
+        redis.proc.send_signal(sig.SIGCONT)
+    assert asyncio.run(handshake_status(gw.url("/impatient/P2"))) == 101
