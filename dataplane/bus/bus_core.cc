@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdlib>
 #include <utility>
 
@@ -155,35 +156,40 @@ void BusCore::WorkerOnAck(int w, const std::string& channel, uint64_t token, abs
   }
 }
 
-void BusCore::WorkerActivateIfAcked(int w, const std::string& channel, uint64_t pending_id) {
+std::optional<BusCore::PendingSubscriber> BusCore::WorkerTakePending(int w,
+                                                                     const std::string& channel,
+                                                                     uint64_t pending_id) {
   WorkerShard& shard = shards_[w];
   auto it = shard.channels.find(channel);
-  if (it == shard.channels.end()) return;
+  if (it == shard.channels.end()) return std::nullopt;
   LocalChannel& local = it->second;
   auto p = std::find_if(local.pending.begin(), local.pending.end(),
                         [pending_id](const PendingSubscriber& ps) { return ps.id == pending_id; });
-  if (p == local.pending.end()) return;  // unsubscribed meanwhile
+  if (p == local.pending.end()) return std::nullopt;  // unsubscribed meanwhile
   PendingSubscriber ps = std::move(*p);
   local.pending.erase(p);
+  return ps;
+}
+
+void BusCore::WorkerActivateIfAcked(int w, const std::string& channel, uint64_t pending_id) {
+  std::optional<PendingSubscriber> taken = WorkerTakePending(w, channel, pending_id);
+  if (!taken) return;
+  PendingSubscriber& ps = *taken;
   if (!up()) {
     ps.done(absl::UnavailableError("message bus is down"));
     WorkerMaybeRelease(w, channel);
     return;
   }
-  local.active.push_back(ps.subscriber);
+  // The channel entry is still there: WorkerTakePending found it and only removed the pending
+  // subscriber; entries are erased by WorkerMaybeRelease alone.
+  shards_[w].channels.find(channel)->second.active.push_back(ps.subscriber);
   ps.done(absl::OkStatus());
 }
 
 void BusCore::WorkerOnTimeout(int w, const std::string& channel, uint64_t pending_id) {
-  WorkerShard& shard = shards_[w];
-  auto it = shard.channels.find(channel);
-  if (it == shard.channels.end()) return;
-  LocalChannel& local = it->second;
-  auto p = std::find_if(local.pending.begin(), local.pending.end(),
-                        [pending_id](const PendingSubscriber& ps) { return ps.id == pending_id; });
-  if (p == local.pending.end()) return;
-  PendingSubscriber ps = std::move(*p);
-  local.pending.erase(p);
+  std::optional<PendingSubscriber> taken = WorkerTakePending(w, channel, pending_id);
+  if (!taken) return;
+  PendingSubscriber& ps = *taken;
   WorkerMaybeRelease(w, channel);
   ps.done(absl::DeadlineExceededError("subscription not acknowledged in time"));
 }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -116,6 +117,10 @@ class BusCore : public MessageBus {
 
   // Worker side (on worker w).
   void WorkerOnAck(int w, const std::string& channel, uint64_t token, absl::Status status);
+  // Removes and returns the pending subscription `pending_id` of `channel` on worker `w`;
+  // nullopt when it is gone already (unsubscribed, timed out or acknowledged).
+  std::optional<PendingSubscriber> WorkerTakePending(int w, const std::string& channel,
+                                                     uint64_t pending_id);
   void WorkerActivateIfAcked(int w, const std::string& channel, uint64_t pending_id);
   void WorkerOnTimeout(int w, const std::string& channel, uint64_t pending_id);
   void WorkerDeliver(int w, const BusMessagePtr& message);
