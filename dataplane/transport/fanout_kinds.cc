@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/transport/http_response.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -524,17 +525,6 @@ fetch("/api/clients", {method: "POST"}).then(r => r.json()).then(({client_id}) =
 </html>
 )html";
 
-void Respond(ServerEndpoint::connection_type& c, int status, const std::string& body,
-             const char* content_type) {
-  try {
-    c.set_status(static_cast<websocketpp::http::status_code::value>(status));
-    c.set_body(body);
-    c.replace_header("Content-Type", content_type);
-  } catch (const std::exception& e) {
-    spdlog::error("cannot set HTTP response {}: {}", status, e.what());
-  }
-}
-
 std::string ReplaceAll(std::string s, std::string_view from, std::string_view to) {
   for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
     s.replace(pos, from.size(), to);
@@ -700,14 +690,14 @@ bool FanoutKinds::HandleHttp(const ServerConnectionPtr& con, std::string_view pa
   ServerEndpoint::connection_type& c = *con;
   if (path == "/api/clients") {
     if (c.get_request().get_method() != "POST") {
-      Respond(c, 405, nlohmann::json{{"detail", "Method Not Allowed"}}.dump(), "application/json");
+      RespondHttp(c, 405, nlohmann::json{{"detail", "Method Not Allowed"}}.dump(), "application/json");
       try {
         c.replace_header("Allow", "POST");
       } catch (const std::exception&) {
       }
       return true;
     }
-    Respond(c, 200, nlohmann::json{{"client_id", NewUuid()}}.dump(), "application/json");
+    RespondHttp(c, 200, nlohmann::json{{"client_id", NewUuid()}}.dump(), "application/json");
     return true;
   }
   if (path == "/" && root_free) {
@@ -727,7 +717,7 @@ bool FanoutKinds::HandleHttp(const ServerConnectionPtr& con, std::string_view pa
     if (room->path.find_first_of("\"\\<") != std::string::npos) return false;
     std::string page = ReplaceAll(kChatPage, "__ROOM_PATH__", room->path);
     page = ReplaceAll(std::move(page), "__CLIENT_PARAM__", room->room.client_id_param);
-    Respond(c, 200, page, "text/html; charset=utf-8");
+    RespondHttp(c, 200, page, "text/html; charset=utf-8");
     return true;
   }
   return false;

@@ -17,6 +17,7 @@
 #include "dataplane/protocol/external_client_codec.h"
 #include "dataplane/transport/external_client_session.h"
 #include "dataplane/transport/http_bridge_session.h"
+#include "dataplane/transport/http_response.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -54,13 +55,7 @@ bool DebugEventsFromEnvironment() {
 }
 
 void RespondJson(ServerEndpoint::connection_type& c, int status, const nlohmann::json& body) {
-  try {
-    c.set_status(static_cast<websocketpp::http::status_code::value>(status));
-    c.set_body(body.dump());
-    c.replace_header("Content-Type", "application/json");
-  } catch (const std::exception& e) {
-    spdlog::error("cannot set HTTP response {}: {}", status, e.what());
-  }
+  RespondHttp(c, status, body.dump(), "application/json");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/transport/http_response.h"
 #include "dataplane/transport/fanout_kinds.h"
 #include "dataplane/transport/outbound_kinds.h"
 
@@ -244,6 +245,11 @@ void Worker::Run() {
 void Worker::StopAndJoin() {
   ioc_.stop();
   if (thread_.joinable()) thread_.join();
+  // A StopAccepting posted just before may not have run before the loop stopped; the thread is
+  // gone now, so closing here is safe and a stopped data plane never keeps a listener open
+  // (the kernel would otherwise still complete handshakes into its backlog).
+  boost::system::error_code ec;
+  acceptor_.close(ec);
 }
 
 void Worker::PostSnapshot(SnapshotPtr snapshot) {
@@ -400,6 +406,20 @@ void Worker::TryReadHead(const SessionPtr& s) {
   }
 }
 
+bool Worker::RefuseHandshake(const SessionPtr& s, const RequestHead& head,
+                             const char* missing_backend) {
+  const char* body = !head.websocket_handshake_plausible ? "bad WebSocket handshake\n"
+                     : closing_all_                      ? "server shutting down\n"
+                                                         : missing_backend;
+  if (body == nullptr) return false;
+  // websocketpp answers a malformed handshake itself (400); OnValidate answers the 503s.
+  s->plan = Session::Plan::kReject;
+  s->reject_status = head.websocket_handshake_plausible ? 503 : 400;
+  s->reject_body = body;
+  StartClient(s);
+  return true;
+}
+
 void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
   s->target = head.target;
   std::optional<RouteMatch> match;
@@ -428,41 +448,20 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
       StartClient(s);
       return;
     case RouteKind::kWebSocket:
-      if (!head.websocket_handshake_plausible || closing_all_) {
-        // websocketpp answers the bad handshake itself (400), or OnValidate answers 503.
-        s->plan = Session::Plan::kReject;
-        s->reject_status = closing_all_ ? 503 : 400;
-        s->reject_body = closing_all_ ? "server shutting down\n" : "bad WebSocket handshake\n";
-        StartClient(s);
-        return;
-      }
+      if (RefuseHandshake(s, head, nullptr)) return;
       s->plan = Session::Plan::kProxy;
       StartUpstream(s, head);
       return;
     case RouteKind::kHttpBridge:
     case RouteKind::kExternalClient:
-      if (!head.websocket_handshake_plausible || closing_all_) {
-        s->plan = Session::Plan::kReject;
-        s->reject_status = closing_all_ ? 503 : 400;
-        s->reject_body = closing_all_ ? "server shutting down\n" : "bad WebSocket handshake\n";
-        StartClient(s);
-        return;
-      }
+      if (RefuseHandshake(s, head, nullptr)) return;
       s->plan = Session::Plan::kKind;
       s->kind = outbound_kinds_->Create(s->route, match->params, s->client, s->counters);
       StartClient(s);
       return;
     case RouteKind::kRoom:
     case RouteKind::kPubSub: {
-      if (!head.websocket_handshake_plausible || closing_all_ || !fanout_kinds_) {
-        s->plan = Session::Plan::kReject;
-        s->reject_status = head.websocket_handshake_plausible ? 503 : 400;
-        s->reject_body = !head.websocket_handshake_plausible ? "bad WebSocket handshake\n"
-                         : closing_all_                      ? "server shutting down\n"
-                                                             : "no message bus\n";
-        StartClient(s);
-        return;
-      }
+      if (RefuseHandshake(s, head, fanout_kinds_ ? nullptr : "no message bus\n")) return;
       // The channel is subscribed before the handshake is answered (so nothing published once
       // the client sees 101 is lost); like the upstream leg of kind `websocket`, the client leg
       // is started only when the answer is known.
@@ -857,24 +856,9 @@ void Worker::OnUpstreamClose(const SessionPtr& s) {
 // ---------------------------------------------------------------------------------------------
 // The client leg.
 
-namespace {
-
-void Respond(ServerEndpoint::connection_type& c, int status, const std::string& body,
-             const char* content_type = "text/plain; charset=utf-8") {
-  try {
-    c.set_status(static_cast<websocketpp::http::status_code::value>(status));
-    c.set_body(body);
-    c.replace_header("Content-Type", content_type);
-  } catch (const std::exception& e) {
-    spdlog::error("cannot set HTTP response {}: {}", status, e.what());
-  }
-}
-
-}  // namespace
-
 bool Worker::OnValidate(const SessionPtr& s) {
   auto reject = [&](int status, const std::string& body, ConnectionOutcome outcome) {
-    Respond(*s->client, status, body);
+    RespondHttp(*s->client, status, body);
     if (s->route && !s->outcome_counted) {
       s->counters->CountOutcome(outcome);
       s->outcome_counted = true;
@@ -920,10 +904,10 @@ void Worker::OnHttp(const SessionPtr& s) {
   if (path == "/health") {
     if (fanout_kinds_ && fanout_kinds_->bus_down()) {
       // Seed 004: unhealthy while the configured Redis is unreachable.
-      Respond(c, 503, "{\"status\":\"unhealthy\",\"redis\":\"down\"}", "application/json");
+      RespondHttp(c, 503, "{\"status\":\"unhealthy\",\"redis\":\"down\"}", "application/json");
       return;
     }
-    Respond(c, 200, "{\"status\":\"healthy\"}", "application/json");
+    RespondHttp(c, 200, "{\"status\":\"healthy\"}", "application/json");
     return;
   }
   if (fanout_kinds_ && fanout_kinds_->HandleHttp(s->client, path, s->route == nullptr, snapshot_)) {
@@ -932,18 +916,18 @@ void Worker::OnHttp(const SessionPtr& s) {
   if (outbound_kinds_->HandleHttp(s->client, path, snapshot_)) return;
   if (path == "/ready") {
     if (health_ != nullptr && health_->ready()) {
-      Respond(c, 200, "{\"status\":\"ready\"}", "application/json");
+      RespondHttp(c, 200, "{\"status\":\"ready\"}", "application/json");
     } else {
-      Respond(c, 503, "{\"status\":\"shutting_down\"}", "application/json");
+      RespondHttp(c, 503, "{\"status\":\"shutting_down\"}", "application/json");
     }
     return;
   }
   if (s->plan == Session::Plan::kReject) {
-    Respond(c, s->reject_status, s->reject_body);
+    RespondHttp(c, s->reject_status, s->reject_body);
     return;
   }
   if (s->route) {
-    Respond(c, 426, "this path only serves WebSocket connections\n");
+    RespondHttp(c, 426, "this path only serves WebSocket connections\n");
     try {
       c.replace_header("Upgrade", "websocket");
     } catch (const std::exception&) {
@@ -954,7 +938,7 @@ void Worker::OnHttp(const SessionPtr& s) {
     }
     return;
   }
-  Respond(c, 404, "not found\n");
+  RespondHttp(c, 404, "not found\n");
 }
 
 void Worker::OnClientOpen(const SessionPtr& s) {

@@ -91,6 +91,9 @@ class Worker {
   void OnAccept(ServerConnectionPtr con, const boost::system::error_code& ec);
   void TryReadHead(const SessionPtr& s);
   void OnHead(const SessionPtr& s, const RequestHead& head);
+  // Refuses a handshake before anything is opened for it: malformed (400), shutting down (503),
+  // or `missing_backend` (503 with that body) when it is not null. True when it refused.
+  bool RefuseHandshake(const SessionPtr& s, const RequestHead& head, const char* missing_backend);
   void InstallClientHandlers(const SessionPtr& s);
   void StartClient(const SessionPtr& s);
   void StartUpstream(const SessionPtr& s, const RequestHead& head);
