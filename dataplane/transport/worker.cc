@@ -776,14 +776,17 @@ void Worker::PauseUpstreamReading(const SessionPtr& s) {
   if (s->upstream_paused) return;
   PauseReadingInMessageHandler(*s->upstream);
   s->upstream_paused = true;
-  if (s->drain_poll_interval.count() == 0) s->drain_poll_interval = kFirstDrainPoll;
-  ArmDrainPoll(s);
+  PollUntilDrained(s);
 }
 
 void Worker::PauseClientReading(const SessionPtr& s) {
   if (s->client_paused) return;
   PauseReadingInMessageHandler(*s->client);
   s->client_paused = true;
+  PollUntilDrained(s);
+}
+
+void Worker::PollUntilDrained(const SessionPtr& s) {
   if (s->drain_poll_interval.count() == 0) s->drain_poll_interval = kFirstDrainPoll;
   ArmDrainPoll(s);
 }

@@ -122,6 +122,8 @@ class Worker {
   // Backpressure (see WorkerOptions::send_queue_bytes).
   void PauseClientReading(const SessionPtr& s);
   void PauseUpstreamReading(const SessionPtr& s);
+  // Starts (or keeps) the poll that resumes a paused leg once the other leg has drained.
+  void PollUntilDrained(const SessionPtr& s);
   void ArmDrainPoll(const SessionPtr& s);
   void OnDrainPoll(const SessionPtr& s);
 
