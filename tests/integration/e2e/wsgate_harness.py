@@ -154,7 +154,8 @@ def stubs():
     out = tempfile.mkdtemp(prefix="wsgate-stubs-")
     proto_root = os.path.join(REPO, "proto")
     files = [os.path.join("wsgate", "v1", f) for f in
-             ("config.proto", "route_service.proto", "inventory_service.proto")]
+             ("config.proto", "route_service.proto", "inventory_service.proto",
+              "session_service.proto", "limit_service.proto")]
     # Debian's grpc_tools bundles a protoc that refuses proto3 `optional`; the system protoc with
     # gRPC's Python plugin (both from protobuf-compiler-grpc) does not.
     subprocess.run(["/usr/bin/protoc", f"-I{proto_root}", f"--python_out={out}",
@@ -171,6 +172,10 @@ def stubs():
     s.route_grpc = importlib.import_module("wsgate.v1.route_service_pb2_grpc")
     s.inventory = importlib.import_module("wsgate.v1.inventory_service_pb2")
     s.inventory_grpc = importlib.import_module("wsgate.v1.inventory_service_pb2_grpc")
+    s.session = importlib.import_module("wsgate.v1.session_service_pb2")
+    s.session_grpc = importlib.import_module("wsgate.v1.session_service_pb2_grpc")
+    s.limit = importlib.import_module("wsgate.v1.limit_service_pb2")
+    s.limit_grpc = importlib.import_module("wsgate.v1.limit_service_pb2_grpc")
     _stubs = s
     return s
 
