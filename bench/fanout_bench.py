@@ -31,6 +31,7 @@ import json
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -230,13 +231,17 @@ def phase(res, name):
 
 
 def table(results, args):
-    """Rows: figure | wsgate (Redis bus) | wsgate (in-memory bus) | Redis only | ratio."""
+    """Rows: figure | wsgate (Redis bus) | wsgate (in-memory bus) | Redis only | ratio | spread.
+
+    results maps (scenario, target) to one result per round. Figures are medians over the rounds;
+    the ratio is computed round by round (the two ran back to back) and its median and range
+    shown."""
     rows = []
 
     def add(title, getter, lower_is_better=True, scen=None, phase_name=None):
-        gw = results.get((scen, "gateway"))
-        mem = results.get((scen + "-mem", "gateway")) if scen == "room1k" else None
-        base = results.get((scen, "redis"))
+        gw = results.get((scen, "gateway"), [])
+        mem = results.get((scen + "-mem", "gateway"), []) if scen == "room1k" else []
+        base = results.get((scen, "redis"), [])
 
         def val(r):
             if not r or not r.get("ok"):
@@ -246,9 +251,16 @@ def table(results, args):
                 return None
             return getter(r, ph)
 
-        g, m, b = val(gw), val(mem), val(base)
-        ratio = g / b if g is not None and b not in (None, 0) else None
-        rows.append((title, g, m, b, ratio))
+        def med(runs):
+            vals = [v for v in map(val, runs) if v is not None]
+            return statistics.median(vals) if vals else None
+
+        ratios = [val(g) / val(b) for g, b in zip(gw, base)
+                  if val(g) is not None and val(b) not in (None, 0)]
+        ratio = statistics.median(ratios) if ratios else None
+        spread = (f"{min(ratios):.2f}–{max(ratios):.2f} ({len(ratios)}/{max(len(gw), 1)})"
+                  if ratios else "–")
+        rows.append((title, med(gw), med(mem), med(base), ratio, spread))
 
     for scen, n in (("pubsub1k", 50 if args.smoke else 1000), ("pubsub10k", 10000)):
         if not any(k[0] == scen for k in results):
@@ -314,12 +326,12 @@ def table(results, args):
             scen=scen, phase_name="saturation")
 
     out = ["| figure | wsgate (Redis bus) | wsgate (in-memory bus) | Redis only (baseline) "
-           "| ratio wsgate(Redis)÷baseline |", "|---|---|---|---|---|"]
-    for title, g, m, b, ratio in rows:
+           "| ratio wsgate(Redis)÷baseline | spread over rounds |", "|---|---|---|---|---|---|"]
+    for title, g, m, b, ratio, spread in rows:
         if g is None and m is None and b is None:
             continue
         out.append(f"| {title} | {fmt(g)} | {fmt(m)} | {fmt(b)} | "
-                   f"{f'{ratio:.2f}' if ratio is not None else '–'} |")
+                   f"{f'{ratio:.2f}' if ratio is not None else '–'} | {spread} |")
     return "\n".join(out)
 
 
@@ -340,13 +352,15 @@ def main():
     ap.add_argument("--size", type=int, default=64, help="payload bytes (at least the 34-byte "
                     "stamp)")
     ap.add_argument("--warmup-s", type=float, default=1)
-    ap.add_argument("--duration-s", type=float, default=5)
+    ap.add_argument("--duration-s", type=float, default=4)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; the order of wsgate and baseline flips every round")
     ap.add_argument("--smoke", action="store_true",
                     help="ctest: 50 subscribers, short windows, fail unless exactly once")
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
     if args.smoke:
-        args.duration_s, args.warmup_s, args.repeats = 0.5, 0.2, 20
+        args.duration_s, args.warmup_s, args.repeats, args.rounds = 0.5, 0.2, 20, 1
         args.rate = min(args.rate, 2000)
         args.inflight = min(args.inflight, 200)
     args.wsgate = args.wsgate or os.path.join(args.build, "controlplane", "main", "wsgate")
@@ -354,6 +368,8 @@ def main():
     for path in (args.wsgate, args.fanout_load):
         if not os.access(path, os.X_OK):
             sys.exit(f"fanout_bench: {path} not found (build it first)")
+    if not 1 <= args.rounds <= 10:
+        ap.error("--rounds must be 1..10")
     if not 1 <= args.workers <= 16:
         ap.error("--workers must be 1..16")
 
@@ -377,17 +393,21 @@ def main():
     results = {}
     raw = []
     try:
-        for sc in scenarios(args):
-            for target, bus in sc["runs"]:
-                res = bench.one(sc, target, bus)
-                results[(sc["name"], target)] = res
-                raw.append(res)
+        for rnd in range(args.rounds):
+            for sc in scenarios(args):
+                runs = sc["runs"] if rnd % 2 == 0 else list(reversed(sc["runs"]))
+                for target, bus in runs:
+                    res = bench.one(sc, target, bus)
+                    res["round"] = rnd + 1
+                    results.setdefault((sc["name"], target), []).append(res)
+                    raw.append(res)
     finally:
         bench.procs.stop_all()
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()
 
-    header = (f"fan-out benchmark: wsgate {args.workers} workers, unpinned; "
+    header = (f"fan-out benchmark: wsgate {args.workers} workers, unpinned; {args.rounds} "
+              f"round(s), {args.duration_s:g}s windows; "
               f"{args.size} B payloads; load average before {load_before[0]:.2f}, after "
               f"{load_after[0]:.2f}; {elapsed:.0f}s" + (" (smoke)" if args.smoke else ""))
     print()
@@ -399,11 +419,12 @@ def main():
     for r in raw:
         state = "ok" if r.get("ok") else "FAILED"
         once = "exactly once" if r.get("exactly_once") else "NOT exactly once"
-        notes.append(f"- {r['label']}: {state}, {once} (published {r.get('published_total')}, "
+        last = (r.get("phases") or [{}])[-1]
+        tool_busy = (last.get("tool_cpu_s") or 0) / (last.get("window_s") or 1)
+        notes.append(f"- round {r.get('round')}, {r['label']}: {state}, {once} (published {r.get('published_total')}, "
                      f"delivered {r.get('delivered_total')}, missing {r.get('missing')}, "
                      f"duplicates {r.get('duplicates')}, gaps {r.get('gaps')}, "
-                     f"tool CPU in the last window "
-                     f"{fmt((r.get('phases') or [{}])[-1].get('tool_cpu_s'), 2)} s)"
+                     f"fanout_load used {tool_busy:.0%} of a core in its last window)"
                      + (f"; error: {r.get('error')}" if r.get("error") else ""))
     print()
     print("\n".join(notes))

@@ -6,12 +6,12 @@
 //   redis    plain Redis Pub/Sub subscribers (one connection per subscriber, SUBSCRIBE to the same
 //            channel the gateway would subscribe to): the baseline without a gateway.
 // Modes (--mode):
-//   pubsub   N sessions: the gateway's pubsub route at <--path-prefix><i> (session id "s<i>"), or N
+//   pubsub   N sessions: the gateway's pubsub route at <--path-prefix>s<i> (session id "s<i>"), or N
 //            Redis connections subscribed to session:s<i>:down. The tool PUBLISHes to
 //            session:s<i>:down over its own Redis connection (raw RESP), round-robin over the
 //            sessions, first at a fixed offered rate (--rate), then at saturation (a closed loop
 //            keeping --inflight messages published but not yet delivered).
-//   room     N members of one room: the gateway's room route at <--path-prefix><i> (client id "m<i>",
+//   room     N members of one room: the gateway's room route at <--path-prefix>m<i> (client id "m<i>",
 //            member 0 sends, the other N-1 receive "Client #m0 says: ..."), or N Redis connections
 //            subscribed to one channel that the tool publishes to. First --repeats messages one at a
 //            time (each one waits until every receiver has it: the "last member" time), then at
@@ -19,6 +19,7 @@
 //   hold     opens N pubsub sessions on the gateway and holds them (answering pings) for --hold-s
 //            seconds or until SIGTERM/SIGINT; prints {"open": n, ...} once all are open, and a
 //            final line when it stops. For control-plane benchmarks that need many live sessions.
+// --id-prefix replaces the "s" / "m" of the ids (two holders on one gateway need different ones).
 //
 // Every message carries "@@" + 16 hex digits of CLOCK_MONOTONIC at the send (same host) + 8 hex of
 // a sequence number + 8 hex of the intended subscriber (pubsub) — so delivery is checked exactly
@@ -36,6 +37,7 @@
 
 #include <algorithm>
 #include <boost/asio.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -70,6 +72,7 @@ struct Options {
   int port = 0;        // the gateway's data port
   int redis_port = 0;  // the Redis the tool publishes to (and the baseline subscribes to)
   std::string path_prefix;
+  std::string id_prefix;  // session ids are <id_prefix><i>; default "s" (pubsub, hold), "m" (room)
   std::string room_channel = "room:bench:";
   int sessions = 1000;
   double rate = 5000;  // fixed offered rate, messages/s
@@ -358,8 +361,7 @@ class Tool {
         std::memcpy(raw + 8, &b, 8);
         c.key = Base64Encode(raw, sizeof(raw));
         std::string host = "127.0.0.1:" + std::to_string(opt_.port);
-        std::string path = opt_.path_prefix + (opt_.mode == Mode::kRoom ? "m" : "s") +
-                           std::to_string(c.index);
+        std::string path = opt_.path_prefix + opt_.id_prefix + std::to_string(c.index);
         Send(c, BuildUpgradeRequest(host, path, c.key));
       } else if (c.kind == Conn::kRespSub) {
         std::string cmd;
@@ -374,7 +376,7 @@ class Tool {
 
   std::string Channel(int index) const {
     if (opt_.mode == Mode::kRoom) return opt_.room_channel;
-    return "session:s" + std::to_string(index) + ":down";
+    return "session:" + opt_.id_prefix + std::to_string(index) + ":down";
   }
 
   void Opened(Conn& c) {
@@ -864,7 +866,8 @@ class Tool {
                "usage: fanout_load --mode pubsub|room|hold --target gateway|redis\n"
                "  [--port P (gateway data port)] [--redis-port R] [--path-prefix /bench/ws/]\n"
                "  [--sessions N] [--rate msgs/s] [--warmup-s S] [--duration-s S] [--inflight W]\n"
-               "  [--size B] [--repeats K] [--room-channel C] [--hold-s S] [--drain-s S]\n"
+               "  [--size B] [--repeats K] [--room-channel C] [--id-prefix P] [--hold-s S]\n"
+               "  [--drain-s S]\n"
                "  [--connect-concurrency C] [--open-timeout-s S] [--src-addrs K]\n"
                "  [--no-saturation] [--gateway-pid PID] [--redis-pid PID] [--label L]\n",
                why);
@@ -894,6 +897,7 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--redis-port") o.redis_port = std::atoi(val().c_str());
     else if (a == "--path-prefix") o.path_prefix = val();
     else if (a == "--room-channel") o.room_channel = val();
+    else if (a == "--id-prefix") o.id_prefix = val();
     else if (a == "--sessions") o.sessions = std::atoi(val().c_str());
     else if (a == "--rate") o.rate = std::atof(val().c_str());
     else if (a == "--warmup-s") o.warmup_s = std::atof(val().c_str());
@@ -913,6 +917,10 @@ Options ParseArgs(int argc, char** argv) {
     else Usage(("unknown option " + a).c_str());
   }
   if (o.sessions < 1 || o.sessions > 60000) Usage("--sessions must be 1..60000");
+  if (o.id_prefix.empty()) o.id_prefix = o.mode == Mode::kRoom ? "m" : "s";
+  for (char ch : o.id_prefix)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
+      Usage("--id-prefix takes letters, digits, '-' and '_' only");
   if (o.mode == Mode::kRoom && o.target == Target::kGateway && o.sessions < 2)
     Usage("a gateway room needs at least 2 members (one sends)");
   if (o.target == Target::kGateway && (o.port <= 0 || o.port > 65535)) Usage("--port is required");
