@@ -4,8 +4,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <linux/tcp.h>
-
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <deque>
@@ -19,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/transport/http_response.h"
 #include "dataplane/transport/fanout_kinds.h"
+#include "dataplane/limits/socket_bytes.h"
 #include "dataplane/limits/token_bucket.h"
 #include "dataplane/transport/outbound_kinds.h"
 
@@ -139,14 +138,7 @@ int64_t LimitsNowMs() {
       .count();
 }
 
-// Bytes the kernel has sent on the socket (payload, excluding retransmissions); 0 if unknown.
-uint64_t TcpBytesSent(int fd) {
-  struct tcp_info info {};
-  socklen_t len = sizeof(info);
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return 0;
-  if (len < offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(info.tcpi_bytes_sent)) return 0;
-  return info.tcpi_bytes_sent;
-}
+using limits::TcpBytesSent;
 
 // What a client whose message was dropped by RATE_POLICY_DROP receives (README "Limits").
 constexpr char kRateLimitedFrame[] = R"({"error":"rate_limited","limit":"messages_per_second"})";
