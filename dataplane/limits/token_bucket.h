@@ -18,10 +18,12 @@ class TokenBucket {
 
   // rate <= 0: unlimited (TryTake always succeeds). burst 0: DefaultBurst(rate). A bucket
   // reconfigured keeps the tokens it has (capped by the new burst), so lowering a limit takes
-  // effect at once and raising it does not hand out a free burst.
+  // effect at once and raising it does not hand out a free burst; one that was unlimited
+  // starts full.
   void Configure(double rate, uint32_t burst, Clock::time_point now) {
     const double new_burst = rate > 0 ? (burst > 0 ? burst : DefaultBurst(rate)) : 0;
-    if (!configured_) {
+    if (!configured_ || rate_ <= 0) {
+      // New, or unlimited until now: a full burst.
       tokens_ = new_burst;
       last_ = now;
       configured_ = true;

@@ -58,6 +58,11 @@ TEST(TokenBucketTest, LoweringKeepsNoMoreThanTheNewBurstAndRaisingGivesNoFreeBur
   EXPECT_TRUE(b.TryTake(t0 + milliseconds(10)));
   b.Configure(0, 0, t0 + milliseconds(10));  // removing the limit
   EXPECT_TRUE(b.TryTake(t0 + milliseconds(10)));
+  // From unlimited to a rate (a live update on an open connection): a full burst first.
+  b.Configure(1, 2, t0 + milliseconds(10));
+  EXPECT_TRUE(b.TryTake(t0 + milliseconds(10)));
+  EXPECT_TRUE(b.TryTake(t0 + milliseconds(10)));
+  EXPECT_FALSE(b.TryTake(t0 + milliseconds(10)));
 }
 
 }  // namespace
