@@ -74,6 +74,10 @@ routes:
     path: /room/{room}/{client_id}
     room: {room_param: room}
     limits: {max_connections_per_client: 1}
+  - name: idle-room
+    path: /idle-room/{client_id}
+    room: {}
+    limits: {idle_timeout_ms: 800}
 """
 
 RATE_LIMITED = '{"error":"rate_limited","limit":"messages_per_second"}'
@@ -314,6 +318,23 @@ def test_idle_timeout_closes_1001(gw):
             assert await closed_with(ws) == (1001, "idle timeout")
     asyncio.run(main())
     wait_for(lambda: hits(gw, "idle", "idle_timeout_ms") == 1, what="1 idle hit")
+
+
+def test_idle_timeout_sees_traffic_a_kind_sends_to_the_client(gw):
+    """Kind `room` sends to the client itself: a member that only listens is not idle while
+    others talk, and is once they stop."""
+    async def main():
+        async with connect(gw.url("/idle-room/listener")) as listener:
+            async with connect(gw.url("/idle-room/talker")) as talker:
+                for i in range(10):  # 2 s of traffic at 200 ms, idle timeout 800 ms
+                    await talker.send(f"m{i}")
+                    assert await recv(talker) == f"You wrote: m{i}"
+                    assert await recv(listener) == f"Client #talker says: m{i}"
+                    await asyncio.sleep(0.2)
+            assert await recv(listener) == "Client #talker left the chat"
+            assert await closed_with(listener) == (1001, "idle timeout")
+    asyncio.run(main())
+    wait_for(lambda: hits(gw, "idle-room", "idle_timeout_ms") == 1, what="1 idle hit")
 
 
 def test_max_lifetime_closes_1001_with_a_reason(gw):
