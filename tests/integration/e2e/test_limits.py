@@ -62,6 +62,10 @@ routes:
     path: /slow
     echo: {}
     limits: {send_queue_bytes: 65536, slow_consumer_policy: SLOW_CONSUMER_POLICY_CLOSE}
+  - name: drop-oldest
+    path: /drop-oldest
+    echo: {}
+    limits: {send_queue_bytes: 65536, slow_consumer_policy: SLOW_CONSUMER_POLICY_DROP_OLDEST}
   - name: pings
     path: /pings
     echo: {}
@@ -393,6 +397,30 @@ def test_send_queue_bound_closes_a_slow_client_1008(gw):
     finally:
         s.close()
     wait_for(lambda: hits(gw, "slow", "send_queue_bytes") == 1, what="1 send-queue hit")
+
+
+def test_send_queue_drop_oldest_drops_and_keeps_the_newest(gw):
+    status, _, s = raw_handshake(gw.port, "/drop-oldest", rcvbuf=4096)
+    try:
+        assert status == 101
+        total = 256  # 16 MiB of echoes towards a client that reads nothing meanwhile
+        for i in range(total):
+            s.sendall(client_frame(b"%06d" % i + b"x" * (65536 - 6)))
+        received = []
+        while not received or received[-1] != total - 1:
+            opcode, payload = read_frame(s)
+            assert opcode == 0x2, (opcode, payload[:40])
+            received.append(int(payload[:6]))
+        # In order, the newest kept, some dropped, the connection still open.
+        assert received == sorted(received)
+        assert len(received) < total
+        s.sendall(client_frame(b"after"))
+        assert read_frame(s) == (0x2, b"after")
+    finally:
+        s.close()
+    # Every message was either delivered or dropped and counted.
+    wait_for(lambda: hits(gw, "drop-oldest", "send_queue_bytes") == total - len(received),
+             what="one hit per dropped message")
 
 
 def test_max_message_bytes_closes_1009_and_is_counted(gw):
