@@ -83,8 +83,7 @@ absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const wsgate::v1:
     store->version_ = 1;
   }
   SortByName(&store->routes_);
-  store->snapshot_ =
-      BuildSnapshot(store->routes_, store->version_, stats, store->default_limits_);
+  store->snapshot_ = BuildSnapshot(store->routes_, store->version_, stats, store->default_limits_);
   return store;
 }
 

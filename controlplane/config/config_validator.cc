@@ -355,9 +355,10 @@ absl::Status ValidateLimits(const wsgate::v1::Limits& limits, std::string_view f
                                 ", got ", limits.send_queue_bytes()));
   }
   if (!L::SlowConsumerPolicy_IsValid(limits.slow_consumer_policy())) {
-    return Invalid(field + ".slow_consumer_policy",
-                   absl::StrCat("unknown value ", limits.slow_consumer_policy(),
-                                " (SLOW_CONSUMER_POLICY_CLOSE or SLOW_CONSUMER_POLICY_DROP_OLDEST)"));
+    return Invalid(
+        field + ".slow_consumer_policy",
+        absl::StrCat("unknown value ", limits.slow_consumer_policy(),
+                     " (SLOW_CONSUMER_POLICY_CLOSE or SLOW_CONSUMER_POLICY_DROP_OLDEST)"));
   }
   if (limits.slow_consumer_policy() != L::SLOW_CONSUMER_POLICY_UNSPECIFIED &&
       limits.send_queue_bytes() == 0) {

@@ -9,9 +9,9 @@
 
 #include "absl/strings/ascii.h"
 #include "controlplane/config/url.h"
+#include "dataplane/limits/token_bucket.h"
 #include "dataplane/outbound/http_client.h"
 #include "dataplane/outbound/target_policy.h"
-#include "dataplane/limits/token_bucket.h"
 #include "dataplane/outbound/tls.h"
 #include "dataplane/routing/path_template.h"
 #include "dataplane/routing/route_config.h"
@@ -109,12 +109,12 @@ dataplane::RouteLimits ToRouteLimits(const wsgate::v1::Route& r, const wsgate::v
   l.ping_timeout_ms = e.ping_timeout_ms();
   switch (r.kind_case()) {
     case wsgate::v1::Route::kRoom:
-      l.client_id_param = r.room().client_id_param().empty() ? "client_id"
-                                                             : r.room().client_id_param();
+      l.client_id_param =
+          r.room().client_id_param().empty() ? "client_id" : r.room().client_id_param();
       break;
     case wsgate::v1::Route::kPubsub:
-      l.client_id_param = r.pubsub().session_param().empty() ? "session_id"
-                                                             : r.pubsub().session_param();
+      l.client_id_param =
+          r.pubsub().session_param().empty() ? "session_id" : r.pubsub().session_param();
       break;
     case wsgate::v1::Route::kExternalClient:
       l.client_id_param = r.external_client().client_id_param().empty()
@@ -149,8 +149,8 @@ wsgate::v1::Limits EffectiveLimits(const wsgate::v1::Route& route,
                                 : dataplane::RouteLimits::kDefaultMaxMessageBytes);
   }
   if (e.messages_per_second() > 0 && e.message_burst() == 0) {
-    e.set_message_burst(
-        static_cast<uint32_t>(dataplane::limits::TokenBucket::DefaultBurst(e.messages_per_second())));
+    e.set_message_burst(static_cast<uint32_t>(
+        dataplane::limits::TokenBucket::DefaultBurst(e.messages_per_second())));
   }
   if (e.rate_policy() == wsgate::v1::Limits::RATE_POLICY_UNSPECIFIED) {
     e.set_rate_policy(wsgate::v1::Limits::RATE_POLICY_DROP);

@@ -15,8 +15,7 @@ namespace wsgate::controlplane {
 // `stats` once, so the hot path never looks a metric up by label.
 // `defaults` are the gateway's default_limits: every route's limits are its own over them.
 dataplane::SnapshotPtr BuildSnapshot(
-    const std::vector<wsgate::v1::Route>& routes, uint64_t version,
-    dataplane::StatsRegistry* stats,
+    const std::vector<wsgate::v1::Route>& routes, uint64_t version, dataplane::StatsRegistry* stats,
     const wsgate::v1::Limits& defaults = wsgate::v1::Limits::default_instance());
 
 // The limits a route's connections get, in proto form (LimitService.GetLimits `effective`): each

@@ -29,11 +29,20 @@ std::vector<std::string> LimitFieldNames() {
 void CopyField(const Limits& from, Limits* to, const FieldDescriptor* f) {
   const auto* r = Limits::GetReflection();
   switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_UINT64: r->SetUInt64(to, f, r->GetUInt64(from, f)); break;
-    case FieldDescriptor::CPPTYPE_UINT32: r->SetUInt32(to, f, r->GetUInt32(from, f)); break;
-    case FieldDescriptor::CPPTYPE_DOUBLE: r->SetDouble(to, f, r->GetDouble(from, f)); break;
-    case FieldDescriptor::CPPTYPE_ENUM: r->SetEnumValue(to, f, r->GetEnumValue(from, f)); break;
-    default: break;  // no other types in Limits
+    case FieldDescriptor::CPPTYPE_UINT64:
+      r->SetUInt64(to, f, r->GetUInt64(from, f));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+      r->SetUInt32(to, f, r->GetUInt32(from, f));
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      r->SetDouble(to, f, r->GetDouble(from, f));
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM:
+      r->SetEnumValue(to, f, r->GetEnumValue(from, f));
+      break;
+    default:
+      break;  // no other types in Limits
   }
 }
 
@@ -117,7 +126,8 @@ grpc::Status LimitServiceImpl::UpdateLimits(grpc::ServerContext*,
   spdlog::info("limits of {} updated (config version {}): {}",
                request->route().empty() ? std::string("the defaults")
                                         : absl::StrCat("route ", request->route()),
-               change->config_version, changed.empty() ? "no change" : absl::StrJoin(changed, ", "));
+               change->config_version,
+               changed.empty() ? "no change" : absl::StrJoin(changed, ", "));
   return grpc::Status::OK;
 }
 

@@ -150,9 +150,8 @@ class Gateway {
     GrpcServerOptions grpc_options;
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
-    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
-        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get(),
-                                         limit_service_.get()});
+    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc = GrpcServer::Start(
+        grpc_options, {route_service_.get(), inventory_service_.get(), limit_service_.get()});
     if (!grpc.ok()) {
       spdlog::error("cannot start: {}", std::string(grpc.status().message()));
       return kExitFailure;

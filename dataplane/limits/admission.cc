@@ -6,11 +6,16 @@ namespace wsgate::dataplane::limits {
 
 const char* VerdictLimitName(Admission::Verdict v) {
   switch (v) {
-    case Admission::Verdict::kAdmitted: return "";
-    case Admission::Verdict::kRouteFull: return "max_connections";
-    case Admission::Verdict::kClientFull: return "max_connections_per_client";
-    case Admission::Verdict::kAddressFull: return "max_connections_per_address";
-    case Admission::Verdict::kHandshakeRate: return "handshakes_per_second";
+    case Admission::Verdict::kAdmitted:
+      return "";
+    case Admission::Verdict::kRouteFull:
+      return "max_connections";
+    case Admission::Verdict::kClientFull:
+      return "max_connections_per_client";
+    case Admission::Verdict::kAddressFull:
+      return "max_connections_per_address";
+    case Admission::Verdict::kHandshakeRate:
+      return "handshakes_per_second";
   }
   return "";
 }

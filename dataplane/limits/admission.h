@@ -54,10 +54,10 @@ class Admission : public std::enable_shared_from_this<Admission> {
 
   enum class Verdict {
     kAdmitted,
-    kRouteFull,       // max_connections: 503
-    kClientFull,      // max_connections_per_client: 429
-    kAddressFull,     // max_connections_per_address: 429
-    kHandshakeRate,   // handshakes_per_second: 429
+    kRouteFull,      // max_connections: 503
+    kClientFull,     // max_connections_per_client: 429
+    kAddressFull,    // max_connections_per_address: 429
+    kHandshakeRate,  // handshakes_per_second: 429
   };
 
   struct Result {

@@ -3,11 +3,16 @@
 namespace wsgate::dataplane::limits {
 
 namespace {
-constexpr const char* kNames[kLimitKindCount] = {
-    "max_message_bytes",           "messages_per_second",  "max_connections",
-    "max_connections_per_client",  "max_connections_per_address",
-    "handshakes_per_second",       "idle_timeout_ms",      "max_lifetime_ms",
-    "send_queue_bytes",            "ping_timeout_ms"};
+constexpr const char* kNames[kLimitKindCount] = {"max_message_bytes",
+                                                 "messages_per_second",
+                                                 "max_connections",
+                                                 "max_connections_per_client",
+                                                 "max_connections_per_address",
+                                                 "handshakes_per_second",
+                                                 "idle_timeout_ms",
+                                                 "max_lifetime_ms",
+                                                 "send_queue_bytes",
+                                                 "ping_timeout_ms"};
 }  // namespace
 
 const char* LimitKindName(LimitKind k) {

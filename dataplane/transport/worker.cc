@@ -1118,7 +1118,6 @@ void Worker::CloseUpstream(Session& s, uint16_t code, const std::string& reason)
   s.upstream->close(static_cast<wsclose::value>(code), code == wsclose::blank ? "" : reason, ec);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Issue 5 limits. Shared caps live in dataplane/limits/Admission (a mutex per handshake); the
 // rest is per connection, on this thread: a token bucket per client message, a timestamp store
@@ -1271,8 +1270,7 @@ void Worker::ApplyLimitsToOpenSessions() {
       s->client->set_max_message_size(l.max_message_bytes);
       if (s->upstream) s->upstream->set_max_message_size(l.max_message_bytes);
     }
-    if (l.messages_per_second != old.messages_per_second ||
-        l.message_burst != old.message_burst) {
+    if (l.messages_per_second != old.messages_per_second || l.message_burst != old.message_burst) {
       lim.rate.Configure(l.messages_per_second, l.message_burst, std::chrono::steady_clock::now());
     }
     if (old.idle_timeout_ms == 0 && l.idle_timeout_ms > 0) {

@@ -252,12 +252,13 @@ TEST_F(ConfigStoreTest, UpdateRouteLimits) {
 
   auto bad = store->UpdateLimits("echo", set_rate(-1));
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(bad.status().message()), StartsWith("limits.messages_per_second: must be >= 0"));
+  EXPECT_THAT(std::string(bad.status().message()),
+              StartsWith("limits.messages_per_second: must be >= 0"));
   EXPECT_EQ(store->version(), 2u);
   bad = store->UpdateLimits("", set_rate(-1));
-  EXPECT_THAT(std::string(bad.status().message()), StartsWith("limits.messages_per_second: must be >= 0"));
-  EXPECT_EQ(store->UpdateLimits("nope", set_rate(1)).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(bad.status().message()),
+              StartsWith("limits.messages_per_second: must be >= 0"));
+  EXPECT_EQ(store->UpdateLimits("nope", set_rate(1)).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ConfigStoreTest, CorruptStateFileRefusesToOpenAndIsNotOverwritten) {

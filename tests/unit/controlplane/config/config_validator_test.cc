@@ -414,8 +414,9 @@ TEST(ValidateConfigTest, DefaultLimitsValidated) {
   c.mutable_default_limits()->set_idle_timeout_ms(1000);
   EXPECT_TRUE(ValidateConfig(c).ok());
   c.mutable_default_limits()->set_message_burst(2);
-  EXPECT_EQ(ConfigError(c), "default_limits.message_burst: needs "
-                            "default_limits.messages_per_second (a burst of an unlimited rate)");
+  EXPECT_EQ(ConfigError(c),
+            "default_limits.message_burst: needs "
+            "default_limits.messages_per_second (a burst of an unlimited rate)");
 }
 
 wsgate::v1::Config TwoRoutes() {

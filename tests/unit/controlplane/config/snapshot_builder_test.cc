@@ -149,14 +149,14 @@ TEST(BuildSnapshotTest, EffectiveLimitsAreRouteOverDefaultsOverBuiltIns) {
   wsgate::v1::Route plain = EchoRoute("plain", "/plain");
   auto snap = BuildSnapshot({e, plain}, 1, &stats, defaults);
   const auto& re = snap->routes[0]->limits;
-  EXPECT_DOUBLE_EQ(re.messages_per_second, 2.5);       // the route's own
-  EXPECT_EQ(re.message_burst, 3u);                     // built-in: ceil(rate)
+  EXPECT_DOUBLE_EQ(re.messages_per_second, 2.5);  // the route's own
+  EXPECT_EQ(re.message_burst, 3u);                // built-in: ceil(rate)
   EXPECT_EQ(re.rate_policy, dataplane::RouteLimits::RatePolicy::kClose);
-  EXPECT_EQ(re.idle_timeout_ms, 5000u);                // the default
+  EXPECT_EQ(re.idle_timeout_ms, 5000u);  // the default
   EXPECT_EQ(re.max_connections_per_address, 4u);
   EXPECT_EQ(re.ping_interval_ms, 1000u);
-  EXPECT_EQ(re.ping_timeout_ms, 1000u);                // built-in: the interval
-  EXPECT_EQ(re.client_id_param, "client_id");          // a {client_id} parameter
+  EXPECT_EQ(re.ping_timeout_ms, 1000u);        // built-in: the interval
+  EXPECT_EQ(re.client_id_param, "client_id");  // a {client_id} parameter
   EXPECT_EQ(re.max_message_bytes, 16ull << 20);
   const auto& rp = snap->routes[1]->limits;
   EXPECT_DOUBLE_EQ(rp.messages_per_second, 10);
