@@ -48,7 +48,7 @@ struct WorkerOptions {
   // Backpressure: once a leg has more than this many bytes queued for sending, the worker stops
   // reading the leg that feeds it, and reads again once the queue is below half of it. What a
   // proxied connection holds is then bounded by about twice this (websocketpp's queue plus the
-  // batch being written) plus one message. Issue 5's per-route send-queue limit replaces it.
+  // batch being written) plus one message. Used on routes whose limits set no send_queue_bytes.
   size_t send_queue_bytes = size_t{1} << 20;
   // Issue 5's connection caps and handshake rate, shared by all workers of a data plane; the
   // data plane fills it in when null.
