@@ -382,13 +382,14 @@ def test_send_queue_bound_closes_a_slow_client_1008(gw):
     status, _, s = raw_handshake(gw.port, "/slow", rcvbuf=4096)
     try:
         assert status == 101
-        # The client sends 16 MiB and reads nothing meanwhile: the echoes fill the socket buffers
-        # (a few MiB on loopback), then the gateway's queue for this client passes 64 KiB.
+        # The client sends and reads nothing meanwhile: the echoes fill its receive window and
+        # the gateway's socket buffer, then the gateway's queue for this client passes 64 KiB.
+        # It stops sending once the gateway counted the hit (the gateway waits for the close
+        # handshake a few seconds only, and reads what we send meanwhile).
         frame = client_frame(b"x" * 65536)
-        for _ in range(256):
-            try:
-                s.sendall(frame)
-            except (BrokenPipeError, ConnectionResetError):
+        for _ in range(512):
+            s.sendall(frame)
+            if hits(gw, "slow", "send_queue_bytes") == 1:
                 break
         # Then it reads what was queued before the close frame, promptly (the gateway waits
         # for the close handshake a few seconds only).
