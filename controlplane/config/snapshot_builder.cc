@@ -155,7 +155,13 @@ wsgate::v1::Limits EffectiveLimits(const wsgate::v1::Route& route,
   if (e.rate_policy() == wsgate::v1::Limits::RATE_POLICY_UNSPECIFIED) {
     e.set_rate_policy(wsgate::v1::Limits::RATE_POLICY_DROP);
   }
-  if (e.slow_consumer_policy() == wsgate::v1::Limits::SLOW_CONSUMER_POLICY_UNSPECIFIED) {
+  // DROP_OLDEST needs the worker to hand the messages to the client itself (websocket, echo);
+  // the other kinds inherit it from the defaults as CLOSE (ValidateRoute refuses it on them).
+  const bool worker_sends = route.kind_case() == wsgate::v1::Route::kWebsocket ||
+                            route.kind_case() == wsgate::v1::Route::kEcho;
+  if (e.slow_consumer_policy() == wsgate::v1::Limits::SLOW_CONSUMER_POLICY_UNSPECIFIED ||
+      (e.slow_consumer_policy() == wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST &&
+       !worker_sends)) {
     e.set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
   }
   if (e.ping_interval_ms() > 0 && e.ping_timeout_ms() == 0) {

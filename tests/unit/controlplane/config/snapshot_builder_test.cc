@@ -172,6 +172,23 @@ TEST(BuildSnapshotTest, EffectiveLimitsAreRouteOverDefaultsOverBuiltIns) {
   EXPECT_EQ(eff.slow_consumer_policy(), wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
 }
 
+TEST(BuildSnapshotTest, DropOldestFromTheDefaultsIsCloseWhereTheWorkerDoesNotSend) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Limits defaults;
+  defaults.set_send_queue_bytes(4096);
+  defaults.set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST);
+  wsgate::v1::Route echo = EchoRoute("e", "/e");
+  wsgate::v1::Route room = EchoRoute("room", "/chat/{client_id}");
+  room.mutable_room();
+  auto snap = BuildSnapshot({echo, room}, 1, &stats, defaults);
+  EXPECT_EQ(snap->routes[0]->limits.slow_consumer,
+            dataplane::RouteLimits::SlowConsumer::kDropOldest);
+  EXPECT_EQ(snap->routes[1]->limits.slow_consumer, dataplane::RouteLimits::SlowConsumer::kClose);
+  EXPECT_EQ(EffectiveLimits(room, defaults).slow_consumer_policy(),
+            wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
+  EXPECT_EQ(snap->routes[1]->limits.send_queue_bytes, 4096u);
+}
+
 TEST(BuildSnapshotTest, ClientIdParamPerKind) {
   dataplane::StatsRegistry stats(1);
   wsgate::v1::Route room = EchoRoute("room", "/chat/{room}/{who}");
