@@ -53,11 +53,11 @@ routes:
   - name: idle
     path: /idle
     echo: {}
-    limits: {idle_timeout_ms: 400}
+    limits: {idle_timeout_ms: 1000}
   - name: lifetime
     path: /lifetime
     echo: {}
-    limits: {max_lifetime_ms: 600}
+    limits: {max_lifetime_ms: 1500}
   - name: slow
     path: /slow
     echo: {}
@@ -69,7 +69,7 @@ routes:
   - name: pings
     path: /pings
     echo: {}
-    limits: {ping_interval_ms: 200, ping_timeout_ms: 300}
+    limits: {ping_interval_ms: 200, ping_timeout_ms: 1000}
   - name: small
     path: /small
     echo: {}
@@ -357,7 +357,7 @@ def test_ping_timeout_closes_a_client_that_does_not_answer(gw):
     async def responsive():
         # python3-websockets answers pings by itself: the connection outlives many intervals.
         async with connect(gw.url("/pings")) as ws:
-            for i in range(6):
+            for i in range(8):  # 2.4 s: past the silent client's ping timeout
                 with pytest.raises(asyncio.TimeoutError):
                     await asyncio.wait_for(ws.recv(), 0.3)
             await ws.send("still here")
