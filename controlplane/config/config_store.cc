@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const wsgate::v1:
   if (stored.has_value()) {
     store->origin_ = absl::StrCat("state file ", store->state_file_->path());
     store->routes_.assign(stored->routes().begin(), stored->routes().end());
+    store->default_limits_ = stored->default_limits();
     // A file whose version went missing (hand-edited) must still never go backwards.
     uint64_t version = std::max<uint64_t>(stored->config_version(), 1);
     for (const Route& r : store->routes_) version = std::max(version, r.version());
@@ -77,11 +78,12 @@ absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const wsgate::v1:
     if (auto s = ValidateConfig(initial); !s.ok()) return s;
     store->origin_ = "configuration";
     store->routes_.assign(initial.routes().begin(), initial.routes().end());
+    store->default_limits_ = initial.default_limits();
     for (Route& r : store->routes_) r.set_version(1);
     store->version_ = 1;
   }
   SortByName(&store->routes_);
-  store->snapshot_ = BuildSnapshot(store->routes_, store->version_, stats);
+  store->snapshot_ = BuildSnapshot(store->routes_, store->version_, stats, store->default_limits_);
   return store;
 }
 
@@ -122,10 +124,12 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
 
   std::unique_lock<std::mutex> writer(listener_mu_);
   std::vector<Route> routes;
+  wsgate::v1::Limits defaults;
   uint64_t version = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     routes = routes_;
+    defaults = default_limits_;
     version = version_;
   }
   auto it = FindByName(routes, route.name());
@@ -150,7 +154,7 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
   } else {
     routes[it - routes.begin()] = stored;
   }
-  if (auto s = Commit(std::move(routes), new_version); !s.ok()) return s;
+  if (auto s = Commit(std::move(routes), std::move(defaults), new_version); !s.ok()) return s;
   return PutResult{stored, new_version, created};
 }
 
@@ -158,10 +162,12 @@ absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
                                                   std::optional<uint64_t> expected_version) {
   std::unique_lock<std::mutex> writer(listener_mu_);
   std::vector<Route> routes;
+  wsgate::v1::Limits defaults;
   uint64_t version = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     routes = routes_;
+    defaults = default_limits_;
     version = version_;
   }
   auto it = FindByName(routes, name);
@@ -171,26 +177,91 @@ absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
   if (auto s = CheckExpectedVersion(name, &*it, expected_version); !s.ok()) return s;
   routes.erase(it);
   const uint64_t new_version = version + 1;
-  if (auto s = Commit(std::move(routes), new_version); !s.ok()) return s;
+  if (auto s = Commit(std::move(routes), std::move(defaults), new_version); !s.ok()) return s;
   return new_version;
 }
 
-absl::Status ConfigStore::Commit(std::vector<Route> routes, uint64_t version) {
+wsgate::v1::Limits ConfigStore::default_limits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return default_limits_;
+}
+
+absl::StatusOr<ConfigStore::LimitsChange> ConfigStore::UpdateLimits(
+    const std::string& route,
+    const std::function<absl::StatusOr<wsgate::v1::Limits>(const wsgate::v1::Limits&)>& modify) {
+  std::unique_lock<std::mutex> writer(listener_mu_);
+  std::vector<Route> routes;
+  wsgate::v1::Limits defaults;
+  uint64_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes = routes_;
+    defaults = default_limits_;
+    version = version_;
+  }
+  LimitsChange change;
+  Route* target = nullptr;
+  if (route.empty()) {
+    change.before = defaults;
+  } else {
+    auto it = std::find_if(routes.begin(), routes.end(),
+                           [&](const Route& r) { return r.name() == route; });
+    if (it == routes.end()) {
+      return absl::NotFoundError(absl::StrCat("route '", route, "' not found"));
+    }
+    target = &*it;
+    change.before = target->limits();
+  }
+  absl::StatusOr<wsgate::v1::Limits> after = modify(change.before);
+  if (!after.ok()) return after.status();
+  change.after = *std::move(after);
+  if (target == nullptr) {
+    if (auto s = ValidateLimits(change.after, "limits"); !s.ok()) return s;
+  } else {
+    Route candidate = *target;
+    *candidate.mutable_limits() = change.after;
+    // The route's own checks (kind-specific ones included), with the field named from "limits".
+    if (auto s = ValidateRoute(candidate, "route"); !s.ok()) {
+      std::string msg(s.message());
+      if (msg.rfind("route.limits", 0) == 0) msg = msg.substr(6);
+      return absl::InvalidArgumentError(msg);
+    }
+  }
+  if (change.after.SerializeAsString() == change.before.SerializeAsString()) {
+    change.config_version = version;  // nothing changed: no new version
+    return change;
+  }
+  const uint64_t new_version = version + 1;
+  if (target == nullptr) {
+    defaults = change.after;
+  } else {
+    *target->mutable_limits() = change.after;
+    target->set_version(new_version);
+  }
+  if (auto s = Commit(std::move(routes), std::move(defaults), new_version); !s.ok()) return s;
+  change.config_version = new_version;
+  return change;
+}
+
+absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits defaults,
+                                 uint64_t version) {
   // Persist first: a change that is acknowledged must survive a restart.
   if (state_file_ != nullptr) {
     wsgate::v1::StoredState state;
     state.set_config_version(version);
     *state.mutable_routes() = {routes.begin(), routes.end()};
+    *state.mutable_default_limits() = defaults;
     if (auto s = state_file_->Save(state); !s.ok()) {
       spdlog::error("config version {} not applied: {}", version, std::string(s.message()));
       return s;
     }
   }
-  dataplane::SnapshotPtr snapshot = BuildSnapshot(routes, version, stats_);
+  dataplane::SnapshotPtr snapshot = BuildSnapshot(routes, version, stats_, defaults);
   Listener listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
     routes_ = std::move(routes);
+    default_limits_ = std::move(defaults);
     version_ = version;
     snapshot_ = snapshot;
     listener = listener_;

@@ -64,11 +64,29 @@ class ConfigStore {
   absl::StatusOr<uint64_t> DeleteRoute(const std::string& name,
                                        std::optional<uint64_t> expected_version);
 
+  // The gateway-wide default limits (under every route's own).
+  wsgate::v1::Limits default_limits() const;
+
+  struct LimitsChange {
+    wsgate::v1::Limits before;  // configured at that level before the change
+    wsgate::v1::Limits after;   // configured now
+    uint64_t config_version = 0;
+  };
+  // Changes the limits configured for route `route` (empty: the defaults) to what `modify`
+  // returns for the current ones; `modify` runs under the store's change lock, so concurrent
+  // updates never lose one another. The result is validated (INVALID_ARGUMENT names the field:
+  // "limits.messages_per_second: ..."), persisted and published like PutRoute. NOT_FOUND for an
+  // unknown route. Nothing changed: no new version.
+  absl::StatusOr<LimitsChange> UpdateLimits(
+      const std::string& route,
+      const std::function<absl::StatusOr<wsgate::v1::Limits>(const wsgate::v1::Limits&)>& modify);
+
  private:
   ConfigStore() = default;
   // Persists `routes` at `version`, then publishes them and calls the listener. The caller holds
   // listener_mu_. On a failed write nothing changes.
-  absl::Status Commit(std::vector<wsgate::v1::Route> routes, uint64_t version);
+  absl::Status Commit(std::vector<wsgate::v1::Route> routes, wsgate::v1::Limits defaults,
+                      uint64_t version);
 
   mutable std::mutex mu_;
   dataplane::StatsRegistry* stats_ = nullptr;
@@ -76,6 +94,7 @@ class ConfigStore {
   std::string origin_;
   uint64_t version_ = 0;
   std::vector<wsgate::v1::Route> routes_;  // ordered by name
+  wsgate::v1::Limits default_limits_;
   dataplane::SnapshotPtr snapshot_;
   Listener listener_;
   // Held by every change from start to end (before mu_): serializes changes, and so listener

@@ -4,6 +4,7 @@
 #include <google/protobuf/reflection.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -306,24 +307,87 @@ absl::Status ValidatePubSub(const wsgate::v1::PubSubRoute& ps, const std::string
   return absl::OkStatus();
 }
 
-absl::Status ValidateLimits(const wsgate::v1::Limits& limits, const std::string& field) {
+constexpr uint64_t kMaxSendQueueBytes = 1ull << 30;
+constexpr double kMaxRate = 1e6;
+constexpr uint32_t kMinPingIntervalMs = 100;
+
+absl::Status ValidateRate(double v, const std::string& field) {
+  if (!std::isfinite(v) || v < 0) {
+    return Invalid(field, absl::StrCat("must be >= 0 (0: unlimited), got ", v));
+  }
+  if (v > kMaxRate) return Invalid(field, absl::StrCat("must be at most ", kMaxRate, ", got ", v));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateLimits(const wsgate::v1::Limits& limits, std::string_view field_in) {
+  const std::string field(field_in);
+  using L = wsgate::v1::Limits;
   if (limits.max_message_bytes() > kMaxMessageBytes) {
     return Invalid(field + ".max_message_bytes",
                    absl::StrCat("must be 0 (default 16777216) or 1..", kMaxMessageBytes, ", got ",
                                 limits.max_message_bytes()));
   }
-  // Every other field is declared for a later issue. Checked by reflection so that a field added
-  // to the schema is refused until someone enforces it and lists it here.
-  static const std::set<std::string> kEnforced = {"max_message_bytes"};
-  const auto* desc = limits.GetDescriptor();
-  const auto* refl = limits.GetReflection();
-  for (int i = 0; i < desc->field_count(); ++i) {
-    const auto* f = desc->field(i);
-    if (kEnforced.count(f->name()) != 0) continue;
-    bool set = f->is_repeated() ? refl->FieldSize(limits, f) > 0 : refl->HasField(limits, f);
-    if (set) {
-      return Invalid(absl::StrCat(field, ".", f->name()), "not enforced yet; leave it unset");
-    }
+  if (auto s = ValidateRate(limits.messages_per_second(), field + ".messages_per_second");
+      !s.ok()) {
+    return s;
+  }
+  if (limits.message_burst() != 0 && limits.messages_per_second() == 0) {
+    return Invalid(field + ".message_burst",
+                   "needs " + field + ".messages_per_second (a burst of an unlimited rate)");
+  }
+  if (!L::RatePolicy_IsValid(limits.rate_policy())) {
+    return Invalid(field + ".rate_policy",
+                   absl::StrCat("unknown value ", limits.rate_policy(),
+                                " (RATE_POLICY_DROP or RATE_POLICY_CLOSE)"));
+  }
+  if (limits.rate_policy() != L::RATE_POLICY_UNSPECIFIED && limits.messages_per_second() == 0) {
+    return Invalid(field + ".rate_policy", "needs " + field + ".messages_per_second");
+  }
+  if (auto s = ValidateRate(limits.handshakes_per_second(), field + ".handshakes_per_second");
+      !s.ok()) {
+    return s;
+  }
+  if (limits.send_queue_bytes() > kMaxSendQueueBytes) {
+    return Invalid(field + ".send_queue_bytes",
+                   absl::StrCat("must be 0 (built-in backpressure) or 1..", kMaxSendQueueBytes,
+                                ", got ", limits.send_queue_bytes()));
+  }
+  if (!L::SlowConsumerPolicy_IsValid(limits.slow_consumer_policy())) {
+    return Invalid(
+        field + ".slow_consumer_policy",
+        absl::StrCat("unknown value ", limits.slow_consumer_policy(),
+                     " (SLOW_CONSUMER_POLICY_CLOSE or SLOW_CONSUMER_POLICY_DROP_OLDEST)"));
+  }
+  if (limits.slow_consumer_policy() != L::SLOW_CONSUMER_POLICY_UNSPECIFIED &&
+      limits.send_queue_bytes() == 0) {
+    return Invalid(field + ".slow_consumer_policy", "needs " + field + ".send_queue_bytes");
+  }
+  if (limits.ping_interval_ms() != 0 && limits.ping_interval_ms() < kMinPingIntervalMs) {
+    return Invalid(field + ".ping_interval_ms",
+                   absl::StrCat("must be 0 (no pings) or at least ", kMinPingIntervalMs, ", got ",
+                                limits.ping_interval_ms()));
+  }
+  if (limits.ping_timeout_ms() != 0 && limits.ping_interval_ms() == 0) {
+    return Invalid(field + ".ping_timeout_ms", "needs " + field + ".ping_interval_ms");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// What a route's kind cannot honour: drop_oldest needs the messages towards the client to pass
+// through the worker, which is the case for kinds websocket and echo only.
+absl::Status ValidateRouteLimits(const Route& route, const std::string& field) {
+  if (auto s = ValidateLimits(route.limits(), field); !s.ok()) return s;
+  if (route.limits().slow_consumer_policy() ==
+          wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST &&
+      route.kind_case() != Route::kWebsocket && route.kind_case() != Route::kEcho) {
+    return Invalid(field + ".slow_consumer_policy",
+                   "SLOW_CONSUMER_POLICY_DROP_OLDEST is enforced for kinds websocket and echo "
+                   "only (this kind hands its messages to the connection itself); use "
+                   "SLOW_CONSUMER_POLICY_CLOSE");
   }
   return absl::OkStatus();
 }
@@ -375,7 +439,7 @@ absl::Status ValidateRoute(const Route& route, std::string_view field_in) {
       }
       break;
   }
-  return ValidateLimits(route.limits(), field + ".limits");
+  return ValidateRouteLimits(route, field + ".limits");
 }
 
 absl::Status ValidateConfig(const wsgate::v1::Config& config) {
@@ -393,6 +457,7 @@ absl::Status ValidateConfig(const wsgate::v1::Config& config) {
     return Invalid("server.workers", absl::StrCat("must be 0 (one per core) or 1..", kMaxWorkers,
                                                   ", got ", server.workers()));
   }
+  if (auto s = ValidateLimits(config.default_limits(), "default_limits"); !s.ok()) return s;
   std::map<std::string, int> names;   // name -> index
   std::map<std::string, int> shapes;  // path shape -> index
   for (int i = 0; i < config.routes_size(); ++i) {

@@ -9,6 +9,11 @@
 
 namespace wsgate::controlplane {
 
+// One level of limits (a route's, or the gateway's default_limits); `field` is the prefix
+// ("route.limits", "default_limits", "limits"). Refuses negative or non-finite rates, a burst or
+// rate policy without a rate, a slow-consumer policy without send_queue_bytes, a ping timeout
+// without an interval, values out of range.
+absl::Status ValidateLimits(const wsgate::v1::Limits& limits, std::string_view field);
 // One route on its own. `field` is the prefix for error messages ("route", "routes[3]").
 // Refuses route kinds and limits that are declared in the schema but not implemented yet.
 absl::Status ValidateRoute(const wsgate::v1::Route& route, std::string_view field);

@@ -9,9 +9,11 @@
 
 #include "absl/strings/ascii.h"
 #include "controlplane/config/url.h"
+#include "dataplane/limits/token_bucket.h"
 #include "dataplane/outbound/http_client.h"
 #include "dataplane/outbound/target_policy.h"
 #include "dataplane/outbound/tls.h"
+#include "dataplane/routing/path_template.h"
 #include "dataplane/routing/route_config.h"
 
 namespace wsgate::controlplane {
@@ -85,10 +87,92 @@ std::shared_ptr<dataplane::outbound::OutboundRouteSettings> BuildOutbound(
   return settings;
 }
 
+dataplane::RouteLimits ToRouteLimits(const wsgate::v1::Route& r, const wsgate::v1::Limits& e) {
+  dataplane::RouteLimits l;
+  l.max_message_bytes = e.max_message_bytes();
+  l.messages_per_second = e.messages_per_second();
+  l.message_burst = e.message_burst();
+  l.rate_policy = e.rate_policy() == wsgate::v1::Limits::RATE_POLICY_CLOSE
+                      ? dataplane::RouteLimits::RatePolicy::kClose
+                      : dataplane::RouteLimits::RatePolicy::kDrop;
+  l.max_connections = e.max_connections();
+  l.max_connections_per_client = e.max_connections_per_client();
+  l.max_connections_per_address = e.max_connections_per_address();
+  l.handshakes_per_second = e.handshakes_per_second();
+  l.idle_timeout_ms = e.idle_timeout_ms();
+  l.max_lifetime_ms = e.max_lifetime_ms();
+  l.send_queue_bytes = e.send_queue_bytes();
+  l.slow_consumer = e.slow_consumer_policy() == wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST
+                        ? dataplane::RouteLimits::SlowConsumer::kDropOldest
+                        : dataplane::RouteLimits::SlowConsumer::kClose;
+  l.ping_interval_ms = e.ping_interval_ms();
+  l.ping_timeout_ms = e.ping_timeout_ms();
+  switch (r.kind_case()) {
+    case wsgate::v1::Route::kRoom:
+      l.client_id_param =
+          r.room().client_id_param().empty() ? "client_id" : r.room().client_id_param();
+      break;
+    case wsgate::v1::Route::kPubsub:
+      l.client_id_param =
+          r.pubsub().session_param().empty() ? "session_id" : r.pubsub().session_param();
+      break;
+    case wsgate::v1::Route::kExternalClient:
+      l.client_id_param = r.external_client().client_id_param().empty()
+                              ? "client_id"
+                              : r.external_client().client_id_param();
+      break;
+    default: {
+      // Other kinds have no client id of their own: a `{client_id}` path parameter is one.
+      auto t = dataplane::PathTemplate::Parse(r.path());
+      if (t.ok()) {
+        for (const auto& seg : t->segments()) {
+          if (seg.is_param && seg.text == "client_id") l.client_id_param = seg.text;
+        }
+      }
+      break;
+    }
+  }
+  return l;
+}
+
 }  // namespace
 
+wsgate::v1::Limits EffectiveLimits(const wsgate::v1::Route& route,
+                                   const wsgate::v1::Limits& defaults) {
+  wsgate::v1::Limits e = defaults;
+  // proto3 MergeFrom copies exactly the scalar fields that are non-zero: "0 inherits".
+  e.MergeFrom(route.limits());
+  if (e.max_message_bytes() == 0) {
+    // The seed's message size limit (1 MiB) on external_client unless a level sets its own.
+    e.set_max_message_bytes(route.kind_case() == wsgate::v1::Route::kExternalClient
+                                ? 1ull << 20
+                                : dataplane::RouteLimits::kDefaultMaxMessageBytes);
+  }
+  if (e.messages_per_second() > 0 && e.message_burst() == 0) {
+    e.set_message_burst(static_cast<uint32_t>(
+        dataplane::limits::TokenBucket::DefaultBurst(e.messages_per_second())));
+  }
+  if (e.rate_policy() == wsgate::v1::Limits::RATE_POLICY_UNSPECIFIED) {
+    e.set_rate_policy(wsgate::v1::Limits::RATE_POLICY_DROP);
+  }
+  // DROP_OLDEST needs the worker to hand the messages to the client itself (websocket, echo);
+  // the other kinds inherit it from the defaults as CLOSE (ValidateRoute refuses it on them).
+  const bool worker_sends = route.kind_case() == wsgate::v1::Route::kWebsocket ||
+                            route.kind_case() == wsgate::v1::Route::kEcho;
+  if (e.slow_consumer_policy() == wsgate::v1::Limits::SLOW_CONSUMER_POLICY_UNSPECIFIED ||
+      (e.slow_consumer_policy() == wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST &&
+       !worker_sends)) {
+    e.set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
+  }
+  if (e.ping_interval_ms() > 0 && e.ping_timeout_ms() == 0) {
+    e.set_ping_timeout_ms(e.ping_interval_ms());
+  }
+  return e;
+}
+
 dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& routes, uint64_t version,
-                                     dataplane::StatsRegistry* stats) {
+                                     dataplane::StatsRegistry* stats,
+                                     const wsgate::v1::Limits& defaults) {
   std::vector<std::shared_ptr<const RouteConfig>> out;
   out.reserve(routes.size());
   for (const auto& r : routes) {
@@ -97,9 +181,7 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
     rc->path = r.path();
     rc->kind = KindOf(r);
     rc->version = r.version();
-    if (r.limits().max_message_bytes() != 0) {
-      rc->limits.max_message_bytes = r.limits().max_message_bytes();
-    }
+    rc->limits = ToRouteLimits(r, EffectiveLimits(r, defaults));
     if (rc->kind == RouteKind::kWebSocket) {
       const auto& ws = r.websocket();
       for (const auto& u : ws.upstreams()) {
@@ -144,8 +226,6 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
       }
       if (ec.messages_per_minute() != 0) x.messages_per_minute = ec.messages_per_minute();
       if (!ec.client_id_param().empty()) x.client_id_param = ec.client_id_param();
-      // The seed's message size limit (1 MiB) unless the route sets its own.
-      if (r.limits().max_message_bytes() == 0) rc->limits.max_message_bytes = 1ull << 20;
     }
     if (rc->kind == RouteKind::kRoom) {
       const auto& room = r.room();

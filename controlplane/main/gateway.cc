@@ -22,6 +22,7 @@
 #include "controlplane/config/config_validator.h"
 #include "controlplane/grpc/grpc_server.h"
 #include "controlplane/grpc/inventory_service.h"
+#include "controlplane/grpc/limit_service.h"
 #include "controlplane/grpc/route_service.h"
 #include "controlplane/main/settings.h"
 #include "controlplane/metrics/fanout_collector.h"
@@ -143,13 +144,14 @@ class Gateway {
     admin_ = *std::move(admin);
 
     route_service_ = std::make_unique<RouteServiceImpl>(store_.get());
+    limit_service_ = std::make_unique<LimitServiceImpl>(store_.get());
     inventory_service_ = std::make_unique<InventoryServiceImpl>(store_.get(), data_plane_.get(),
                                                                 &stats_, WSGATE_VERSION);
     GrpcServerOptions grpc_options;
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
-    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
-        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get()});
+    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc = GrpcServer::Start(
+        grpc_options, {route_service_.get(), inventory_service_.get(), limit_service_.get()});
     if (!grpc.ok()) {
       spdlog::error("cannot start: {}", std::string(grpc.status().message()));
       return kExitFailure;
@@ -226,6 +228,7 @@ class Gateway {
   std::unique_ptr<FanoutCollector> fanout_collector_;  // wsgate_bus_*, wsgate_room_members
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<RouteServiceImpl> route_service_;
+  std::unique_ptr<LimitServiceImpl> limit_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
   std::unique_ptr<GrpcServer> grpc_;
 };

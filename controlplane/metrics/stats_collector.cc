@@ -75,6 +75,11 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
                                 "Outbound targets refused by a route's allow-list or address "
                                 "ranges, by route and reason. Reasons never seen are omitted.",
                                 MetricType::Counter);
+  MetricFamily limit_hits = Family("wsgate_limit_hits_total",
+                                   "Handshakes refused, messages dropped and connections closed "
+                                   "because of a limit, by route and limit (the Limits field "
+                                   "name). Limits never hit are omitted.",
+                                   MetricType::Counter);
 
   stats_->ForEach([&](const dataplane::RouteStats& rs) {
     const dataplane::RouteTotals t = rs.Fold();
@@ -150,6 +155,13 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
       AddMetric(refused, {{"route", route}, {"reason", dataplane::RefusalReasonLabel(r)}})
           .counter.value = static_cast<double>(t.targets_refused[r]);
     }
+    for (int k = 0; k < dataplane::limits::kLimitKindCount; ++k) {
+      if (t.limit_hits[k] == 0) continue;
+      const char* limit =
+          dataplane::limits::LimitKindName(static_cast<dataplane::limits::LimitKind>(k));
+      AddMetric(limit_hits, {{"route", route}, {"limit", limit}}).counter.value =
+          static_cast<double>(t.limit_hits[k]);
+    }
   });
 
   MetricFamily version = Family(
@@ -161,7 +173,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   AddMetric(build, {{"version", build_version_}}).gauge.value = 1;
 
   std::vector<MetricFamily> out;
-  out.reserve(12);
+  out.reserve(13);
   out.push_back(std::move(active));
   out.push_back(std::move(connections));
   out.push_back(std::move(messages));
@@ -172,6 +184,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   out.push_back(std::move(bridge_seconds));
   out.push_back(std::move(external_active));
   out.push_back(std::move(refused));
+  out.push_back(std::move(limit_hits));
   out.push_back(std::move(version));
   out.push_back(std::move(build));
   return out;

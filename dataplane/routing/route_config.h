@@ -23,10 +23,51 @@ enum class RouteKind { kWebSocket, kHttpBridge, kExternalClient, kRoom, kPubSub,
 
 const char* RouteKindName(RouteKind kind);
 
-// Effective limits of a route: defaults already filled in by the translator.
+// Effective limits of a route: the route's own Limits over the gateway's default_limits over the
+// built-in values below, merged by the translator (controlplane/config/snapshot_builder.cc).
+// 0 means "no such limit" for every field but max_message_bytes. Enforced by the worker
+// (dataplane/transport/worker.cc) and dataplane/limits/; see the root README, "Limits".
 struct RouteLimits {
   static constexpr uint64_t kDefaultMaxMessageBytes = 16ull << 20;
   uint64_t max_message_bytes = kDefaultMaxMessageBytes;
+
+  // Token bucket per connection on client messages; 0 = unlimited. The burst is filled in
+  // (TokenBucket::DefaultBurst) when a rate is set without one.
+  double messages_per_second = 0;
+  uint32_t message_burst = 0;
+  enum class RatePolicy { kDrop, kClose };
+  RatePolicy rate_policy = RatePolicy::kDrop;
+
+  // Handshake admission (shared by the workers, dataplane/limits/admission.h); 0 = no cap.
+  uint32_t max_connections = 0;
+  uint32_t max_connections_per_client = 0;
+  uint32_t max_connections_per_address = 0;
+  double handshakes_per_second = 0;
+  // The path parameter that names a connection's client for max_connections_per_client: room
+  // client_id_param, pubsub session_param, external_client client_id_param; other kinds use a
+  // parameter named `client_id` when their path has one. Empty: no per-client cap on this route.
+  std::string client_id_param;
+
+  // Timeouts; 0 = none.
+  uint32_t idle_timeout_ms = 0;
+  uint32_t max_lifetime_ms = 0;
+
+  // Bound on bytes queued towards the client; 0 = the worker's built-in backpressure only
+  // (WorkerOptions::send_queue_bytes: reading the feeding leg pauses, nothing is dropped).
+  uint64_t send_queue_bytes = 0;
+  enum class SlowConsumer { kClose, kDropOldest };
+  SlowConsumer slow_consumer = SlowConsumer::kClose;
+
+  // Liveness pings; interval 0 = no generic pinger. Timeout filled in (= the interval) when an
+  // interval is set without one.
+  uint32_t ping_interval_ms = 0;
+  uint32_t ping_timeout_ms = 0;
+
+  // Whether the worker's sweep timer has anything to do for this route's connections.
+  bool NeedsSweep() const {
+    return idle_timeout_ms > 0 || max_lifetime_ms > 0 || ping_interval_ms > 0 ||
+           send_queue_bytes > 0;
+  }
 };
 
 // An upstream ws:// endpoint, parsed once at translation time.

@@ -118,6 +118,7 @@ RouteTotals RouteStats::Fold() const {
     t.external_connections_active += s.external_connections_active.Get();
     t.external_connections_opened += s.external_connections_opened.Get();
     for (int r = 0; r < kRefusalReasonCount; ++r) t.targets_refused[r] += s.targets_refused[r].Get();
+    for (int k = 0; k < limits::kLimitKindCount; ++k) t.limit_hits[k] += s.limit_hits[k].Get();
   }
   return t;
 }
@@ -132,6 +133,18 @@ RouteStats* StatsRegistry::ForRoute(const std::string& route) {
 void StatsRegistry::ForEach(const std::function<void(const RouteStats&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, stats] : routes_) fn(*stats);
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> StatsRegistry::LimitHits() const {
+  std::map<std::pair<std::string, std::string>, uint64_t> out;
+  ForEach([&](const RouteStats& rs) {
+    const RouteTotals t = rs.Fold();
+    for (int k = 0; k < limits::kLimitKindCount; ++k) {
+      if (t.limit_hits[k] == 0) continue;
+      out[{rs.route(), limits::LimitKindName(static_cast<limits::LimitKind>(k))}] = t.limit_hits[k];
+    }
+  });
+  return out;
 }
 
 }  // namespace wsgate::dataplane

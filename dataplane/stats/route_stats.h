@@ -14,6 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+
+#include "dataplane/limits/limit_kind.h"
 
 namespace wsgate::dataplane {
 
@@ -92,7 +95,12 @@ struct alignas(64) RouteWorkerCounters {
   SingleWriterGauge external_connections_active;
   SingleWriterCounter external_connections_opened;  // so the gauge is exported once it was used
   SingleWriterCounter targets_refused[kRefusalReasonCount];
+  // wsgate_limit_hits_total: refusals, drops and closes caused by a limit (issue 5).
+  SingleWriterCounter limit_hits[limits::kLimitKindCount];
 
+  void CountLimitHit(limits::LimitKind k) {
+    if (k != limits::LimitKind::kCount) limit_hits[static_cast<int>(k)].Add();
+  }
   void CountMessage(Direction d, uint64_t size) {
     messages[static_cast<int>(d)].Add();
     bytes[static_cast<int>(d)].Add(size);
@@ -119,6 +127,7 @@ struct RouteTotals {
   int64_t external_connections_active = 0;
   uint64_t external_connections_opened = 0;
   uint64_t targets_refused[kRefusalReasonCount] = {};
+  uint64_t limit_hits[limits::kLimitKindCount] = {};
 };
 
 // Counters of one route name, one slot per worker. Never freed while the registry lives, so a
@@ -148,6 +157,9 @@ class StatsRegistry {
   RouteStats* ForRoute(const std::string& route);
   // Calls fn for every route ever seen, in name order.
   void ForEach(const std::function<void(const RouteStats&)>& fn) const;
+  // Limit hits summed over workers, per (route, limit name), zero entries left out. Thread-safe
+  // (the inventory and the metrics call it from their own threads).
+  std::map<std::pair<std::string, std::string>, uint64_t> LimitHits() const;
 
  private:
   const int workers_;

@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
   uint16_t port = options.port;
   // One registry of external_client connections for all workers (per-client caps, REST).
   WorkerOptions shared_options = worker_options;
+  if (!shared_options.admission) shared_options.admission = std::make_shared<limits::Admission>();
   if (!shared_options.external_clients) {
     shared_options.external_clients = std::make_shared<ExternalClientRegistry>();
   }

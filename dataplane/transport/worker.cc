@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <deque>
 #include <boost/asio/write.hpp>
 #include <exception>
 #include <string_view>
@@ -16,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/transport/http_response.h"
 #include "dataplane/transport/fanout_kinds.h"
+#include "dataplane/limits/socket_bytes.h"
+#include "dataplane/limits/token_bucket.h"
 #include "dataplane/transport/outbound_kinds.h"
 
 namespace wsgate::dataplane::transport {
@@ -100,6 +103,48 @@ constexpr std::chrono::milliseconds kMaxDrainPoll{32};
 
 }  // namespace
 
+// Issue 5: what the limits need per connection (README "Limits", dataplane/limits/README.md).
+struct ConnectionLimits {
+  // The route config whose `limits` apply: the session's own route, replaced by the same-named
+  // route of each new snapshot (live updates), so the hot path reads one pointer.
+  std::shared_ptr<const RouteConfig> config;
+  // The connection's place in the shared admission counters; released when the session ends.
+  std::unique_ptr<limits::Admission::Ticket> ticket;
+  limits::TokenBucket rate;
+  int retry_after_seconds = 0;  // Retry-After of a handshake refused by admission
+  bool closing = false;         // a limit closed it: count once, drop what still arrives
+  int64_t opened_ms = 0;        // the worker's clock (LimitsNowMs)
+  int64_t last_activity_ms = 0;
+  // Generic pinger: false on pubsub connections opened with ping_interval_ms 0 (their own
+  // WS_PING_* pinger runs; the two never both run).
+  bool pinger = false;
+  bool awaiting_pong = false;
+  int64_t ping_sent_ms = 0;
+  int64_t next_ping_ms = 0;
+  // Route kinds send to the client themselves: their outgoing activity is read from the socket
+  // (TCP_INFO bytes sent, less our own 2-byte pings) when the idle deadline comes.
+  uint64_t tcp_bytes_sent = 0;
+  uint32_t pings_since_check = 0;
+  // drop_oldest: messages held by wsgate while websocketpp's queue is above the bound.
+  std::unique_ptr<std::deque<MessagePtr>> held;
+  size_t held_bytes = 0;
+};
+
+namespace {
+
+int64_t LimitsNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+using limits::TcpBytesSent;
+
+// What a client whose message was dropped by RATE_POLICY_DROP receives (README "Limits").
+constexpr char kRateLimitedFrame[] = R"({"error":"rate_limited","limit":"messages_per_second"})";
+
+}  // namespace
+
 // One client connection and, for proxied routes, its upstream leg. Owned by the worker's session
 // map; websocketpp callbacks hold only weak references, so a callback that arrives after the
 // session is gone does nothing.
@@ -141,6 +186,7 @@ struct Worker::Session {
   // A vector, not a deque: libstdc++'s deque allocates 576 bytes as soon as it is constructed.
   std::vector<MessagePtr> to_client;
   size_t to_client_bytes = 0;
+  ConnectionLimits limits;  // issue 5
   // The upstream closed before the client leg opened: close the client right after it opens.
   bool close_client_after_open = false;
   wsclose::value deferred_close_code = wsclose::internal_endpoint_error;
@@ -256,6 +302,7 @@ void Worker::PostSnapshot(SnapshotPtr snapshot) {
   boost::asio::post(ioc_, [this, snapshot = std::move(snapshot)]() mutable {
     uint64_t version = snapshot->version;
     snapshot_ = std::move(snapshot);
+    ApplyLimitsToOpenSessions();
     applied_version_.store(version, std::memory_order_relaxed);
   });
 }
@@ -442,6 +489,7 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
     return;
   }
   const RouteConfig& route = *s->route;
+  if (head.websocket_handshake_plausible && !closing_all_ && RefuseByAdmission(s, *match)) return;
   switch (route.kind) {
     case RouteKind::kEcho:
       s->plan = Session::Plan::kEcho;
@@ -597,6 +645,7 @@ void Worker::DrainBeforeClose(const SessionPtr& s) {
 
 void Worker::Finish(const SessionPtr& s) {
   if (!s->client_done || !s->upstream_done) return;
+  s->limits.ticket.reset();  // frees the admission place now, not when the last handler lets go
   if (sessions_.erase(s->id) == 0) return;
   live_connections_.store(static_cast<int64_t>(sessions_.size()), std::memory_order_relaxed);
   if (sessions_.empty() && on_drained_) on_drained_();
@@ -760,9 +809,9 @@ void Worker::OnUpstreamFail(const SessionPtr& s) {
 void Worker::OnUpstreamMessage(const SessionPtr& s, MessagePtr msg) {
   if (s->client_open) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
-    s->client->send(msg);  // an error means the client leg is closing: the message is dropped
-    // Issue 5's slow-consumer policies (close, drop) will branch here; for now: pause.
-    if (s->client->get_buffered_amount() > options_.send_queue_bytes) PauseUpstreamReading(s);
+    // A send error means the client leg is closing: the message is dropped. With no send-queue
+    // limit on the route: pause the upstream (built-in backpressure).
+    if (SendToClientBounded(s, msg)) PauseUpstreamReading(s);
     return;
   }
   if (!s->client_done) {
@@ -807,6 +856,22 @@ void Worker::ArmDrainPoll(const SessionPtr& s) {
 
 void Worker::OnDrainPoll(const SessionPtr& s) {
   const size_t low = options_.send_queue_bytes / 2;
+  ConnectionLimits& lim = s->limits;
+  if (lim.held && !lim.held->empty()) {
+    // drop_oldest: hand what wsgate holds to websocketpp once its queue is back under the bound.
+    if (!s->client_open) {
+      lim.held->clear();
+      lim.held_bytes = 0;
+    } else {
+      const uint64_t bound = lim.config->limits.send_queue_bytes;
+      while (!lim.held->empty() && (bound == 0 || s->client->get_buffered_amount() <= bound)) {
+        lim.held_bytes -= lim.held->front()->get_payload().size();
+        s->client->send(lim.held->front());
+        lim.held->pop_front();
+      }
+    }
+  }
+  const bool holding = lim.held && !lim.held->empty();
   if (s->upstream_paused) {
     // Waits for the client leg: its open (and the flush of `to_client`), then its queue.
     bool ready = s->client_done || (s->client_open && s->client->get_buffered_amount() <= low);
@@ -827,7 +892,7 @@ void Worker::OnDrainPoll(const SessionPtr& s) {
       ResumeReading(*s->client);
     }
   }
-  if (!s->upstream_paused && !s->client_paused) {
+  if (!s->upstream_paused && !s->client_paused && !holding) {
     s->drain_poll_interval = std::chrono::milliseconds(0);
     return;
   }
@@ -862,6 +927,12 @@ void Worker::OnUpstreamClose(const SessionPtr& s) {
 bool Worker::OnValidate(const SessionPtr& s) {
   auto reject = [&](int status, const std::string& body, ConnectionOutcome outcome) {
     RespondHttp(*s->client, status, body);
+    if (s->limits.retry_after_seconds > 0) {
+      try {
+        s->client->replace_header("Retry-After", std::to_string(s->limits.retry_after_seconds));
+      } catch (const std::exception&) {
+      }
+    }
     if (s->route && !s->outcome_counted) {
       s->counters->CountOutcome(outcome);
       s->outcome_counted = true;
@@ -953,6 +1024,7 @@ void Worker::OnClientOpen(const SessionPtr& s) {
     s->counters->CountOutcome(ConnectionOutcome::kAccepted);
     s->outcome_counted = true;
   }
+  OnLimitsOpen(s);
   if (s->kind) {
     s->kind->OnOpen();
     return;
@@ -961,7 +1033,7 @@ void Worker::OnClientOpen(const SessionPtr& s) {
   if (s->plan != Session::Plan::kProxy) return;
   for (MessagePtr& msg : s->to_client) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
-    s->client->send(msg);
+    SendToClientBounded(s, msg);
   }
   std::vector<MessagePtr>().swap(s->to_client);
   s->to_client_bytes = 0;
@@ -973,15 +1045,15 @@ void Worker::OnClientOpen(const SessionPtr& s) {
 void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
   const size_t size = msg->get_payload().size();
   s->counters->CountMessage(Direction::kFromClient, size);
+  if (!AdmitClientMessage(s)) return;
   if (s->kind) {
     s->kind->OnMessage(msg);
     return;
   }
   if (s->plan == Session::Plan::kEcho) {
     s->counters->CountMessage(Direction::kToClient, size);
-    s->client->send(msg);
     // A client that sends faster than it reads is its own slow consumer.
-    if (s->client->get_buffered_amount() > options_.send_queue_bytes) PauseClientReading(s);
+    if (SendToClientBounded(s, msg)) PauseClientReading(s);
     return;
   }
   if (s->up == Session::Upstream::kOpen) {
@@ -995,6 +1067,9 @@ void Worker::OnClientClose(const SessionPtr& s) {
   s->client_open = false;
   s->counters->connections_active.Add(-1);
   s->counters->CountClose(s->client->get_local_close_code());
+  if (s->client->get_local_close_code() == wsclose::message_too_big) {
+    CountLimitHit(*s, "max_message_bytes");
+  }
   if (s->up != Session::Upstream::kOpen) return;
   wsclose::value code = s->client->get_remote_close_code();
   std::string reason = s->client->get_remote_close_reason();
@@ -1041,6 +1116,272 @@ void Worker::CloseUpstream(Session& s, uint16_t code, const std::string& reason)
   }
   websocketpp::lib::error_code ec;
   s.upstream->close(static_cast<wsclose::value>(code), code == wsclose::blank ? "" : reason, ec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 5 limits. Shared caps live in dataplane/limits/Admission (a mutex per handshake); the
+// rest is per connection, on this thread: a token bucket per client message, a timestamp store
+// per message, and one sweep timer per worker for the time-based limits.
+
+void Worker::CountLimitHit(Session& s, std::string_view limit) {
+  // The single place every refusal, drop and limit-driven close is counted; the sessions
+  // component (WatchSessions "limit hit" events) hooks in here.
+  s.counters->CountLimitHit(limits::LimitKindFromName(limit));
+}
+
+bool Worker::RefuseByAdmission(const SessionPtr& s, const RouteMatch& match) {
+  const RouteLimits& l = s->route->limits;
+  limits::AdmissionLimits caps;
+  caps.max_connections = l.max_connections;
+  caps.max_connections_per_client = l.max_connections_per_client;
+  caps.max_connections_per_address = l.max_connections_per_address;
+  caps.handshakes_per_second = l.handshakes_per_second;
+  std::string client_id;
+  if (!l.client_id_param.empty()) {
+    for (const auto& [name, value] : match.params) {
+      if (name == l.client_id_param) client_id = value;
+    }
+  }
+  limits::Admission::Result r =
+      options_.admission->Admit(s->route->name, caps, client_id, s->client_ip);
+  if (r.ticket) {
+    s->limits.ticket = std::move(r.ticket);
+    return false;
+  }
+  CountLimitHit(*s, r.limit);
+  s->plan = Session::Plan::kReject;
+  s->reject_status = r.http_status;
+  switch (r.verdict) {
+    case limits::Admission::Verdict::kRouteFull:
+      s->reject_body = "route at capacity (max_connections)\n";
+      break;
+    case limits::Admission::Verdict::kClientFull:
+      s->reject_body = "too many connections for this client id (max_connections_per_client)\n";
+      break;
+    case limits::Admission::Verdict::kAddressFull:
+      s->reject_body = "too many connections from this address (max_connections_per_address)\n";
+      break;
+    default:
+      s->reject_body = "too many handshakes on this route (handshakes_per_second)\n";
+      break;
+  }
+  s->limits.retry_after_seconds = r.retry_after_seconds;
+  StartClient(s);
+  return true;
+}
+
+void Worker::OnLimitsOpen(const SessionPtr& s) {
+  ConnectionLimits& lim = s->limits;
+  lim.config = s->route;
+  if (!lim.config) return;
+  const RouteLimits& l = lim.config->limits;
+  const int64_t now = LimitsNowMs();
+  lim.opened_ms = now;
+  lim.last_activity_ms = now;
+  lim.rate.Configure(l.messages_per_second, l.message_burst, std::chrono::steady_clock::now());
+  // A pubsub connection opened without a generic ping interval keeps its own pinger for life.
+  lim.pinger = s->route->kind != RouteKind::kPubSub || l.ping_interval_ms > 0;
+  if (lim.pinger) {
+    lim.next_ping_ms = now + l.ping_interval_ms;
+    WeakSession weak = s;
+    s->client->set_pong_handler([weak](websocketpp::connection_hdl, std::string) {
+      if (SessionPtr locked = weak.lock()) locked->limits.awaiting_pong = false;
+    });
+  }
+  if (s->kind) lim.tcp_bytes_sent = TcpBytesSent(s->client->get_raw_socket().native_handle());
+  if (l.NeedsSweep()) ArmLimitsSweep();
+}
+
+bool Worker::AdmitClientMessage(const SessionPtr& s) {
+  ConnectionLimits& lim = s->limits;
+  lim.last_activity_ms = limits_now_ms_;
+  if (lim.closing) return false;
+  if (lim.rate.unlimited() || lim.rate.TryTake(std::chrono::steady_clock::now())) return true;
+  if (lim.config->limits.rate_policy == RouteLimits::RatePolicy::kClose) {
+    CloseForLimit(*s, "messages_per_second", wsclose::policy_violation,
+                  "message rate limit exceeded");
+    return false;
+  }
+  CountLimitHit(*s, "messages_per_second");
+  // An error means the leg is closing: nothing to tell.
+  (void)s->client->send(kRateLimitedFrame, sizeof(kRateLimitedFrame) - 1,
+                        websocketpp::frame::opcode::text);
+  return false;
+}
+
+bool Worker::SendToClientBounded(const SessionPtr& s, const MessagePtr& msg) {
+  ConnectionLimits& lim = s->limits;
+  lim.last_activity_ms = limits_now_ms_;
+  const uint64_t bound = lim.config ? lim.config->limits.send_queue_bytes : 0;
+  if (bound == 0) {
+    s->client->send(msg);
+    return s->client->get_buffered_amount() > options_.send_queue_bytes;
+  }
+  if (lim.closing) return false;
+  if (lim.config->limits.slow_consumer == RouteLimits::SlowConsumer::kClose) {
+    s->client->send(msg);
+    if (s->client->get_buffered_amount() > bound) {
+      CloseForLimit(*s, "send_queue_bytes", wsclose::policy_violation, "client too slow");
+    }
+    return false;
+  }
+  // drop_oldest: websocketpp's queue cannot drop what it holds, so wsgate holds the overflow
+  // itself (at most `bound` bytes) and drops the oldest of that; it is flushed by the drain poll.
+  const bool holding = lim.held && !lim.held->empty();
+  if (!holding && s->client->get_buffered_amount() <= bound) {
+    s->client->send(msg);
+    return false;
+  }
+  if (!lim.held) lim.held = std::make_unique<std::deque<MessagePtr>>();
+  lim.held->push_back(msg);
+  lim.held_bytes += msg->get_payload().size();
+  while (lim.held_bytes > bound && lim.held->size() > 1) {
+    lim.held_bytes -= lim.held->front()->get_payload().size();
+    lim.held->pop_front();
+    CountLimitHit(*s, "send_queue_bytes");
+  }
+  PollUntilDrained(s);
+  return false;
+}
+
+void Worker::CloseForLimit(Session& s, std::string_view limit, uint16_t code,
+                           const std::string& reason) {
+  if (s.limits.closing) return;
+  s.limits.closing = true;
+  CountLimitHit(s, limit);
+  CloseClient(s, code, reason);
+}
+
+void Worker::ApplyLimitsToOpenSessions() {
+  if (!snapshot_ || sessions_.empty()) return;
+  std::unordered_map<std::string_view, const std::shared_ptr<const RouteConfig>*> by_name;
+  by_name.reserve(snapshot_->routes.size());
+  for (const auto& r : snapshot_->routes) by_name.emplace(r->name, &r);
+  const int64_t now = LimitsNowMs();
+  bool sweep = false;
+  for (auto& [id, s] : sessions_) {
+    ConnectionLimits& lim = s->limits;
+    if (!lim.config || !s->client_open) continue;
+    auto it = by_name.find(lim.config->name);
+    if (it == by_name.end()) continue;  // route deleted: the connection keeps what it had
+    const RouteLimits& old = lim.config->limits;
+    const RouteLimits& l = (*it->second)->limits;
+    if (l.max_message_bytes != old.max_message_bytes) {
+      s->client->set_max_message_size(l.max_message_bytes);
+      if (s->upstream) s->upstream->set_max_message_size(l.max_message_bytes);
+    }
+    if (l.messages_per_second != old.messages_per_second || l.message_burst != old.message_burst) {
+      lim.rate.Configure(l.messages_per_second, l.message_burst, std::chrono::steady_clock::now());
+    }
+    if (old.idle_timeout_ms == 0 && l.idle_timeout_ms > 0) {
+      // The idle clock starts now: activity was not being recorded against a deadline.
+      lim.last_activity_ms = now;
+      if (s->kind) lim.tcp_bytes_sent = TcpBytesSent(s->client->get_raw_socket().native_handle());
+      lim.pings_since_check = 0;
+    }
+    if (l.ping_interval_ms != old.ping_interval_ms) {
+      lim.next_ping_ms = now + l.ping_interval_ms;
+      lim.awaiting_pong = false;
+    }
+    lim.config = *it->second;
+    sweep = sweep || l.NeedsSweep();
+  }
+  if (sweep) ArmLimitsSweep();
+}
+
+void Worker::ArmLimitsSweep() {
+  if (limits_sweep_armed_) return;
+  if (!limits_timer_) limits_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
+  limits_sweep_armed_ = true;
+  limits_now_ms_ = LimitsNowMs();
+  // The first tick soon: a live update may have made some connection overdue already.
+  limits_timer_->expires_after(std::chrono::milliseconds(10));
+  limits_timer_->async_wait([this](const boost::system::error_code& ec) {
+    limits_sweep_armed_ = false;
+    if (!ec) LimitsSweep();
+  });
+}
+
+// Every open connection with a time-based limit, once per tick. The tick is a quarter of the
+// shortest such limit in force (20 ms .. 1 s), so a deadline is met within that quarter.
+void Worker::LimitsSweep() {
+  const int64_t now = LimitsNowMs();
+  limits_now_ms_ = now;
+  int64_t tick = 1000;
+  bool any = false;
+  std::vector<SessionPtr> to_visit;  // closing can finish a session: no erase under iteration
+  for (auto& [id, s] : sessions_) {
+    if (s->client_open && !s->limits.closing && s->limits.config &&
+        s->limits.config->limits.NeedsSweep()) {
+      to_visit.push_back(s);
+    }
+  }
+  for (const SessionPtr& s : to_visit) {
+    ConnectionLimits& lim = s->limits;
+    if (!s->client_open || lim.closing) continue;
+    const RouteLimits& l = lim.config->limits;
+    any = true;
+    auto consider = [&](int64_t ms) {
+      if (ms > 0) tick = std::min(tick, ms / 4);
+    };
+    consider(l.idle_timeout_ms);
+    consider(l.max_lifetime_ms);
+    consider(l.ping_interval_ms);
+    consider(l.ping_timeout_ms);
+    if (l.send_queue_bytes > 0 && s->kind) consider(80);
+    if (l.max_lifetime_ms > 0 && now - lim.opened_ms >= l.max_lifetime_ms) {
+      CloseForLimit(*s, "max_lifetime_ms", wsclose::going_away, "session lifetime exceeded");
+      continue;
+    }
+    if (l.idle_timeout_ms > 0 && now - lim.last_activity_ms >= l.idle_timeout_ms) {
+      bool active = false;
+      if (s->kind) {
+        // The kind may have sent to the client: more bytes left than our own pings (2 each).
+        const uint64_t sent = TcpBytesSent(s->client->get_raw_socket().native_handle());
+        active = sent > lim.tcp_bytes_sent + 2ull * lim.pings_since_check;
+        lim.tcp_bytes_sent = sent;
+        lim.pings_since_check = 0;
+      }
+      if (active) {
+        lim.last_activity_ms = now;
+      } else {
+        CloseForLimit(*s, "idle_timeout_ms", wsclose::going_away, "idle timeout");
+        continue;
+      }
+    }
+    if (s->kind && l.send_queue_bytes > 0 &&
+        s->client->get_buffered_amount() > l.send_queue_bytes) {
+      // Kinds hand their messages to websocketpp themselves: the bound is checked here, and
+      // what is already queued cannot be dropped, so both policies close.
+      CloseForLimit(*s, "send_queue_bytes", wsclose::policy_violation, "client too slow");
+      continue;
+    }
+    if (lim.pinger && l.ping_interval_ms > 0) {
+      if (lim.awaiting_pong) {
+        if (now - lim.ping_sent_ms >= l.ping_timeout_ms) {
+          CloseForLimit(*s, "ping_timeout_ms", wsclose::going_away, "ping timeout");
+          continue;
+        }
+      } else if (now >= lim.next_ping_ms) {
+        websocketpp::lib::error_code ec;
+        s->client->ping("", ec);
+        if (!ec) {
+          lim.awaiting_pong = true;
+          lim.ping_sent_ms = now;
+          ++lim.pings_since_check;
+        }
+        lim.next_ping_ms = now + l.ping_interval_ms;
+      }
+    }
+  }
+  if (!any) return;  // nothing left to watch: the next open or update re-arms
+  if (!limits_timer_) limits_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
+  limits_sweep_armed_ = true;
+  limits_timer_->expires_after(std::chrono::milliseconds(std::max<int64_t>(tick, 20)));
+  limits_timer_->async_wait([this](const boost::system::error_code& ec) {
+    limits_sweep_armed_ = false;
+    if (!ec) LimitsSweep();
+  });
 }
 
 }  // namespace wsgate::dataplane::transport

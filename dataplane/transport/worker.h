@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "common/health_state.h"
 #include "dataplane/bus/message_bus.h"
+#include "dataplane/limits/admission.h"
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
 #include "dataplane/transport/request_head.h"
@@ -47,8 +48,11 @@ struct WorkerOptions {
   // Backpressure: once a leg has more than this many bytes queued for sending, the worker stops
   // reading the leg that feeds it, and reads again once the queue is below half of it. What a
   // proxied connection holds is then bounded by about twice this (websocketpp's queue plus the
-  // batch being written) plus one message. Issue 5's per-route send-queue limit replaces it.
+  // batch being written) plus one message. Used on routes whose limits set no send_queue_bytes.
   size_t send_queue_bytes = size_t{1} << 20;
+  // Issue 5's connection caps and handshake rate, shared by all workers of a data plane; the
+  // data plane fills it in when null.
+  std::shared_ptr<limits::Admission> admission;
 };
 
 class Worker {
@@ -131,6 +135,23 @@ class Worker {
   void CloseUpstream(Session& s, uint16_t code, const std::string& reason);
   RouteWorkerCounters& CountersFor(const RouteConfig* route);
 
+  // Issue 5 limits (README "Limits"; dataplane/limits/README.md). Every refusal, drop and
+  // limit-driven close goes through CountLimitHit (`limit` is the Limits field name).
+  void CountLimitHit(Session& s, std::string_view limit);
+  // Admission caps and handshake rate: true when it refused the handshake (503/429).
+  bool RefuseByAdmission(const SessionPtr& s, const RouteMatch& match);
+  // Message rate on a client message: false when the message must not go further.
+  bool AdmitClientMessage(const SessionPtr& s);
+  // Sends towards the client under the route's send-queue bound. True when the caller should
+  // pause the feeding leg (the built-in backpressure, used when the route sets no bound).
+  bool SendToClientBounded(const SessionPtr& s, const MessagePtr& msg);
+  void OnLimitsOpen(const SessionPtr& s);
+  // Applies the limits of a new snapshot to open sessions whose route still exists.
+  void ApplyLimitsToOpenSessions();
+  void CloseForLimit(Session& s, std::string_view limit, uint16_t code, const std::string& reason);
+  void ArmLimitsSweep();
+  void LimitsSweep();
+
   const int index_;
   const WorkerOptions options_;
   common::HealthState* const health_;
@@ -160,6 +181,12 @@ class Worker {
   std::unordered_map<std::string, uint32_t> next_upstream_;
   // Counters for connections that matched no route (HTTP endpoints, 404s): never exported.
   RouteWorkerCounters unrouted_counters_;
+  // Issue 5 limits: the sweep that enforces idle timeout, lifetime, pings and (for the kinds
+  // that send on their own) the send-queue bound; one timer per worker, armed only while some
+  // open connection has such a limit. `limits_now_ms_` is the coarse clock messages store.
+  std::unique_ptr<boost::asio::steady_timer> limits_timer_;
+  bool limits_sweep_armed_ = false;
+  int64_t limits_now_ms_ = 0;
   // One peek buffer per worker: the head is re-parsed from the start on every peek.
   std::array<char, kMaxRequestHeadBytes> head_buf_;
   // Bytes read and thrown away after a rejection (contents never looked at).

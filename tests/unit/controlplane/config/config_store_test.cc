@@ -197,6 +197,70 @@ TEST_F(ConfigStoreTest, PersistsAndReopens) {
   EXPECT_EQ(put->config_version, 4u);  // continues from the stored version
 }
 
+TEST_F(ConfigStoreTest, DefaultLimitsFromTheConfigPersistAndReachTheSnapshot) {
+  TempDir dir;
+  wsgate::v1::Config config = DemoConfig();
+  config.mutable_default_limits()->set_idle_timeout_ms(30000);
+  {
+    auto store = MustOpen(config, dir.path(), &stats_);
+    EXPECT_EQ(store->default_limits().idle_timeout_ms(), 30000u);
+    for (const auto& r : store->snapshot()->routes) {
+      EXPECT_EQ(r->limits.idle_timeout_ms, 30000u) << r->name;
+    }
+    auto change = store->UpdateLimits("", [](const wsgate::v1::Limits& current) {
+      wsgate::v1::Limits l = current;
+      l.set_max_connections(7);
+      return absl::StatusOr<wsgate::v1::Limits>(l);
+    });
+    ASSERT_TRUE(change.ok()) << change.status();
+    EXPECT_EQ(change->before.max_connections(), 0u);
+    EXPECT_EQ(change->after.max_connections(), 7u);
+    EXPECT_EQ(change->config_version, 2u);
+    EXPECT_EQ(store->snapshot()->version, 2u);
+  }
+  wsgate::v1::Config other;
+  *other.add_routes() = EchoRoute("unrelated", "/u");
+  auto store = MustOpen(other, dir.path(), &stats_);
+  EXPECT_EQ(store->default_limits().max_connections(), 7u);
+  EXPECT_EQ(store->default_limits().idle_timeout_ms(), 30000u);
+  EXPECT_EQ(store->version(), 2u);
+  const auto match = store->snapshot()->table.Match("/echo");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->route->limits.max_connections, 7u);
+}
+
+TEST_F(ConfigStoreTest, UpdateRouteLimits) {
+  auto store = MustOpen(DemoConfig(), "", &stats_);
+  auto set_rate = [](double rate) {
+    return [rate](const wsgate::v1::Limits& current) {
+      wsgate::v1::Limits l = current;
+      l.set_messages_per_second(rate);
+      return absl::StatusOr<wsgate::v1::Limits>(l);
+    };
+  };
+  auto change = store->UpdateLimits("echo", set_rate(5));
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(change->config_version, 2u);
+  EXPECT_EQ(store->GetRoute("echo")->version(), 2u);
+  EXPECT_DOUBLE_EQ(store->GetRoute("echo")->limits().messages_per_second(), 5);
+  EXPECT_DOUBLE_EQ(store->snapshot()->table.Match("/echo")->route->limits.messages_per_second, 5);
+  // The same value again: no change, no new version.
+  change = store->UpdateLimits("echo", set_rate(5));
+  ASSERT_TRUE(change.ok());
+  EXPECT_EQ(change->config_version, 2u);
+  EXPECT_EQ(store->version(), 2u);
+
+  auto bad = store->UpdateLimits("echo", set_rate(-1));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              StartsWith("limits.messages_per_second: must be >= 0"));
+  EXPECT_EQ(store->version(), 2u);
+  bad = store->UpdateLimits("", set_rate(-1));
+  EXPECT_THAT(std::string(bad.status().message()),
+              StartsWith("limits.messages_per_second: must be >= 0"));
+  EXPECT_EQ(store->UpdateLimits("nope", set_rate(1)).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ConfigStoreTest, CorruptStateFileRefusesToOpenAndIsNotOverwritten) {
   TempDir dir;
   const std::string path = dir.path() + "/routes.json";

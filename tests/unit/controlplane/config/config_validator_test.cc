@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "tests/unit/controlplane/config/test_util.h"
@@ -332,36 +333,90 @@ TEST(ValidateRouteTest, MaxMessageBytesRange) {
             "268435457");
 }
 
-TEST(ValidateRouteTest, LimitsNotEnforcedYet) {
+TEST(ValidateRouteTest, EveryLimitAccepted) {
+  Route r = EchoRoute("e", "/e");
+  wsgate::v1::Limits* l = r.mutable_limits();
+  l->set_messages_per_second(1.5);
+  l->set_message_burst(3);
+  l->set_rate_policy(wsgate::v1::Limits::RATE_POLICY_CLOSE);
+  l->set_max_connections(10);
+  l->set_max_connections_per_client(2);
+  l->set_max_connections_per_address(3);
+  l->set_handshakes_per_second(0.5);
+  l->set_idle_timeout_ms(1000);
+  l->set_max_lifetime_ms(60000);
+  l->set_send_queue_bytes(1 << 20);
+  l->set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST);
+  l->set_ping_interval_ms(1000);
+  l->set_ping_timeout_ms(500);
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+}
+
+TEST(ValidateRouteTest, LimitsRefusalsNameTheField) {
   struct Case {
-    const char* field;
     void (*set)(wsgate::v1::Limits*);
+    const char* error;
   };
+  using L = wsgate::v1::Limits;
   const Case cases[] = {
-      {"messages_per_second", [](wsgate::v1::Limits* l) { l->set_messages_per_second(1.5); }},
-      {"message_burst", [](wsgate::v1::Limits* l) { l->set_message_burst(1); }},
-      {"max_connections", [](wsgate::v1::Limits* l) { l->set_max_connections(1); }},
-      {"max_connections_per_client",
-       [](wsgate::v1::Limits* l) { l->set_max_connections_per_client(1); }},
-      {"max_connections_per_address",
-       [](wsgate::v1::Limits* l) { l->set_max_connections_per_address(1); }},
-      {"handshakes_per_second", [](wsgate::v1::Limits* l) { l->set_handshakes_per_second(1); }},
-      {"idle_timeout_ms", [](wsgate::v1::Limits* l) { l->set_idle_timeout_ms(1); }},
-      {"max_lifetime_ms", [](wsgate::v1::Limits* l) { l->set_max_lifetime_ms(1); }},
-      {"send_queue_bytes", [](wsgate::v1::Limits* l) { l->set_send_queue_bytes(1); }},
-      {"slow_consumer_policy",
-       [](wsgate::v1::Limits* l) {
-         l->set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
-       }},
-      {"ping_interval_ms", [](wsgate::v1::Limits* l) { l->set_ping_interval_ms(1); }},
-      {"ping_timeout_ms", [](wsgate::v1::Limits* l) { l->set_ping_timeout_ms(1); }},
+      {[](L* l) { l->set_messages_per_second(-1); },
+       "route.limits.messages_per_second: must be >= 0 (0: unlimited), got -1"},
+      {[](L* l) { l->set_messages_per_second(std::nan("")); },
+       "route.limits.messages_per_second: must be >= 0"},
+      {[](L* l) { l->set_messages_per_second(2e6); },
+       "route.limits.messages_per_second: must be at most"},
+      {[](L* l) { l->set_message_burst(5); },
+       "route.limits.message_burst: needs route.limits.messages_per_second"},
+      {[](L* l) { l->set_rate_policy(L::RATE_POLICY_CLOSE); },
+       "route.limits.rate_policy: needs route.limits.messages_per_second"},
+      {[](L* l) {
+         l->set_messages_per_second(1);
+         l->set_rate_policy(static_cast<L::RatePolicy>(9));
+       },
+       "route.limits.rate_policy: unknown value 9"},
+      {[](L* l) { l->set_handshakes_per_second(-0.5); },
+       "route.limits.handshakes_per_second: must be >= 0"},
+      {[](L* l) { l->set_send_queue_bytes((1ull << 30) + 1); },
+       "route.limits.send_queue_bytes: must be 0 (built-in backpressure) or 1..1073741824"},
+      {[](L* l) { l->set_slow_consumer_policy(L::SLOW_CONSUMER_POLICY_CLOSE); },
+       "route.limits.slow_consumer_policy: needs route.limits.send_queue_bytes"},
+      {[](L* l) { l->set_ping_interval_ms(50); },
+       "route.limits.ping_interval_ms: must be 0 (no pings) or at least 100, got 50"},
+      {[](L* l) { l->set_ping_timeout_ms(500); },
+       "route.limits.ping_timeout_ms: needs route.limits.ping_interval_ms"},
   };
   for (const Case& c : cases) {
     Route r = EchoRoute("e", "/e");
     c.set(r.mutable_limits());
-    EXPECT_EQ(RouteError(r),
-              std::string("route.limits.") + c.field + ": not enforced yet; leave it unset");
+    EXPECT_THAT(RouteError(r), StartsWith(c.error));
   }
+}
+
+TEST(ValidateRouteTest, DropOldestOnlyWhereTheWorkerSends) {
+  Route r = ProxyRoute("p", "/p", "ws://127.0.0.1:9000/");
+  r.mutable_limits()->set_send_queue_bytes(4096);
+  r.mutable_limits()->set_slow_consumer_policy(
+      wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST);
+  EXPECT_TRUE(ValidateRoute(r, "route").ok());
+  Route room;
+  room.set_name("chat");
+  room.set_path("/chat/{client_id}");
+  room.mutable_room();
+  *room.mutable_limits() = r.limits();
+  EXPECT_THAT(RouteError(room),
+              StartsWith("route.limits.slow_consumer_policy: SLOW_CONSUMER_POLICY_DROP_OLDEST is "
+                         "enforced for kinds websocket and echo only"));
+}
+
+TEST(ValidateConfigTest, DefaultLimitsValidated) {
+  wsgate::v1::Config c;
+  *c.add_routes() = EchoRoute("a", "/a");
+  c.mutable_default_limits()->set_idle_timeout_ms(1000);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.mutable_default_limits()->set_message_burst(2);
+  EXPECT_EQ(ConfigError(c),
+            "default_limits.message_burst: needs "
+            "default_limits.messages_per_second (a burst of an unlimited rate)");
 }
 
 wsgate::v1::Config TwoRoutes() {

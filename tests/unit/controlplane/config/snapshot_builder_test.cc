@@ -136,6 +136,73 @@ TEST(BuildSnapshotTest, ExternalClientDefaultsAndValues) {
   EXPECT_EQ(rc.limits.max_message_bytes, 4096u);
 }
 
+TEST(BuildSnapshotTest, EffectiveLimitsAreRouteOverDefaultsOverBuiltIns) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Limits defaults;
+  defaults.set_messages_per_second(10);
+  defaults.set_idle_timeout_ms(5000);
+  defaults.set_max_connections_per_address(4);
+  wsgate::v1::Route e = EchoRoute("e", "/e/{client_id}");
+  e.mutable_limits()->set_messages_per_second(2.5);
+  e.mutable_limits()->set_rate_policy(wsgate::v1::Limits::RATE_POLICY_CLOSE);
+  e.mutable_limits()->set_ping_interval_ms(1000);
+  wsgate::v1::Route plain = EchoRoute("plain", "/plain");
+  auto snap = BuildSnapshot({e, plain}, 1, &stats, defaults);
+  const auto& re = snap->routes[0]->limits;
+  EXPECT_DOUBLE_EQ(re.messages_per_second, 2.5);  // the route's own
+  EXPECT_EQ(re.message_burst, 3u);                // built-in: ceil(rate)
+  EXPECT_EQ(re.rate_policy, dataplane::RouteLimits::RatePolicy::kClose);
+  EXPECT_EQ(re.idle_timeout_ms, 5000u);  // the default
+  EXPECT_EQ(re.max_connections_per_address, 4u);
+  EXPECT_EQ(re.ping_interval_ms, 1000u);
+  EXPECT_EQ(re.ping_timeout_ms, 1000u);        // built-in: the interval
+  EXPECT_EQ(re.client_id_param, "client_id");  // a {client_id} parameter
+  EXPECT_EQ(re.max_message_bytes, 16ull << 20);
+  const auto& rp = snap->routes[1]->limits;
+  EXPECT_DOUBLE_EQ(rp.messages_per_second, 10);
+  EXPECT_EQ(rp.message_burst, 10u);
+  EXPECT_EQ(rp.rate_policy, dataplane::RouteLimits::RatePolicy::kDrop);
+  EXPECT_EQ(rp.client_id_param, "");
+  EXPECT_EQ(rp.ping_interval_ms, 0u);
+
+  wsgate::v1::Limits eff = EffectiveLimits(e, defaults);
+  EXPECT_DOUBLE_EQ(eff.messages_per_second(), 2.5);
+  EXPECT_EQ(eff.message_burst(), 3u);
+  EXPECT_EQ(eff.idle_timeout_ms(), 5000u);
+  EXPECT_EQ(eff.slow_consumer_policy(), wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
+}
+
+TEST(BuildSnapshotTest, DropOldestFromTheDefaultsIsCloseWhereTheWorkerDoesNotSend) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Limits defaults;
+  defaults.set_send_queue_bytes(4096);
+  defaults.set_slow_consumer_policy(wsgate::v1::Limits::SLOW_CONSUMER_POLICY_DROP_OLDEST);
+  wsgate::v1::Route echo = EchoRoute("e", "/e");
+  wsgate::v1::Route room = EchoRoute("room", "/chat/{client_id}");
+  room.mutable_room();
+  auto snap = BuildSnapshot({echo, room}, 1, &stats, defaults);
+  EXPECT_EQ(snap->routes[0]->limits.slow_consumer,
+            dataplane::RouteLimits::SlowConsumer::kDropOldest);
+  EXPECT_EQ(snap->routes[1]->limits.slow_consumer, dataplane::RouteLimits::SlowConsumer::kClose);
+  EXPECT_EQ(EffectiveLimits(room, defaults).slow_consumer_policy(),
+            wsgate::v1::Limits::SLOW_CONSUMER_POLICY_CLOSE);
+  EXPECT_EQ(snap->routes[1]->limits.send_queue_bytes, 4096u);
+}
+
+TEST(BuildSnapshotTest, ClientIdParamPerKind) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Route room = EchoRoute("room", "/chat/{room}/{who}");
+  room.mutable_room()->set_client_id_param("who");
+  wsgate::v1::Route ps = EchoRoute("ps", "/ps/{sid}");
+  ps.mutable_pubsub()->set_session_param("sid");
+  wsgate::v1::Route ps_default = EchoRoute("psd", "/psd/{session_id}");
+  ps_default.mutable_pubsub();
+  auto snap = BuildSnapshot({room, ps, ps_default}, 1, &stats);
+  EXPECT_EQ(snap->routes[0]->limits.client_id_param, "who");
+  EXPECT_EQ(snap->routes[1]->limits.client_id_param, "sid");
+  EXPECT_EQ(snap->routes[2]->limits.client_id_param, "session_id");
+}
+
 TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {
   dataplane::StatsRegistry stats(1);
   auto s1 = BuildSnapshot({EchoRoute("e", "/e")}, 1, &stats);

@@ -78,6 +78,28 @@ TEST_F(StatsCollectorTest, ClosesOnlyListNonZeroBuckets) {
   EXPECT_THAT(text, Not(HasSubstr("code=\"3xxx\"")));
 }
 
+TEST_F(StatsCollectorTest, LimitHitsSummedOverWorkersByRouteAndLimit) {
+  using dataplane::limits::LimitKind;
+  dataplane::RouteStats* r = stats_.ForRoute("r");
+  r->ForWorker(0).CountLimitHit(LimitKind::kMessagesPerSecond);
+  r->ForWorker(1).CountLimitHit(LimitKind::kMessagesPerSecond);
+  r->ForWorker(1).CountLimitHit(LimitKind::kMaxConnectionsPerAddress);
+  r->ForWorker(0).CountLimitHit(LimitKind::kCount);  // not a limit: ignored
+
+  const std::string text = Scrape();
+  EXPECT_THAT(text, HasSubstr("# TYPE wsgate_limit_hits_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("\nwsgate_limit_hits_total{route=\"r\",limit=\"messages_per_second\"} "
+                              "2\n"));
+  EXPECT_THAT(text, HasSubstr("\nwsgate_limit_hits_total{route=\"r\",limit=\"max_connections_per_"
+                              "address\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("limit=\"idle_timeout_ms\"")));
+
+  const auto hits = stats_.LimitHits();
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits.at({"r", "messages_per_second"}), 2u);
+  EXPECT_EQ(hits.at({"r", "max_connections_per_address"}), 1u);
+}
+
 TEST_F(StatsCollectorTest, HistogramBucketsAreCumulative) {
   dataplane::RouteStats* up = stats_.ForRoute("up");
   up->ForWorker(0).ObserveUpstreamConnect(0.0002);  // <= 0.0005
