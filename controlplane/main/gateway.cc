@@ -23,6 +23,7 @@
 #include "controlplane/grpc/grpc_server.h"
 #include "controlplane/grpc/inventory_service.h"
 #include "controlplane/grpc/route_service.h"
+#include "controlplane/grpc/session_service.h"
 #include "controlplane/main/settings.h"
 #include "controlplane/metrics/fanout_collector.h"
 #include "controlplane/metrics/stats_collector.h"
@@ -145,11 +146,13 @@ class Gateway {
     route_service_ = std::make_unique<RouteServiceImpl>(store_.get());
     inventory_service_ = std::make_unique<InventoryServiceImpl>(store_.get(), data_plane_.get(),
                                                                 &stats_, WSGATE_VERSION);
+    session_service_ = std::make_unique<SessionServiceImpl>(data_plane_.get());
     GrpcServerOptions grpc_options;
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
     absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
-        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get()});
+        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get(),
+                                         session_service_.get()});
     if (!grpc.ok()) {
       spdlog::error("cannot start: {}", std::string(grpc.status().message()));
       return kExitFailure;
@@ -197,6 +200,7 @@ class Gateway {
       data_plane_->StopAccepting();
       StopDataPlane();
     }
+    if (session_service_) session_service_->EndWatches();
     if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownDeadline);
     if (admin_) admin_->Stop();
     grpc_.reset();
@@ -227,6 +231,7 @@ class Gateway {
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<RouteServiceImpl> route_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
+  std::unique_ptr<SessionServiceImpl> session_service_;
   std::unique_ptr<GrpcServer> grpc_;
 };
 
