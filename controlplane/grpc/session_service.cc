@@ -162,7 +162,7 @@ SessionServiceImpl::SessionServiceImpl(dataplane::DataPlane* data_plane, size_t 
 
 SessionServiceImpl::~SessionServiceImpl() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(wake_mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -171,7 +171,7 @@ SessionServiceImpl::~SessionServiceImpl() {
 
 void SessionServiceImpl::Wake() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(wake_mu_);
     wake_ = true;
   }
   cv_.notify_one();
@@ -188,12 +188,16 @@ void SessionServiceImpl::Forget(WatchReactor* reactor) {
 }
 
 void SessionServiceImpl::Pump() {
-  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return wake_ || stop_; });
-    if (stop_) return;
-    wake_ = false;
-    // Under mu_: a reactor is removed (in OnDone, which takes mu_) before it is deleted.
+    {
+      std::unique_lock<std::mutex> lock(wake_mu_);
+      cv_.wait(lock, [this] { return wake_ || stop_; });
+      if (stop_) return;
+      wake_ = false;
+    }
+    // Under mu_: a reactor is removed (in OnDone, which takes mu_) before it is deleted. gRPC
+    // never runs OnWriteDone or OnDone inline from StartWrite / Finish, so no re-entry.
+    std::lock_guard<std::mutex> lock(mu_);
     for (WatchReactor* r : reactors_) r->TryWrite();
   }
 }

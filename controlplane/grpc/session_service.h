@@ -66,10 +66,13 @@ class SessionServiceImpl final
 
   dataplane::DataPlane* const data_plane_;
   const size_t watch_buffer_;
-  std::mutex mu_;
+  // Wake() runs on worker threads (through the watchers' notify): it only takes wake_mu_, which
+  // the pump holds just to read the flags, never while it writes to streams.
+  std::mutex wake_mu_;
   std::condition_variable cv_;
-  bool wake_ = false;             // guarded by mu_
-  bool stop_ = false;             // guarded by mu_
+  bool wake_ = false;  // guarded by wake_mu_
+  bool stop_ = false;  // guarded by wake_mu_
+  std::mutex mu_;
   std::set<WatchReactor*> reactors_;  // guarded by mu_; live streams
   std::thread pump_;
 };
