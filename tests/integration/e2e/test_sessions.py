@@ -377,3 +377,39 @@ def test_inventory_matches_sessions_and_rest_listing(gw, api):
                 return r.last_10s.messages_in_per_second > 0 and r.last_1m.bytes_out_per_second > 0
             await asyncio.to_thread(wait_for, rate_seen, 5, 0.2, "echo rates in the inventory")
     asyncio.run(go())
+
+
+def test_watch_sees_backpressure(gw, api):
+    """A client that sends faster than it reads is paused (its echo queue passes the bound):
+    the watcher gets a TYPE_BACKPRESSURE event for that session."""
+    ch = gw.channel()
+    stub = S.session_grpc.SessionServiceStub(ch)
+    events = stub.WatchSessions(S.session.WatchSessionsRequest(route="echo"), timeout=60)
+    events.initial_metadata()
+
+    async def go():
+        # max_queue=1: the client stops reading its socket once one message waits unread.
+        ws = await connect(gw.url("/echo"), max_queue=1, write_limit=1 << 16)
+        try:
+            blob = b"x" * 65536
+            for _ in range(400):  # 26 MB: more than the socket buffers and the 1 MiB bound hold
+                try:
+                    await asyncio.wait_for(ws.send(blob), 0.5)
+                except asyncio.TimeoutError:
+                    break  # the gateway stopped reading us: that is the pause
+            [s] = (await call(api.sessions.ListSessions,
+                              S.session.ListSessionsRequest(route="echo"))).sessions
+            assert s.queued_bytes > 0
+            return s.id
+        finally:
+            ws.transport.abort()  # a graceful close would first read megabytes of echoes
+    sid = asyncio.run(go())
+    seen = []
+    for e in events:
+        seen.append(e)
+        if e.type == Event.TYPE_BACKPRESSURE:
+            break
+        assert len(seen) < 10, seen
+    assert seen[-1].session_id == sid
+    events.cancel()
+    ch.close()
