@@ -15,6 +15,8 @@
 #include "common/health_state.h"
 #include "dataplane/bus/message_bus.h"
 #include "dataplane/routing/snapshot.h"
+#include "dataplane/sessions/session_events.h"
+#include "dataplane/sessions/session_info.h"
 #include "dataplane/stats/route_stats.h"
 
 namespace wsgate::dataplane {
@@ -60,6 +62,34 @@ class DataPlane {
     std::map<std::pair<std::string, std::string>, uint64_t> auth_failures;
   };
   virtual FanoutCounts Fanout() const { return {}; }
+
+  // Session registry (issue 5): every routed WebSocket connection, answered from live worker
+  // state. Thread-safe; each call posts to every worker and waits (on the calling thread, never
+  // a worker's) until all have answered, or fails with UNAVAILABLE after a few seconds.
+  virtual absl::StatusOr<sessions::SessionPage> ListSessions(const sessions::SessionQuery&) {
+    return absl::UnimplementedError("this data plane has no session registry");
+  }
+  // NOT_FOUND when no session has that id.
+  virtual absl::StatusOr<sessions::SessionInfo> GetSession(const std::string&) {
+    return absl::UnimplementedError("this data plane has no session registry");
+  }
+  // The client gets exactly `code` (0 = 1000; else 1000 or 3000-4999) and `reason` (at most
+  // 123 bytes of UTF-8); an upstream leg is closed with the same code and reason. Errors:
+  // INVALID_ARGUMENT naming `code` or `reason`, NOT_FOUND, FAILED_PRECONDITION (not open).
+  virtual absl::Status CloseSession(const std::string&, uint32_t, const std::string&) {
+    return absl::UnimplementedError("this data plane has no session registry");
+  }
+  // Queued on the session's own worker, so it reaches the client in order with the rest of
+  // its traffic. Errors: NOT_FOUND, FAILED_PRECONDITION (not open).
+  virtual absl::Status SendToSession(const std::string&, std::string, bool) {
+    return absl::UnimplementedError("this data plane has no session registry");
+  }
+  // Sessions by route and state (for the inventory); same gathering as ListSessions.
+  virtual absl::StatusOr<std::map<std::string, sessions::RouteSessionCounts>> CountSessions() {
+    return absl::UnimplementedError("this data plane has no session registry");
+  }
+  // Session life events; null when this data plane has none.
+  virtual sessions::SessionEventHub* session_events() { return nullptr; }
 
   // Shutdown, in this order. Thread-safe.
   // 1. Close the listeners; connections already open keep running.

@@ -24,6 +24,7 @@
 #include "controlplane/grpc/inventory_service.h"
 #include "controlplane/grpc/limit_service.h"
 #include "controlplane/grpc/route_service.h"
+#include "controlplane/grpc/session_service.h"
 #include "controlplane/main/settings.h"
 #include "controlplane/metrics/fanout_collector.h"
 #include "controlplane/metrics/stats_collector.h"
@@ -145,13 +146,16 @@ class Gateway {
 
     route_service_ = std::make_unique<RouteServiceImpl>(store_.get());
     limit_service_ = std::make_unique<LimitServiceImpl>(store_.get());
-    inventory_service_ = std::make_unique<InventoryServiceImpl>(store_.get(), data_plane_.get(),
-                                                                &stats_, WSGATE_VERSION);
+    inventory_service_ = std::make_unique<InventoryServiceImpl>(
+        store_.get(), data_plane_.get(), &stats_, WSGATE_VERSION,
+        [this] { return stats_.LimitHits(); });
+    session_service_ = std::make_unique<SessionServiceImpl>(data_plane_.get());
     GrpcServerOptions grpc_options;
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
-    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc = GrpcServer::Start(
-        grpc_options, {route_service_.get(), inventory_service_.get(), limit_service_.get()});
+    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
+        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get(),
+                                         limit_service_.get(), session_service_.get()});
     if (!grpc.ok()) {
       spdlog::error("cannot start: {}", std::string(grpc.status().message()));
       return kExitFailure;
@@ -199,6 +203,7 @@ class Gateway {
       data_plane_->StopAccepting();
       StopDataPlane();
     }
+    if (session_service_) session_service_->EndWatches();
     if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownDeadline);
     if (admin_) admin_->Stop();
     grpc_.reset();
@@ -230,6 +235,7 @@ class Gateway {
   std::unique_ptr<RouteServiceImpl> route_service_;
   std::unique_ptr<LimitServiceImpl> limit_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
+  std::unique_ptr<SessionServiceImpl> session_service_;
   std::unique_ptr<GrpcServer> grpc_;
 };
 

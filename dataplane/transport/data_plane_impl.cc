@@ -2,9 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <utility>
+#include <websocketpp/utf8_validator.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "dataplane/bus/in_memory_bus.h"
@@ -59,6 +63,14 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
   if (!shared_options.external_clients) {
     shared_options.external_clients = std::make_shared<ExternalClientRegistry>();
   }
+  if (!shared_options.session_ids) {
+    shared_options.session_ids = std::make_shared<sessions::SessionIdRegistry>();
+  }
+  if (!shared_options.session_events) {
+    shared_options.session_events = std::make_shared<sessions::SessionEventHub>();
+  }
+  dp->session_ids_ = shared_options.session_ids;
+  dp->session_events_ = shared_options.session_events;
   for (int i = 0; i < options.workers; ++i) {
     auto worker = std::make_unique<Worker>(i, initial, health, shared_options,
                                            [raw] { raw->OnWorkerDrained(); });
@@ -153,6 +165,165 @@ void DataPlaneImpl::Stop(std::chrono::steady_clock::time_point deadline) {
   for (auto& worker : workers_) worker->StopAndJoin();
   if (bus_) bus_->Stop();  // after the workers: no subscriber callback can run any more
   stopped_ = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session registry (issue 5): post to every worker, gather on the calling thread.
+
+namespace {
+
+// How long a caller waits for every worker to answer. A worker answers in microseconds unless
+// it is stopped (shutdown) or wedged; then the call fails instead of hanging a gRPC thread.
+constexpr std::chrono::seconds kGatherTimeout{5};
+
+// Answers of `expected` workers. Shared with the posted handlers, so an answer that arrives
+// after the caller gave up is harmless.
+template <typename T>
+class Gather {
+ public:
+  explicit Gather(size_t expected) : expected_(expected) {}
+  void Add(T value) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      values_.push_back(std::move(value));
+    }
+    cv_.notify_all();
+  }
+  // All answers, or nullopt on timeout.
+  std::optional<std::vector<T>> Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, kGatherTimeout, [this] { return values_.size() == expected_; })) {
+      return std::nullopt;
+    }
+    return std::move(values_);
+  }
+
+ private:
+  const size_t expected_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<T> values_;
+};
+
+absl::Status GatherTimeout() {
+  return absl::UnavailableError("the data plane did not answer (shutting down?)");
+}
+
+absl::Status OpStatus(const std::vector<Worker::SessionOpResult>& results, const std::string& id) {
+  for (Worker::SessionOpResult r : results) {
+    if (r == Worker::SessionOpResult::kDone) return absl::OkStatus();
+    if (r == Worker::SessionOpResult::kNotOpen) {
+      return absl::FailedPreconditionError(absl::StrCat("session '", id, "' is not open"));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("id: no session '", id, "'"));
+}
+
+}  // namespace
+
+absl::StatusOr<sessions::SessionPage> DataPlaneImpl::ListSessions(
+    const sessions::SessionQuery& query) {
+  auto q = std::make_shared<const sessions::SessionQuery>(query);
+  auto gather = std::make_shared<Gather<sessions::SessionPage>>(workers_.size());
+  for (auto& worker : workers_) {
+    worker->PostQuerySessions(q, [gather](sessions::SessionPage p) { gather->Add(std::move(p)); });
+  }
+  std::optional<std::vector<sessions::SessionPage>> pages = gather->Wait();
+  if (!pages) return GatherTimeout();
+  // Every worker sent its first `limit` after the cursor: the first `limit` of their union are
+  // the page.
+  sessions::SessionPage out;
+  for (sessions::SessionPage& p : *pages) {
+    out.total += p.total;
+    out.more = out.more || p.more;
+    for (sessions::SessionInfo& info : p.sessions) out.sessions.push_back(std::move(info));
+  }
+  std::sort(out.sessions.begin(), out.sessions.end(),
+            [](const sessions::SessionInfo& a, const sessions::SessionInfo& b) {
+              return sessions::Earlier(a.connected_at, a.id, b.connected_at, b.id);
+            });
+  if (out.sessions.size() > query.limit) {
+    out.sessions.resize(query.limit);
+    out.more = true;
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, sessions::RouteSessionCounts>>
+DataPlaneImpl::CountSessions() {
+  using Counts = std::map<std::string, sessions::RouteSessionCounts>;
+  auto gather = std::make_shared<Gather<Counts>>(workers_.size());
+  for (auto& worker : workers_) {
+    worker->PostCountSessions([gather](Counts c) { gather->Add(std::move(c)); });
+  }
+  auto all = gather->Wait();
+  if (!all) return GatherTimeout();
+  Counts out;
+  for (const Counts& c : *all) {
+    for (const auto& [route, n] : c) {
+      sessions::RouteSessionCounts& o = out[route];
+      o.connecting += n.connecting;
+      o.open += n.open;
+      o.closing += n.closing;
+      o.upstream_open += n.upstream_open;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<sessions::SessionInfo> DataPlaneImpl::GetSession(const std::string& id) {
+  auto gather = std::make_shared<Gather<std::optional<sessions::SessionInfo>>>(workers_.size());
+  for (auto& worker : workers_) {
+    worker->PostFindSession(
+        id, [gather](std::optional<sessions::SessionInfo> s) { gather->Add(std::move(s)); });
+  }
+  auto found = gather->Wait();
+  if (!found) return GatherTimeout();
+  for (auto& s : *found) {
+    if (s) return *std::move(s);
+  }
+  return absl::NotFoundError(absl::StrCat("id: no session '", id, "'"));
+}
+
+absl::Status DataPlaneImpl::CloseSession(const std::string& id, uint32_t code,
+                                         const std::string& reason) {
+  if (code == 0) code = 1000;
+  if (code != 1000 && (code < 3000 || code > 4999)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("code: must be 1000 or between 3000 and 4999, got ", code));
+  }
+  if (reason.size() > 123) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reason: at most 123 bytes, got ", reason.size()));
+  }
+  if (!websocketpp::utf8_validator::validate(reason)) {
+    return absl::InvalidArgumentError("reason: must be valid UTF-8");
+  }
+  auto gather = std::make_shared<Gather<Worker::SessionOpResult>>(workers_.size());
+  for (auto& worker : workers_) {
+    worker->PostCloseSession(id, static_cast<uint16_t>(code), reason,
+                             [gather](Worker::SessionOpResult r) { gather->Add(r); });
+  }
+  auto results = gather->Wait();
+  if (!results) return GatherTimeout();
+  return OpStatus(*results, id);
+}
+
+absl::Status DataPlaneImpl::SendToSession(const std::string& id, std::string payload,
+                                          bool binary) {
+  if (!binary && !websocketpp::utf8_validator::validate(payload)) {
+    return absl::InvalidArgumentError("text: must be valid UTF-8");
+  }
+  // Only one worker holds the id; the others answer kNotFound without touching the payload.
+  auto shared = std::make_shared<const std::string>(std::move(payload));
+  auto gather = std::make_shared<Gather<Worker::SessionOpResult>>(workers_.size());
+  for (auto& worker : workers_) {
+    worker->PostSendToSession(id, shared, binary,
+                              [gather](Worker::SessionOpResult r) { gather->Add(r); });
+  }
+  auto results = gather->Wait();
+  if (!results) return GatherTimeout();
+  return OpStatus(*results, id);
 }
 
 }  // namespace transport

@@ -37,6 +37,13 @@ class DataPlaneImpl : public DataPlane {
   uint64_t applied_version() const override;
   bus::MessageBus* message_bus() override { return bus_.get(); }
   FanoutCounts Fanout() const override;
+  absl::StatusOr<sessions::SessionPage> ListSessions(const sessions::SessionQuery& query) override;
+  absl::StatusOr<sessions::SessionInfo> GetSession(const std::string& id) override;
+  absl::Status CloseSession(const std::string& id, uint32_t code,
+                            const std::string& reason) override;
+  absl::Status SendToSession(const std::string& id, std::string payload, bool binary) override;
+  absl::StatusOr<std::map<std::string, sessions::RouteSessionCounts>> CountSessions() override;
+  sessions::SessionEventHub* session_events() override { return session_events_.get(); }
   void StopAccepting() override;
   void CloseAll(uint16_t code, const std::string& reason) override;
   void Stop(std::chrono::steady_clock::time_point deadline) override;
@@ -57,6 +64,9 @@ class DataPlaneImpl : public DataPlane {
   std::unique_ptr<bus::MessageBus> bus_;
   std::shared_ptr<RoomRegistry> rooms_;
   std::shared_ptr<FanoutEvents> events_;
+  // Session registry (issue 5): shared with every worker.
+  std::shared_ptr<sessions::SessionIdRegistry> session_ids_;
+  std::shared_ptr<sessions::SessionEventHub> session_events_;
   std::mutex drained_mu_;
   std::condition_variable drained_cv_;
   std::mutex stop_mu_;    // serialises Stop

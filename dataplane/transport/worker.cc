@@ -98,6 +98,15 @@ void ReleaseHandshake(Connection& con) {
   const_cast<Response&>(con.get_response()) = Response();
 }
 
+// A worker made without a data plane (tests) gets its own session registry.
+WorkerOptions WithSessionRegistry(WorkerOptions options) {
+  if (!options.session_ids) options.session_ids = std::make_shared<sessions::SessionIdRegistry>();
+  if (!options.session_events) {
+    options.session_events = std::make_shared<sessions::SessionEventHub>();
+  }
+  return options;
+}
+
 constexpr std::chrono::milliseconds kFirstDrainPoll{1};
 constexpr std::chrono::milliseconds kMaxDrainPoll{32};
 
@@ -200,12 +209,28 @@ struct Worker::Session {
   bool upstream_paused = false;
   bool drain_poll_armed = false;
   std::chrono::milliseconds drain_poll_interval{0};
+
+  // Session registry (issue 5). `sid` is empty until RegisterSession (routed WebSocket
+  // handshakes only). Counters are plain integers: only this worker touches them.
+  std::string sid;
+  uint16_t client_port = 0;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> path_params;
+  std::string user_agent;
+  std::string bound_to;
+  sessions::UnixNanos connected_at = 0;
+  sessions::UnixNanos last_activity = 0;
+  uint64_t messages_in = 0;
+  uint64_t bytes_in = 0;
+  uint64_t messages_out = 0;
+  uint64_t bytes_out = 0;
+  bool open_seen = false;  // the client leg opened (an "opened" event was due)
 };
 
 Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, WorkerOptions options,
                std::function<void()> on_drained)
     : index_(index),
-      options_(options),
+      options_(WithSessionRegistry(std::move(options))),
       health_(health),
       on_drained_(std::move(on_drained)),
       work_(boost::asio::make_work_guard(ioc_)),
@@ -376,6 +401,7 @@ void Worker::OnAccept(ServerConnectionPtr con, const boost::system::error_code& 
   boost::system::error_code sec;
   auto remote = socket.remote_endpoint(sec);
   if (!sec) s->client_ip = remote.address().to_string();
+  if (!sec) s->client_port = remote.port();
   socket.non_blocking(true, sec);
 
   InstallClientHandlers(s);
@@ -488,6 +514,7 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
     StartClient(s);
     return;
   }
+  RegisterSession(s, head, match->params);
   const RouteConfig& route = *s->route;
   if (head.websocket_handshake_plausible && !closing_all_ && RefuseByAdmission(s, *match)) return;
   switch (route.kind) {
@@ -647,6 +674,10 @@ void Worker::Finish(const SessionPtr& s) {
   if (!s->client_done || !s->upstream_done) return;
   s->limits.ticket.reset();  // frees the admission place now, not when the last handler lets go
   if (sessions_.erase(s->id) == 0) return;
+  if (!s->sid.empty()) {
+    by_sid_.erase(s->sid);
+    options_.session_ids->Release(s->sid);
+  }
   live_connections_.store(static_cast<int64_t>(sessions_.size()), std::memory_order_relaxed);
   if (sessions_.empty() && on_drained_) on_drained_();
 }
@@ -669,6 +700,7 @@ void Worker::StartUpstream(const SessionPtr& s, const RequestHead& head) {
   }
   uint32_t& next = next_upstream_[route.name];
   const UpstreamUrl& target = ws.upstreams[next++ % ws.upstreams.size()];
+  s->bound_to = target.url;
 
   websocketpp::lib::error_code ec;
   ClientConnectionPtr up = client_.get_connection(target.url, ec);
@@ -809,6 +841,9 @@ void Worker::OnUpstreamFail(const SessionPtr& s) {
 void Worker::OnUpstreamMessage(const SessionPtr& s, MessagePtr msg) {
   if (s->client_open) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
+    ++s->messages_out;
+    s->bytes_out += msg->get_payload().size();
+    s->last_activity = sessions::CoarseNowUnixNanos();
     // A send error means the client leg is closing: the message is dropped. With no send-queue
     // limit on the route: pause the upstream (built-in backpressure).
     if (SendToClientBounded(s, msg)) PauseUpstreamReading(s);
@@ -825,6 +860,7 @@ void Worker::PauseUpstreamReading(const SessionPtr& s) {
   if (s->upstream_paused) return;
   PauseReadingInMessageHandler(*s->upstream);
   s->upstream_paused = true;
+  EmitSessionEvent(*s, sessions::SessionEvent::Type::kBackpressure);
   PollUntilDrained(s);
 }
 
@@ -832,6 +868,7 @@ void Worker::PauseClientReading(const SessionPtr& s) {
   if (s->client_paused) return;
   PauseReadingInMessageHandler(*s->client);
   s->client_paused = true;
+  EmitSessionEvent(*s, sessions::SessionEvent::Type::kBackpressure);
   PollUntilDrained(s);
 }
 
@@ -1017,6 +1054,8 @@ void Worker::OnHttp(const SessionPtr& s) {
 
 void Worker::OnClientOpen(const SessionPtr& s) {
   s->client_open = true;
+  s->open_seen = true;
+  EmitSessionEvent(*s, sessions::SessionEvent::Type::kOpened);
   boost::system::error_code ec;
   s->client->get_raw_socket().set_option(tcp::no_delay(true), ec);
   s->counters->connections_active.Add(1);
@@ -1033,6 +1072,8 @@ void Worker::OnClientOpen(const SessionPtr& s) {
   if (s->plan != Session::Plan::kProxy) return;
   for (MessagePtr& msg : s->to_client) {
     s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
+    ++s->messages_out;
+    s->bytes_out += msg->get_payload().size();
     SendToClientBounded(s, msg);
   }
   std::vector<MessagePtr>().swap(s->to_client);
@@ -1045,6 +1086,9 @@ void Worker::OnClientOpen(const SessionPtr& s) {
 void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
   const size_t size = msg->get_payload().size();
   s->counters->CountMessage(Direction::kFromClient, size);
+  ++s->messages_in;
+  s->bytes_in += size;
+  s->last_activity = sessions::CoarseNowUnixNanos();
   if (!AdmitClientMessage(s)) return;
   if (s->kind) {
     s->kind->OnMessage(msg);
@@ -1052,6 +1096,8 @@ void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
   }
   if (s->plan == Session::Plan::kEcho) {
     s->counters->CountMessage(Direction::kToClient, size);
+    ++s->messages_out;
+    s->bytes_out += size;
     // A client that sends faster than it reads is its own slow consumer.
     if (SendToClientBounded(s, msg)) PauseClientReading(s);
     return;
@@ -1091,6 +1137,14 @@ void Worker::OnClientFail(const SessionPtr& s) {
 }
 
 void Worker::OnClientTerminated(const SessionPtr& s) {
+  if (s->open_seen && options_.session_events->active()) {
+    // After a close handshake the local code is the one both sides agreed on (ours, or the
+    // client's echoed); a dropped TCP connection leaves websocketpp's 1006.
+    const uint16_t code = s->client->get_local_close_code();
+    EmitSessionEvent(*s, sessions::SessionEvent::Type::kClosed, code,
+                     code == wsclose::abnormal_close ? std::string_view()
+                                                     : s->client->get_local_close_reason());
+  }
   if (s->kind) s->kind->OnTerminated();
   s->client_open = false;
   s->client_done = true;
@@ -1124,9 +1178,10 @@ void Worker::CloseUpstream(Session& s, uint16_t code, const std::string& reason)
 // per message, and one sweep timer per worker for the time-based limits.
 
 void Worker::CountLimitHit(Session& s, std::string_view limit) {
-  // The single place every refusal, drop and limit-driven close is counted; the sessions
-  // component (WatchSessions "limit hit" events) hooks in here.
+  // The single place every refusal, drop and limit-driven close is counted and reported to
+  // WatchSessions (an event only when somebody watches).
   s.counters->CountLimitHit(limits::LimitKindFromName(limit));
+  EmitLimitHit(s, limit);
 }
 
 bool Worker::RefuseByAdmission(const SessionPtr& s, const RouteMatch& match) {
@@ -1381,6 +1436,222 @@ void Worker::LimitsSweep() {
   limits_timer_->async_wait([this](const boost::system::error_code& ec) {
     limits_sweep_armed_ = false;
     if (!ec) LimitsSweep();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session registry (issue 5).
+
+namespace {
+
+std::string_view ParamValue(const std::vector<std::pair<std::string, std::string>>& params,
+                            std::string_view name) {
+  for (const auto& [n, v] : params) {
+    if (n == name) return v;
+  }
+  return {};
+}
+
+// The first {name} of a channel template: the pubsub route's session parameter (the control
+// plane builds the default templates from it).
+std::string_view FirstTemplateParam(std::string_view tmpl) {
+  size_t open = tmpl.find('{');
+  if (open == std::string_view::npos) return {};
+  size_t close = tmpl.find('}', open);
+  if (close == std::string_view::npos) return {};
+  return tmpl.substr(open + 1, close - open - 1);
+}
+
+}  // namespace
+
+void Worker::RegisterSession(const SessionPtr& s, const RequestHead& head,
+                             const std::vector<std::pair<std::string, std::string>>& params) {
+  const RouteConfig& route = *s->route;
+  std::string_view natural;
+  switch (route.kind) {
+    case RouteKind::kPubSub: {
+      natural = ParamValue(params, FirstTemplateParam(route.pubsub.down_channel));
+      s->bound_to = ExpandTemplate(route.pubsub.down_channel, params);
+      if (!route.pubsub.up_channel.empty()) {
+        s->bound_to += "," + ExpandTemplate(route.pubsub.up_channel, params);
+      }
+      break;
+    }
+    case RouteKind::kRoom:
+      natural = ParamValue(params, route.room.client_id_param);
+      // The channel name fanout_kinds.cc uses for the room.
+      s->bound_to = "room:" + route.name + ":";
+      if (!route.room.room_param.empty()) {
+        s->bound_to += ParamValue(params, route.room.room_param);
+      }
+      break;
+    case RouteKind::kExternalClient:
+      natural = ParamValue(params, route.external_client.client_id_param);
+      break;
+    default:
+      break;
+  }
+  s->sid = options_.session_ids->Claim(
+      natural.empty() ? "s-" + std::to_string(index_) + "-" + std::to_string(next_generated_sid_++)
+                      : std::string(natural));
+  by_sid_[s->sid] = s.get();
+  s->path = std::string(TargetPath(head.target));
+  s->path_params = params;
+  s->user_agent = head.Header("user-agent");
+  s->connected_at = sessions::NowUnixNanos();
+}
+
+sessions::SessionState Worker::StateOf(const Session& s) const {
+  if (s.client_done) return sessions::SessionState::kClosing;
+  if (s.client_open) {
+    return s.client->get_state() == websocketpp::session::state::open
+               ? sessions::SessionState::kOpen
+               : sessions::SessionState::kClosing;
+  }
+  return s.open_seen ? sessions::SessionState::kClosing : sessions::SessionState::kConnecting;
+}
+
+sessions::SessionInfo Worker::DescribeSession(const Session& s) const {
+  sessions::SessionInfo info;
+  info.id = s.sid;
+  info.route = s.route->name;
+  info.kind = RouteKindName(s.route->kind);
+  info.path = s.path;
+  info.path_params = s.path_params;
+  info.remote_address = s.client_ip;
+  info.remote_port = s.client_port;
+  info.user_agent = s.user_agent;
+  if (s.plan == Session::Plan::kProxy) {
+    info.subprotocol = s.upstream_subprotocol;
+  } else if (s.open_seen) {
+    info.subprotocol = s.client->get_subprotocol();
+  }
+  info.state = StateOf(s);
+  info.connected_at = s.connected_at;
+  info.last_activity = s.last_activity;
+  info.messages_in = s.messages_in;
+  info.bytes_in = s.bytes_in;
+  info.messages_out = s.messages_out;
+  info.bytes_out = s.bytes_out;
+  if (s.client_started) info.queued_bytes = s.client->get_buffered_amount();
+  info.queued_bytes += s.to_client_bytes;
+  info.bound_to = s.bound_to;
+  // After a live update the session follows its route's new limits (ApplyLimitsToOpenSessions).
+  info.limits = s.limits.config ? s.limits.config->limits : s.route->limits;
+  info.worker = static_cast<uint32_t>(index_);
+  return info;
+}
+
+Worker::Session* Worker::FindSession(const std::string& id) const {
+  auto it = by_sid_.find(id);
+  return it == by_sid_.end() ? nullptr : it->second;
+}
+
+void Worker::EmitSessionEvent(const Session& s, sessions::SessionEvent::Type type,
+                              uint16_t close_code, std::string_view close_reason,
+                              std::string_view limit) {
+  sessions::SessionEventHub& hub = *options_.session_events;
+  if (!hub.active() || s.sid.empty()) return;
+  sessions::SessionEvent e;
+  e.type = type;
+  e.time = sessions::NowUnixNanos();
+  e.session_id = s.sid;
+  e.route = s.route->name;
+  e.remote_address = s.client_ip;
+  e.close_code = close_code;
+  e.close_reason = std::string(close_reason);
+  e.limit = std::string(limit);
+  hub.Emit(e);
+}
+
+void Worker::PostQuerySessions(std::shared_ptr<const sessions::SessionQuery> query,
+                               std::function<void(sessions::SessionPage)> done) {
+  boost::asio::post(ioc_, [this, query = std::move(query), done = std::move(done)] {
+    const sessions::SessionQuery& q = *query;
+    sessions::SessionPage page;
+    std::vector<const Session*> after;
+    for (const auto& [sid, sp] : by_sid_) {
+      const Session& s = *sp;
+      if (!q.filter.Matches(s.sid, s.route->name, s.client_ip, StateOf(s))) continue;
+      ++page.total;
+      if (!q.after || sessions::After(*q.after, s.connected_at, s.sid)) after.push_back(&s);
+    }
+    auto earlier = [](const Session* a, const Session* b) {
+      return sessions::Earlier(a->connected_at, a->sid, b->connected_at, b->sid);
+    };
+    const size_t n = std::min(after.size(), q.limit);
+    std::partial_sort(after.begin(), after.begin() + static_cast<std::ptrdiff_t>(n), after.end(),
+                      earlier);
+    page.more = after.size() > n;
+    page.sessions.reserve(n);
+    for (size_t i = 0; i < n; ++i) page.sessions.push_back(DescribeSession(*after[i]));
+    done(std::move(page));
+  });
+}
+
+void Worker::PostCountSessions(
+    std::function<void(std::map<std::string, sessions::RouteSessionCounts>)> done) {
+  boost::asio::post(ioc_, [this, done = std::move(done)] {
+    std::map<std::string, sessions::RouteSessionCounts> out;
+    for (const auto& [sid, sp] : by_sid_) {
+      sessions::RouteSessionCounts& c = out[sp->route->name];
+      switch (StateOf(*sp)) {
+        case sessions::SessionState::kConnecting:
+          ++c.connecting;
+          break;
+        case sessions::SessionState::kOpen:
+          ++c.open;
+          break;
+        case sessions::SessionState::kClosing:
+          ++c.closing;
+          break;
+      }
+      if (sp->up == Session::Upstream::kOpen) ++c.upstream_open;
+    }
+    done(std::move(out));
+  });
+}
+
+void Worker::PostFindSession(std::string id,
+                             std::function<void(std::optional<sessions::SessionInfo>)> done) {
+  boost::asio::post(ioc_, [this, id = std::move(id), done = std::move(done)] {
+    const Session* s = FindSession(id);
+    done(s ? std::optional<sessions::SessionInfo>(DescribeSession(*s)) : std::nullopt);
+  });
+}
+
+void Worker::PostCloseSession(std::string id, uint16_t code, std::string reason,
+                              std::function<void(SessionOpResult)> done) {
+  boost::asio::post(ioc_, [this, id = std::move(id), code, reason = std::move(reason),
+                           done = std::move(done)] {
+    Session* s = FindSession(id);
+    if (s == nullptr) return done(SessionOpResult::kNotFound);
+    if (StateOf(*s) != sessions::SessionState::kOpen) return done(SessionOpResult::kNotOpen);
+    // Both legs at once, with the same code and reason: the upstream learns why (the client's
+    // echo would carry the same code later anyway).
+    SessionPtr keep = sessions_.at(s->id);  // closing may finish the session synchronously
+    if (keep->up == Session::Upstream::kOpen) CloseUpstream(*keep, code, reason);
+    CloseClient(*keep, code, reason);
+    done(SessionOpResult::kDone);
+  });
+}
+
+void Worker::PostSendToSession(std::string id, std::shared_ptr<const std::string> payload,
+                               bool binary,
+                               std::function<void(SessionOpResult)> done) {
+  boost::asio::post(ioc_, [this, id = std::move(id), payload = std::move(payload), binary,
+                           done = std::move(done)] {
+    Session* s = FindSession(id);
+    if (s == nullptr) return done(SessionOpResult::kNotFound);
+    if (StateOf(*s) != sessions::SessionState::kOpen) return done(SessionOpResult::kNotOpen);
+    websocketpp::lib::error_code ec = s->client->send(
+        *payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+    if (ec) return done(SessionOpResult::kNotOpen);
+    s->counters->CountMessage(Direction::kToClient, payload->size());
+    ++s->messages_out;
+    s->bytes_out += payload->size();
+    s->last_activity = sessions::CoarseNowUnixNanos();
+    done(SessionOpResult::kDone);
   });
 }
 

@@ -16,17 +16,24 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/health_state.h"
 #include "dataplane/bus/message_bus.h"
 #include "dataplane/limits/admission.h"
 #include "dataplane/routing/snapshot.h"
+#include "dataplane/sessions/session_events.h"
+#include "dataplane/sessions/session_ids.h"
+#include "dataplane/sessions/session_info.h"
 #include "dataplane/stats/route_stats.h"
 #include "dataplane/transport/request_head.h"
 #include "dataplane/transport/ws_config.h"
@@ -53,6 +60,10 @@ struct WorkerOptions {
   // Issue 5's connection caps and handshake rate, shared by all workers of a data plane; the
   // data plane fills it in when null.
   std::shared_ptr<limits::Admission> admission;
+  // Session registry (issue 5): shared by all workers of a data plane (unique ids, events); the
+  // data plane fills them in when null.
+  std::shared_ptr<sessions::SessionIdRegistry> session_ids;
+  std::shared_ptr<sessions::SessionEventHub> session_events;
 };
 
 class Worker {
@@ -84,6 +95,21 @@ class Worker {
   uint64_t applied_version() const { return applied_version_.load(std::memory_order_relaxed); }
   int64_t live_connections() const { return live_connections_.load(std::memory_order_relaxed); }
   bool is_current_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
+
+  // Session registry (issue 5). Thread-safe: each posts to the worker and calls `done` on the
+  // worker thread with the answer (it must not block).
+  // The worker's sessions matching `query`, at most query.limit after query.after, in order.
+  void PostQuerySessions(std::shared_ptr<const sessions::SessionQuery> query,
+                         std::function<void(sessions::SessionPage)> done);
+  void PostCountSessions(
+      std::function<void(std::map<std::string, sessions::RouteSessionCounts>)> done);
+  enum class SessionOpResult { kDone, kNotFound, kNotOpen };
+  // `done` gets the session (when this worker holds it) or nullopt.
+  void PostFindSession(std::string id, std::function<void(std::optional<sessions::SessionInfo>)> done);
+  void PostCloseSession(std::string id, uint16_t code, std::string reason,
+                        std::function<void(SessionOpResult)> done);
+  void PostSendToSession(std::string id, std::shared_ptr<const std::string> payload, bool binary,
+                         std::function<void(SessionOpResult)> done);
 
  private:
   struct Session;
@@ -196,6 +222,25 @@ class Worker {
   std::atomic<int64_t> live_connections_{0};
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
+
+  // Session registry (issue 5).
+  // Gives `s` its id and the fields the registry reports; called once the route is known.
+  void RegisterSession(const SessionPtr& s, const RequestHead& head,
+                       const std::vector<std::pair<std::string, std::string>>& params);
+  sessions::SessionInfo DescribeSession(const Session& s) const;
+  sessions::SessionState StateOf(const Session& s) const;
+  Session* FindSession(const std::string& id) const;
+  // Publishes an event about `s` to the watchers; free when nobody watches. The limits code
+  // calls EmitLimitHit(s, "<limit name>") for every limit hit.
+  void EmitSessionEvent(const Session& s, sessions::SessionEvent::Type type,
+                        uint16_t close_code = 0, std::string_view close_reason = {},
+                        std::string_view limit = {});
+  void EmitLimitHit(const Session& s, std::string_view limit) {
+    EmitSessionEvent(s, sessions::SessionEvent::Type::kLimitHit, 0, {}, limit);
+  }
+  // Registered sessions by id (the Session objects are owned by sessions_).
+  std::unordered_map<std::string, Session*> by_sid_;
+  uint64_t next_generated_sid_ = 1;
 };
 
 }  // namespace wsgate::dataplane::transport
