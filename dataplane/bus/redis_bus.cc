@@ -4,7 +4,9 @@
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <random>
 #include <string>
 #include <utility>
@@ -32,6 +34,7 @@ class RedisBus final : public BusCore {
         options_(std::move(options)),
         retry_timer_(hub_ioc_),
         connect_timer_(hub_ioc_),
+        health_timer_(hub_ioc_),
         rng_(std::random_device{}()) {
     // A private channel that the subscriber connection stays subscribed to for its whole life.
     // It keeps hiredis in subscribed mode whatever our own channels do (hiredis 0.14 asserts if
@@ -106,6 +109,7 @@ class RedisBus final : public BusCore {
     state_ = State::kStopped;
     retry_timer_.cancel();
     connect_timer_.cancel();
+    health_timer_.cancel();
     FreeContexts();
   }
 
@@ -231,8 +235,42 @@ class RedisBus final : public BusCore {
     }
     ever_up_ = true;
     failures_in_outage_ = 0;
+    sub_heard_ = pub_heard_ = std::chrono::steady_clock::now();
+    ScheduleHealthProbe(attempt_);
     HubResubscribeAll();
     MaybeUp();
+  }
+
+  // ---- Health probe (hub thread): see RedisBusOptions::health_interval. ----
+
+  void ScheduleHealthProbe(uint64_t attempt) {
+    if (options_.health_interval.count() <= 0) return;
+    health_timer_.expires_after(options_.health_interval);
+    health_timer_.async_wait([this, attempt](const boost::system::error_code& ec) {
+      if (ec || attempt != attempt_ || state_ != State::kReady) return;
+      auto now = std::chrono::steady_clock::now();
+      auto silent = std::max(now - sub_heard_, now - pub_heard_);
+      if (silent > options_.health_timeout) {
+        HandleLost(attempt,
+                   absl::StrCat("no answer to the health probe for ",
+                                std::chrono::duration_cast<std::chrono::milliseconds>(silent)
+                                    .count(),
+                                " ms (Redis hung?)"));
+        return;
+      }
+      const char* argv[3] = {"PUBLISH", sentinel_.data(), "probe"};
+      size_t lens[3] = {7, sentinel_.size(), 5};
+      if (pub_ != nullptr) {
+        redisAsyncCommandArgv(pub_, &RedisBus::OnProbeReply, this, 3, argv, lens);
+      }
+      ScheduleHealthProbe(attempt);
+    });
+  }
+
+  static void OnProbeReply(redisAsyncContext* ac, void* r, void* privdata) {
+    auto* self = static_cast<RedisBus*>(privdata);
+    if (r == nullptr || ac != self->pub_) return;
+    self->pub_heard_ = std::chrono::steady_clock::now();
   }
 
   // up() turns true only once every channel kept through an outage is subscribed again, so that
@@ -350,6 +388,8 @@ class RedisBus final : public BusCore {
       return;
     }
     std::string_view kind = ReplyString(reply->element[0]);
+    self->sub_heard_ = std::chrono::steady_clock::now();  // any reply: the connection lives
+    if (kind == "message" && ReplyString(reply->element[1]) == self->sentinel_) return;  // probe
     std::string channel(ReplyString(reply->element[1]));
     if (kind == "message") {
       if (reply->element[2]->type != REDIS_REPLY_STRING) return;
@@ -394,6 +434,7 @@ class RedisBus final : public BusCore {
   std::atomic<bool> stop_done_{false};
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer connect_timer_;
+  boost::asio::steady_timer health_timer_;
   std::mt19937_64 rng_;
   std::string sentinel_;
 
@@ -407,6 +448,9 @@ class RedisBus final : public BusCore {
   bool ever_up_ = false;
   int failures_in_outage_ = 0;
   std::chrono::milliseconds delay_{0};
+  // Last sign of life of each connection while ready (health probe).
+  std::chrono::steady_clock::time_point sub_heard_;
+  std::chrono::steady_clock::time_point pub_heard_;
 };
 
 }  // namespace

@@ -11,8 +11,11 @@
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/auth/jwt_hs256.h"
+#include "dataplane/auth/token_sources.h"
 #include "dataplane/transport/http_response.h"
 
 namespace wsgate::dataplane::transport {
@@ -69,33 +72,27 @@ std::string FormatRoomText(std::string_view tmpl, std::string_view client_id,
   return out;
 }
 
+// The envelopes of a room route with format FORMAT_JSON. Text frames are valid UTF-8
+// (websocketpp checks), the client id comes from the path; `replace` is belt and braces.
+std::string RoomJson(nlohmann::json envelope) {
+  return envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+std::string RoomJsonMessage(std::string_view client_id, std::string_view message, bool self) {
+  return RoomJson({{"type", "message"},
+                   {"client_id", std::string(client_id)},
+                   {"message", std::string(message)},
+                   {"self", self}});
+}
+std::string RoomJsonEvent(const char* type, std::string_view client_id) {
+  return RoomJson({{"type", type}, {"client_id", std::string(client_id)}});
+}
+
 std::string ParamValue(const std::vector<std::pair<std::string, std::string>>& params,
                        const std::string& name) {
   for (const auto& [n, v] : params) {
     if (n == name) return v;
   }
   return {};
-}
-
-// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750's
-// token68 characters); nullopt when the header is absent or anything else.
-std::optional<std::string> BearerToken(std::string_view header) {
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() <= kScheme.size()) return std::nullopt;
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
-  }
-  std::string_view token = header.substr(kScheme.size());
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-  if (token.empty()) return std::nullopt;
-  for (char c : token) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view("-._~+/=").find(c) == std::string_view::npos) {
-      return std::nullopt;
-    }
-  }
-  return std::string(token);
 }
 
 // Compares without an early exit, so the time taken says nothing about where a guess differs.
@@ -264,6 +261,9 @@ class RoomSession : public KindSession,
     }
     client_.Open();
     if (client_.close_on_open()) client_.CloseTooSlow();
+    // The seed has no join text; the JSON envelope mode announces every member that opens
+    // (a replacement too: the others never saw the old connection leave, they see a rejoin).
+    if (route_->room.json_format) Broadcast(RoomJsonEvent("joined", client_id_));
   }
 
   void OnMessage(const MessagePtr& msg) override {
@@ -272,6 +272,11 @@ class RoomSession : public KindSession,
       return;
     }
     const std::string& text = msg->get_payload();
+    if (route_->room.json_format) {
+      client_.Send(RoomJsonMessage(client_id_, text, true), false);
+      Broadcast(RoomJsonMessage(client_id_, text, false));
+      return;
+    }
     client_.Send(FormatRoomText(route_->room.self_template, client_id_, text), false);
     Broadcast(FormatRoomText(route_->room.broadcast_template, client_id_, text));
   }
@@ -284,8 +289,11 @@ class RoomSession : public KindSession,
       subscribed_ = false;
       // Only a member the others could have seen leaves; a refused handshake joined no one, and
       // an evicted member's id is still in the room.
-      if (opened_ && !evicted_)
-        Broadcast(FormatRoomText(route_->room.leave_template, client_id_, ""));
+      if (opened_ && !evicted_) {
+        Broadcast(route_->room.json_format
+                      ? RoomJsonEvent("left", client_id_)
+                      : FormatRoomText(route_->room.leave_template, client_id_, ""));
+      }
     }
     LeaveRegistry();
   }
@@ -391,6 +399,15 @@ class PubSubSession : public KindSession,
 
   void AuthFailed(const char* reason) { kinds_.events().CountAuthFailure(route_->name, reason); }
 
+  // The token came as the subprotocol pair: the handshake must select "wsgate.bearer".
+  void SelectBearerSubprotocol() { select_bearer_ = true; }
+
+  void OnValidate() override {
+    if (!select_bearer_) return;
+    websocketpp::lib::error_code ec;  // cannot fail: FindToken saw the client offer it
+    con_->select_subprotocol(std::string(auth::kBearerSubprotocol), ec);
+  }
+
   void Start(std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
     if (bus == nullptr || !bus->up()) {
@@ -414,13 +431,27 @@ class PubSubSession : public KindSession,
   void OnOpen() override {
     client_.Open();
     if (client_.close_on_open()) client_.CloseTooSlow();
-    if (kinds_.ping_interval().count() > 0) StartPings();
+    // The route's limits.ping_interval_ms drives the transport's generic pinger (issue 5); this
+    // kind's own pinger (the seed's environment variables) runs only when that one does not, so
+    // the two never both ping.
+    if (route_->limits.ping_interval_ms == 0 && kinds_.ping_interval().count() > 0) StartPings();
   }
 
   void OnMessage(const MessagePtr& msg) override {
+    if (refused_) return;  // closing: frames that were already read are dropped
+    const bool binary = msg->get_opcode() == websocketpp::frame::opcode::binary;
+    const PubSubSettings& settings = route_->pubsub;
+    if (binary && settings.refuse_binary) {
+      Refuse("binary messages are not accepted");
+      return;
+    }
+    // nlohmann's accept() runs the SAX parser: no document is built.
+    if (!binary && settings.validate_json && !nlohmann::json::accept(msg->get_payload())) {
+      Refuse("message is not valid JSON");
+      return;
+    }
     if (up_.empty()) return;  // the route does not publish client messages
-    absl::Status s = kinds_.bus()->Publish(up_, msg->get_payload(),
-                                           msg->get_opcode() == websocketpp::frame::opcode::binary);
+    absl::Status s = kinds_.bus()->Publish(up_, msg->get_payload(), binary);
     if (!s.ok() && spdlog::should_log(spdlog::level::debug)) {
       spdlog::debug("route {}: client message to {} lost: {}", route_->name, up_, s.ToString());
     }
@@ -438,6 +469,11 @@ class PubSubSession : public KindSession,
   void OnMessage(const bus::BusMessagePtr& m) override { client_.Send(m->payload, m->is_binary); }
 
  private:
+  void Refuse(const char* reason) {
+    refused_ = true;
+    client_.Close(1003, reason);
+  }
+
   void StartPings() {
     std::weak_ptr<PubSubSession> weak = weak_from_this();
     // One ping outstanding at a time: websocketpp restarts its pong timer on every ping, so a
@@ -485,7 +521,59 @@ class PubSubSession : public KindSession,
   bool awaiting_pong_ = false;
   bool subscribed_ = false;
   bool terminated_ = false;
+  bool select_bearer_ = false;
+  bool refused_ = false;
 };
+
+// The pubsub auth modes: find the token (header, subprotocol, query), check it, then Start.
+void AuthorizePubSub(FanoutKinds& kinds, const RouteConfig& route,
+                     const std::vector<std::pair<std::string, std::string>>& params,
+                     const RequestHead& head, const std::shared_ptr<PubSubSession>& session,
+                     std::function<void(PrepareResult)> done) {
+  const PubSubSettings& settings = route.pubsub;
+  auth::TokenSourceOptions sources{settings.token_query_param, settings.token_subprotocol};
+  // Never logged: the token is a credential, and so is the query string that may carry it.
+  auth::FoundToken found = auth::FindToken(head.HasHeader("authorization"),
+                                           head.Header("authorization"), head.target,
+                                           head.subprotocols, sources);
+  if (!found.ok()) {
+    kinds.events().CountAuthFailure(route.name, "malformed");
+    std::string body = found.error;
+    if (body.empty()) {
+      body = "missing token: send an Authorization: Bearer header";
+      if (settings.token_subprotocol) body += ", the wsgate.bearer.<token> subprotocol";
+      if (!settings.token_query_param.empty()) body += ", ?" + settings.token_query_param + "=";
+    }
+    done({nullptr, 400, body + "\n"});
+    return;
+  }
+  if (found.source == auth::FoundToken::Source::kSubprotocol) session->SelectBearerSubprotocol();
+  if (settings.auth == PubSubSettings::Auth::kRedisToken) {
+    session->Authorize(ExpandTemplate(settings.auth_key, params), std::move(found.token),
+                       std::move(done));
+    return;
+  }
+  // kJwtHs256
+  if (settings.jwt_secret.empty()) {
+    kinds.events().CountAuthFailure(route.name, "unavailable");
+    done({nullptr, 503, "authentication secret unavailable\n"});
+    return;
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auth::JwtOutcome outcome = auth::VerifyJwtHs256(
+      found.token, settings.jwt_secret, ParamValue(params, settings.session_param), now);
+  if (outcome != auth::JwtOutcome::kOk) {
+    kinds.events().CountAuthFailure(route.name, auth::JwtOutcomeReason(outcome));
+    static constexpr const char* kBodies[] = {
+        "", "malformed token\n", "token algorithm must be HS256\n", "bad token signature\n",
+        "token expired\n", "token not yet valid\n", "token is for another session\n"};
+    done({nullptr, auth::JwtHttpStatus(outcome), kBodies[static_cast<int>(outcome)]});
+    return;
+  }
+  session->Start(std::move(done));
+}
 
 // The seed's embedded test page, rewritten: get a client id from POST /api/clients, join the
 // first room route, send and show messages. Plain HTML and JavaScript, no build step.
@@ -668,15 +756,8 @@ void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
                          : ExpandTemplate(route->pubsub.up_channel, params);
     auto session = std::make_shared<PubSubSession>(*this, route, std::move(down), std::move(up),
                                                    std::move(client), counters);
-    if (route->pubsub.auth == PubSubSettings::Auth::kRedisToken) {
-      std::optional<std::string> token = BearerToken(head.Header("authorization"));
-      if (!token) {
-        events_->CountAuthFailure(route->name, "malformed");
-        done({nullptr, 400, "missing or malformed Authorization: Bearer header\n"});
-        return;
-      }
-      session->Authorize(ExpandTemplate(route->pubsub.auth_key, params), *std::move(token),
-                         std::move(done));
+    if (route->pubsub.auth != PubSubSettings::Auth::kNone) {
+      AuthorizePubSub(*this, *route, params, head, session, std::move(done));
       return;
     }
     session->Start(std::move(done));

@@ -31,6 +31,10 @@ routes:
     path: /replace/{client_id}
     room:
       on_duplicate: DUPLICATE_REPLACE
+  - name: jsonroom
+    path: /json/{client_id}
+    room:
+      format: FORMAT_JSON
 """
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -187,6 +191,24 @@ def test_binary_message_is_refused_with_1003(gw):
             with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
                 await recv(ws)
             assert closed.value.code == 1003
+    asyncio.run(main())
+
+
+def test_json_envelope_format(gw):
+    async def main():
+        async with connect(gw.url("/json/ann")) as ann:
+            async with connect(gw.url("/json/bob")) as bob:
+                assert json.loads(await recv(ann)) == {"type": "joined", "client_id": "bob"}
+                await bob.send('say "hi" \u00e9')
+                assert json.loads(await recv(bob)) == {
+                    "type": "message", "client_id": "bob", "message": 'say "hi" \u00e9',
+                    "self": True}
+                assert json.loads(await recv(ann)) == {
+                    "type": "message", "client_id": "bob", "message": 'say "hi" \u00e9',
+                    "self": False}
+                await assert_silent(bob)  # no echo of its own join or broadcast
+            assert json.loads(await recv(ann)) == {"type": "left", "client_id": "bob"}
+            await assert_silent(ann)
     asyncio.run(main())
 
 
