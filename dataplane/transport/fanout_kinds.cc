@@ -707,10 +707,10 @@ FanoutKinds::FanoutKinds(int worker_index, bus::MessageBus* bus,
                          std::shared_ptr<RoomRegistry> rooms, std::shared_ptr<FanoutEvents> events)
     : worker_index_(worker_index),
       bus_(bus),
-      ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
-      ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)),
       rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()),
-      events_(events ? std::move(events) : std::make_shared<FanoutEvents>()) {
+      events_(events ? std::move(events) : std::make_shared<FanoutEvents>()),
+      ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
+      ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)) {
   unsigned char r[8];
   RandomBytes(r, sizeof(r));
   token_prefix_ = absl::StrCat(Hex(r, sizeof(r)), ".", worker_index_, ".");

@@ -65,7 +65,7 @@ TEST(JwtHs256, TamperedClaimsAreBadSignature) {
   std::string forged = other.substr(0, other.rfind('.')) + good.substr(good.rfind('.'));
   EXPECT_EQ(VerifyJwtHs256(forged, kSecret, "S2", kNow), JwtOutcome::kBadSignature);
   // A truncated signature.
-  EXPECT_EQ(VerifyJwtHs256(good.substr(0, good.size() - 2), kSecret, "S1", kNow),
+  EXPECT_EQ(VerifyJwtHs256(good.substr(0, good.size() - 3), kSecret, "S1", kNow),
             JwtOutcome::kBadSignature);
 }
 
