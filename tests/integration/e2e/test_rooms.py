@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from wsgate_harness import (Gateway, RedisServer, connect, handshake_status, http_request,
-                            metric, parse_metrics)
+                            metric, parse_metrics, wait_for)
 
 ROOM_CONFIG = """
 routes:
@@ -254,3 +254,30 @@ def test_two_processes_sharing_redis_deliver_exactly_once():
                     await assert_silent(two)
             asyncio.run(main())
             assert metric(metrics(gw1), "wsgate_bus_published_total", bus="redis") >= 1
+
+
+def test_room_members_survive_a_redis_restart_and_handshakes_get_503_meanwhile():
+    with RedisServer() as redis:
+        env = {"REDIS_URL": redis.url}
+        with Gateway(ROOM_CONFIG, env=env, workers=2) as gw1, \
+                Gateway(ROOM_CONFIG, env=env, workers=2) as gw2:
+            async def main():
+                async with connect(gw1.url("/ws/left-side")) as one, \
+                        connect(gw2.url("/ws/right-side")) as two:
+                    redis.stop()
+                    wait_for(lambda: http_request(gw1.port, "/health")[0] == 503 and
+                             http_request(gw2.port, "/health")[0] == 503, 10, what="Redis down")
+                    # A member could not reach the others: refused like a pubsub handshake.
+                    assert await handshake_status(gw1.url("/ws/during-outage")) == 503
+                    redis.start()  # same port
+                    wait_for(lambda: http_request(gw1.port, "/health")[0] == 200 and
+                             http_request(gw2.port, "/health")[0] == 200, 15, what="Redis back")
+                    # Both processes resubscribed the room's channel.
+                    wait_for(lambda: redis.cli("PUBSUB", "NUMSUB", "room:chat:").split()[1] == "2",
+                             10, what="resubscription")
+                    await one.send("after the outage")
+                    assert await recv(one) == "You wrote: after the outage"
+                    assert await recv(two) == "Client #left-side says: after the outage"
+                    await assert_silent(one)
+                    await assert_silent(two)
+            asyncio.run(main())
