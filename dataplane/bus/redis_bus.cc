@@ -101,6 +101,51 @@ class RedisBus final : public BusCore {
         });
   }
 
+  void Lease(int worker, std::string key, std::string value, std::chrono::milliseconds ttl,
+             LeaseCallback done) override {
+    if (stopped() || !up()) {
+      absl::Status status = stopped() ? absl::FailedPreconditionError("message bus stopped")
+                                      : absl::UnavailableError("Redis is unreachable");
+      PostToWorker(worker, [done = std::move(done), status] { done(status); });
+      return;
+    }
+    boost::asio::post(hub_ioc_, [this, worker, key = std::move(key), value = std::move(value),
+                                 ttl, done = std::move(done)]() mutable {
+      // Atomic on the server: ours -> extend; free -> take; anyone else's -> refuse.
+      static constexpr std::string_view kScript =
+          "local v = redis.call('GET', KEYS[1]) "
+          "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+          "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+          "return 0";
+      std::string ms = std::to_string(ttl.count());
+      auto* request = new LeaseRequest{this, worker, std::move(done)};
+      const char* argv[6] = {"EVAL", kScript.data(), "1", key.data(), value.data(), ms.data()};
+      size_t lens[6] = {4, kScript.size(), 1, key.size(), value.size(), ms.size()};
+      if (state_ != State::kReady || pub_ == nullptr ||
+          redisAsyncCommandArgv(pub_, &RedisBus::OnLeaseReply, request, 6, argv, lens) !=
+              REDIS_OK) {
+        std::unique_ptr<LeaseRequest> owned(request);
+        PostToWorker(owned->worker, [done = std::move(owned->done)] {
+          done(absl::UnavailableError("Redis is unreachable"));
+        });
+      }
+    });
+  }
+
+  void ReleaseLease(std::string key, std::string value) override {
+    if (stopped() || !up()) return;  // the lease expires on its own
+    boost::asio::post(hub_ioc_, [this, key = std::move(key), value = std::move(value)] {
+      static constexpr std::string_view kScript =
+          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+          "return 0";
+      const char* argv[5] = {"EVAL", kScript.data(), "1", key.data(), value.data()};
+      size_t lens[5] = {4, kScript.size(), 1, key.size(), value.size()};
+      if (state_ == State::kReady && pub_ != nullptr) {
+        redisAsyncCommandArgv(pub_, nullptr, nullptr, 5, argv, lens);
+      }
+    });
+  }
+
   void Stop() override {
     if (stop_done_.exchange(true)) return;
     StopHubThread();
@@ -135,6 +180,11 @@ class RedisBus final : public BusCore {
     RedisBus* bus;
     int worker;
     GetAndDeleteCallback done;
+  };
+  struct LeaseRequest {
+    RedisBus* bus;
+    int worker;
+    LeaseCallback done;
   };
 
   // ---- Connection life (hub thread). ----
@@ -425,6 +475,24 @@ class RedisBus final : public BusCore {
       result = absl::InternalError(absl::StrCat("Redis GETDEL: ", AV(ReplyString(reply))));
     } else {
       result = absl::InternalError("Redis GETDEL: unexpected reply type");
+    }
+    request->bus->PostToWorker(request->worker, [done = std::move(request->done),
+                                                 result = std::move(result)] { done(result); });
+  }
+
+  static void OnLeaseReply(redisAsyncContext* ac, void* r, void* privdata) {
+    (void)ac;
+    std::unique_ptr<LeaseRequest> request(static_cast<LeaseRequest*>(privdata));
+    auto* reply = static_cast<redisReply*>(r);
+    absl::StatusOr<bool> result;
+    if (reply == nullptr) {
+      result = absl::UnavailableError("connection to Redis lost");
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+      result = reply->integer == 1;
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+      result = absl::InternalError(absl::StrCat("Redis lease: ", AV(ReplyString(reply))));
+    } else {
+      result = absl::InternalError("Redis lease: unexpected reply type");
     }
     request->bus->PostToWorker(request->worker, [done = std::move(request->done),
                                                  result = std::move(result)] { done(result); });

@@ -31,6 +31,9 @@ constexpr std::string_view kRoomMagic = "\x1ewsgate-room:";
 // Rooms have no per-route bound yet (issue 5's limits): a member whose unsent queue exceeds this
 // is closed with 1008 like a slow pubsub client.
 constexpr uint64_t kRoomMaxQueuedBytes = 10ull << 20;
+// A member's cross-process lease on its client id (policy reject): refreshed every third of it
+// while connected, so a process that dies without releasing frees the id within this time.
+constexpr std::chrono::milliseconds kRoomLeaseTtl{30000};
 
 void RandomBytes(unsigned char* out, int n) {
   if (RAND_bytes(out, n) != 1) {
@@ -240,17 +243,45 @@ class RoomSession : public KindSession,
       return;
     }
     joined_ = true;
+    if (route_->room.replace_duplicate) {
+      Subscribe(std::move(done));
+      return;
+    }
+    // Policy reject across processes: a lease on the member's key in Redis (granted at once by
+    // the in-memory bus, where the registry above already saw every member).
+    lease_key_ = absl::StrCat("wsgate:room:", route_->name, ":", room_, ":", client_id_);
     auto self = shared_from_this();
-    bus->Subscribe(kinds_.worker_index(), channel_, this, bus::SubscribeOptions{},
-                   [self, done = std::move(done)](absl::Status status) {
-                     if (!status.ok()) {
-                       self->LeaveRegistry();
-                       done(Refused(status));
-                       return;
-                     }
-                     self->subscribed_ = true;
-                     done({self, 0, {}});
-                   });
+    bus->Lease(kinds_.worker_index(), lease_key_, token_, kRoomLeaseTtl,
+               [self, done = std::move(done)](absl::StatusOr<bool> granted) mutable {
+                 if (!granted.ok() || !*granted) {
+                   self->LeaveRegistry();
+                   if (!granted.ok()) {
+                     done(Refused(granted.status()));
+                   } else {
+                     done({nullptr, 409,
+                           absl::StrCat("client_id '", self->client_id_,
+                                        "' is already in the room\n")});
+                   }
+                   return;
+                 }
+                 self->leased_ = true;
+                 self->ScheduleLeaseRefresh();
+                 self->Subscribe(std::move(done));
+               });
+  }
+
+  void Subscribe(std::function<void(PrepareResult)> done) {
+    auto self = shared_from_this();
+    kinds_.bus()->Subscribe(kinds_.worker_index(), channel_, this, bus::SubscribeOptions{},
+                            [self, done = std::move(done)](absl::Status status) {
+                              if (!status.ok()) {
+                                self->LeaveRegistry();
+                                done(Refused(status));
+                                return;
+                              }
+                              self->subscribed_ = true;
+                              done({self, 0, {}});
+                            });
   }
 
   void OnOpen() override {
@@ -322,9 +353,40 @@ class RoomSession : public KindSession,
   }
 
   void LeaveRegistry() {
+    if (lease_timer_) lease_timer_->cancel();
+    if (leased_) {
+      leased_ = false;
+      kinds_.bus()->ReleaseLease(lease_key_, token_);
+    }
     if (!joined_) return;
     joined_ = false;
     kinds_.rooms().Leave(route_->name, room_, client_id_, token_);
+  }
+
+  // Keeps the lease alive while the member is connected (and takes it back if Redis lost it in
+  // an outage). A refusal means another process took the id after our lease expired: logged,
+  // the member stays (closing it would punish the older connection).
+  void ScheduleLeaseRefresh() {
+    if (!lease_timer_) {
+      lease_timer_ =
+          std::make_unique<boost::asio::steady_timer>(con_->get_raw_socket().get_executor());
+    }
+    std::weak_ptr<RoomSession> weak = weak_from_this();
+    lease_timer_->expires_after(kRoomLeaseTtl / 3);
+    lease_timer_->async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->leased_) return;
+      self->kinds_.bus()->Lease(
+          self->kinds_.worker_index(), self->lease_key_, self->token_, kRoomLeaseTtl,
+          [weak](absl::StatusOr<bool> granted) {
+            auto s = weak.lock();
+            if (s && granted.ok() && !*granted && spdlog::should_log(spdlog::level::debug)) {
+              spdlog::debug("route {}: room lease of a member was taken by another process",
+                            s->route_->name);
+            }
+          });
+      self->ScheduleLeaseRefresh();
+    });
   }
 
   // Another connection took this client_id (policy replace): close with 4000, no leave notice.
@@ -343,6 +405,9 @@ class RoomSession : public KindSession,
   const std::string token_;
   ServerConnectionPtr con_;
   FanoutClient client_;
+  std::string lease_key_;  // policy reject: the cross-process lease on the client id
+  std::unique_ptr<boost::asio::steady_timer> lease_timer_;
+  bool leased_ = false;
   bool evicted_ = false;
   bool joined_ = false;
   bool subscribed_ = false;

@@ -245,6 +245,30 @@ TEST_F(RedisBusTest, RedisKilledAndRestartedReconnectsResubscribesAndDeliversAga
   ASSERT_TRUE(s1.WaitForCount(3));
 }
 
+TEST_F(RedisBusTest, LeaseIsExclusiveRenewableAndReleasedOnlyByItsHolder) {
+  auto lease = [&](const std::string& value, std::chrono::milliseconds ttl) {
+    Promise<absl::StatusOr<bool>> p;
+    bus_->Lease(1, "lease:k", value, ttl, [&](absl::StatusOr<bool> r) { p.Set(std::move(r)); });
+    auto* r = p.Wait();
+    EXPECT_NE(r, nullptr);
+    EXPECT_TRUE(r->ok()) << r->status();
+    return r != nullptr && r->ok() && **r;
+  };
+  EXPECT_TRUE(lease("a", 10000ms));
+  EXPECT_EQ(redis_.Cli({"GET", "lease:k"}), "a");
+  EXPECT_FALSE(lease("b", 10000ms));  // held by a
+  EXPECT_TRUE(lease("a", 20000ms));   // a renews
+  EXPECT_GT(std::stoll(redis_.Cli({"PTTL", "lease:k"})), 10000);
+  bus_->ReleaseLease("lease:k", "b");  // not b's: kept
+  EXPECT_FALSE(lease("b", 10000ms));
+  bus_->ReleaseLease("lease:k", "a");
+  EXPECT_TRUE(WaitFor([&] { return redis_.Cli({"EXISTS", "lease:k"}) == "0"; }));
+  EXPECT_TRUE(lease("b", 200ms));
+  // Expiry frees it (a process that died without releasing).
+  EXPECT_TRUE(WaitFor([&] { return redis_.Cli({"EXISTS", "lease:k"}) == "0"; }));
+  EXPECT_TRUE(lease("a", 10000ms));
+}
+
 TEST(RedisBusHungTest, HealthProbeTakesAHungRedisDownAndRecovers) {
   RedisServer redis;
   ASSERT_TRUE(redis.Start());

@@ -281,3 +281,28 @@ def test_room_members_survive_a_redis_restart_and_handshakes_get_503_meanwhile()
                     await assert_silent(one)
                     await assert_silent(two)
             asyncio.run(main())
+
+
+def test_duplicate_client_id_is_refused_across_processes_sharing_redis():
+    with RedisServer() as redis:
+        env = {"REDIS_URL": redis.url}
+        with Gateway(ROOM_CONFIG, env=env, workers=2) as gw1, \
+                Gateway(ROOM_CONFIG, env=env, workers=2) as gw2:
+            async def main():
+                async with connect(gw1.url("/ws/twin")) as first:
+                    # The lease in Redis says another process has this member.
+                    assert await handshake_status(gw2.url("/ws/twin")) == 409
+                    assert await handshake_status(gw1.url("/ws/twin")) == 409
+                    # Another room (or route) is another key.
+                    assert await handshake_status(gw2.url("/rooms/other/twin")) == 101
+                    await first.send("still here")
+                    assert await recv(first) == "You wrote: still here"
+                # Released on leave: the other process may take the id now.
+                wait_for(lambda: redis.cli("EXISTS", "wsgate:room:chat::twin").strip() == "0", 10,
+                         what="lease released")
+                async with connect(gw2.url("/ws/twin")) as again:
+                    await again.send("moved")
+                    assert await recv(again) == "You wrote: moved"
+                    ttl = int(redis.cli("PTTL", "wsgate:room:chat::twin").strip())
+                    assert 0 < ttl <= 30000, ttl  # a lease that expires if the process dies
+            asyncio.run(main())
