@@ -1,12 +1,19 @@
 """Kind `pubsub` (seed 004) end to end against a real redis-server started by the test:
 `redis-cli PUBLISH session:S:down` reaches the client in order, client messages appear on
 `session:S:up`, the subscription exists before the handshake completes, Redis down -> 503 and
-/health 503, and sessions survive a Redis restart. Also the in-memory bus (no REDIS_URL)."""
+/health 503, and sessions survive a Redis restart or a hung (SIGSTOP) Redis. Also the in-memory
+bus (no REDIS_URL), every outcome of both auth modes (redis_token, jwt_hs256) with the token in
+the header, a query parameter or a subprotocol, JSON/binary checks, ping and backpressure."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
+import signal as signal_module
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -366,13 +373,6 @@ def test_subscription_slower_than_the_timeout_gives_504(redis, gw):
 # ---------------------------------------------------------------------------------------------
 # Auth mode jwt_hs256, the token outside the Authorization header, message checks, per-route
 # ping, hung Redis.
-
-import base64
-import hashlib
-import hmac
-import os
-import signal as signal_module
-import time
 
 JWT_SECRET = "jwt-test-secret-0123456789abcdef"
 

@@ -1,6 +1,8 @@
 """Kind `room` (seed 002) end to end: the seed's REST call, its exact texts, the leave notice,
 duplicate client ids, and the chat page, against the real wsgate binary (in-memory bus); and two
-wsgate processes sharing one real redis-server, where each member gets each message once."""
+wsgate processes sharing one real redis-server, where each member gets each message once, a
+duplicate client id is refused across processes, and members survive a Redis restart. Also the
+JSON envelope format."""
 
 import asyncio
 import json
