@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <map>
 #include <set>
 #include <string>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controlplane/config/url.h"
+#include "dataplane/auth/jwt_hs256.h"
 #include "dataplane/outbound/target_policy.h"
 #include "dataplane/routing/path_template.h"
 
@@ -268,6 +270,15 @@ absl::Status ValidateRoom(const wsgate::v1::RoomRoute& room, const std::string& 
   if (room.room_param() == client) {
     return Invalid(field + ".room_param", "must differ from client_id_param");
   }
+  if (room.format() == wsgate::v1::RoomRoute::FORMAT_JSON) {
+    for (const auto& [name, value] : {std::pair{"self_template", &room.self_template()},
+                                      std::pair{"broadcast_template", &room.broadcast_template()},
+                                      std::pair{"leave_template", &room.leave_template()}}) {
+      if (!value->empty()) {
+        return Invalid(field + "." + name, "meaningless with format: FORMAT_JSON");
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -298,6 +309,36 @@ absl::Status ValidatePubSub(const wsgate::v1::PubSubRoute& ps, const std::string
   }
   if (!ps.auth_key().empty() && ps.auth() != wsgate::v1::PubSubRoute::AUTH_REDIS_TOKEN) {
     return Invalid(field + ".auth_key", "only meaningful with auth: AUTH_REDIS_TOKEN");
+  }
+  if (ps.auth() == wsgate::v1::PubSubRoute::AUTH_JWT_HS256) {
+    // Read now, so that an unreadable or empty secret refuses the config instead of a route
+    // that answers 503 to everyone.
+    std::string secret;
+    std::string error;
+    if (!dataplane::auth::LoadJwtSecret(ps.jwt_secret_file(), ps.jwt_secret_env(), &secret,
+                                        &error)) {
+      const char* name = !ps.jwt_secret_env().empty() && ps.jwt_secret_file().empty()
+                             ? ".jwt_secret_env"
+                             : ".jwt_secret_file";
+      return Invalid(field + name, error);
+    }
+  } else if (!ps.jwt_secret_file().empty() || !ps.jwt_secret_env().empty()) {
+    return Invalid(field + (ps.jwt_secret_file().empty() ? ".jwt_secret_env" : ".jwt_secret_file"),
+                   "only meaningful with auth: AUTH_JWT_HS256");
+  }
+  if (ps.auth() == wsgate::v1::PubSubRoute::AUTH_NONE &&
+      (!ps.token_query_param().empty() || ps.token_subprotocol())) {
+    return Invalid(field + (ps.token_subprotocol() ? ".token_subprotocol" : ".token_query_param"),
+                   "only meaningful with an auth mode");
+  }
+  if (!ps.token_query_param().empty()) {
+    for (char c : ps.token_query_param()) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+        return Invalid(field + ".token_query_param",
+                       absl::StrCat("'", ps.token_query_param(),
+                                    "': letters, digits, '_', '-' and '.' only"));
+      }
+    }
   }
   if (ps.max_queued_bytes() > kMaxQueuedBytes) {
     return Invalid(field + ".max_queued_bytes",

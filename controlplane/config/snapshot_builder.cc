@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "controlplane/config/url.h"
+#include "dataplane/auth/jwt_hs256.h"
 #include "dataplane/limits/token_bucket.h"
 #include "dataplane/outbound/http_client.h"
 #include "dataplane/outbound/target_policy.h"
@@ -236,6 +237,7 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
       if (!room.broadcast_template().empty()) x.broadcast_template = room.broadcast_template();
       if (!room.leave_template().empty()) x.leave_template = room.leave_template();
       x.replace_duplicate = room.on_duplicate() == wsgate::v1::RoomRoute::DUPLICATE_REPLACE;
+      x.json_format = room.format() == wsgate::v1::RoomRoute::FORMAT_JSON;
     }
     if (rc->kind == RouteKind::kPubSub) {
       const auto& ps = r.pubsub();
@@ -253,6 +255,22 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
         x.auth = dataplane::PubSubSettings::Auth::kRedisToken;
         x.auth_key = ps.auth_key().empty() ? "session:{" + session + "}:auth" : ps.auth_key();
       }
+      x.session_param = session;
+      if (ps.auth() == wsgate::v1::PubSubRoute::AUTH_JWT_HS256) {
+        x.auth = dataplane::PubSubSettings::Auth::kJwtHs256;
+        // Re-read on every apply, so a rotated secret takes effect with the next config change.
+        // Validation read it a moment ago; if it vanished since, the route fails closed (503).
+        std::string error;
+        if (!dataplane::auth::LoadJwtSecret(ps.jwt_secret_file(), ps.jwt_secret_env(),
+                                            &x.jwt_secret, &error)) {
+          spdlog::error("route {}: JWT secret unavailable ({}); its handshakes get 503",
+                        r.name(), error);
+        }
+      }
+      x.token_query_param = ps.token_query_param();
+      x.token_subprotocol = ps.token_subprotocol();
+      x.validate_json = ps.validate_json();
+      x.refuse_binary = ps.refuse_binary();
     }
     rc->stats = stats != nullptr ? stats->ForRoute(r.name()) : nullptr;
     out.push_back(std::move(rc));

@@ -40,6 +40,18 @@ class InMemoryBus final : public BusCore {
     });
   }
 
+  void Lease(int worker, std::string key, std::string value, std::chrono::milliseconds ttl,
+             LeaseCallback done) override {
+    (void)key;
+    (void)value;
+    (void)ttl;
+    PostToWorker(worker, [done = std::move(done)] { done(true); });
+  }
+  void ReleaseLease(std::string key, std::string value) override {
+    (void)key;
+    (void)value;
+  }
+
   void Stop() override { StopHubThread(); }
 
  protected:

@@ -62,6 +62,10 @@ struct SubscribeOptions {
 // (UNAVAILABLE: Redis down; UNIMPLEMENTED: a bus with no key-value store; INTERNAL: Redis error).
 using GetAndDeleteCallback = std::function<void(absl::StatusOr<std::optional<std::string>>)>;
 
+// Lease result: true when the caller holds the key now (newly set, or already its own and
+// refreshed), false when another value holds it, or an error (UNAVAILABLE: Redis down).
+using LeaseCallback = std::function<void(absl::StatusOr<bool>)>;
+
 // Counters read at scrape time (relaxed loads of single-writer integers; see route_stats.h).
 struct BusStats {
   uint64_t published = 0;         // messages handed to the bus transport (Redis: PUBLISH sent)
@@ -100,6 +104,15 @@ class MessageBus {
   // Thread-safe. Atomically reads and deletes `key` (Redis GETDEL) and calls `done` on worker
   // `worker`'s thread. For the `redis_token` auth mode (`session:{id}:auth`).
   virtual void GetAndDelete(int worker, std::string key, GetAndDeleteCallback done) = 0;
+
+  // Thread-safe. A cluster-wide lease: sets `key` to `value` with a time to live of `ttl` unless
+  // another value holds it, or extends it when `value` already does; `done` on worker `worker`'s
+  // thread. ReleaseLease deletes `key` only while it still holds `value` (fire and forget). For
+  // the room kind's cross-process duplicate client_id check. The in-memory bus (one process,
+  // where the room registry already sees everyone) always grants.
+  virtual void Lease(int worker, std::string key, std::string value, std::chrono::milliseconds ttl,
+                     LeaseCallback done) = 0;
+  virtual void ReleaseLease(std::string key, std::string value) = 0;
 
   // Thread-safe. False while Redis is unreachable, and after a reconnect until every channel
   // kept through the outage is subscribed again (new pubsub handshakes get 503 meanwhile).

@@ -4,7 +4,9 @@
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <random>
 #include <string>
 #include <utility>
@@ -32,6 +34,7 @@ class RedisBus final : public BusCore {
         options_(std::move(options)),
         retry_timer_(hub_ioc_),
         connect_timer_(hub_ioc_),
+        health_timer_(hub_ioc_),
         rng_(std::random_device{}()) {
     // A private channel that the subscriber connection stays subscribed to for its whole life.
     // It keeps hiredis in subscribed mode whatever our own channels do (hiredis 0.14 asserts if
@@ -98,6 +101,51 @@ class RedisBus final : public BusCore {
         });
   }
 
+  void Lease(int worker, std::string key, std::string value, std::chrono::milliseconds ttl,
+             LeaseCallback done) override {
+    if (stopped() || !up()) {
+      absl::Status status = stopped() ? absl::FailedPreconditionError("message bus stopped")
+                                      : absl::UnavailableError("Redis is unreachable");
+      PostToWorker(worker, [done = std::move(done), status] { done(status); });
+      return;
+    }
+    boost::asio::post(hub_ioc_, [this, worker, key = std::move(key), value = std::move(value),
+                                 ttl, done = std::move(done)]() mutable {
+      // Atomic on the server: ours -> extend; free -> take; anyone else's -> refuse.
+      static constexpr std::string_view kScript =
+          "local v = redis.call('GET', KEYS[1]) "
+          "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+          "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+          "return 0";
+      std::string ms = std::to_string(ttl.count());
+      auto* request = new LeaseRequest{this, worker, std::move(done)};
+      const char* argv[6] = {"EVAL", kScript.data(), "1", key.data(), value.data(), ms.data()};
+      size_t lens[6] = {4, kScript.size(), 1, key.size(), value.size(), ms.size()};
+      if (state_ != State::kReady || pub_ == nullptr ||
+          redisAsyncCommandArgv(pub_, &RedisBus::OnLeaseReply, request, 6, argv, lens) !=
+              REDIS_OK) {
+        std::unique_ptr<LeaseRequest> owned(request);
+        PostToWorker(owned->worker, [done = std::move(owned->done)] {
+          done(absl::UnavailableError("Redis is unreachable"));
+        });
+      }
+    });
+  }
+
+  void ReleaseLease(std::string key, std::string value) override {
+    if (stopped() || !up()) return;  // the lease expires on its own
+    boost::asio::post(hub_ioc_, [this, key = std::move(key), value = std::move(value)] {
+      static constexpr std::string_view kScript =
+          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+          "return 0";
+      const char* argv[5] = {"EVAL", kScript.data(), "1", key.data(), value.data()};
+      size_t lens[5] = {4, kScript.size(), 1, key.size(), value.size()};
+      if (state_ == State::kReady && pub_ != nullptr) {
+        redisAsyncCommandArgv(pub_, nullptr, nullptr, 5, argv, lens);
+      }
+    });
+  }
+
   void Stop() override {
     if (stop_done_.exchange(true)) return;
     StopHubThread();
@@ -106,6 +154,7 @@ class RedisBus final : public BusCore {
     state_ = State::kStopped;
     retry_timer_.cancel();
     connect_timer_.cancel();
+    health_timer_.cancel();
     FreeContexts();
   }
 
@@ -131,6 +180,11 @@ class RedisBus final : public BusCore {
     RedisBus* bus;
     int worker;
     GetAndDeleteCallback done;
+  };
+  struct LeaseRequest {
+    RedisBus* bus;
+    int worker;
+    LeaseCallback done;
   };
 
   // ---- Connection life (hub thread). ----
@@ -231,8 +285,42 @@ class RedisBus final : public BusCore {
     }
     ever_up_ = true;
     failures_in_outage_ = 0;
+    sub_heard_ = pub_heard_ = std::chrono::steady_clock::now();
+    ScheduleHealthProbe(attempt_);
     HubResubscribeAll();
     MaybeUp();
+  }
+
+  // ---- Health probe (hub thread): see RedisBusOptions::health_interval. ----
+
+  void ScheduleHealthProbe(uint64_t attempt) {
+    if (options_.health_interval.count() <= 0) return;
+    health_timer_.expires_after(options_.health_interval);
+    health_timer_.async_wait([this, attempt](const boost::system::error_code& ec) {
+      if (ec || attempt != attempt_ || state_ != State::kReady) return;
+      auto now = std::chrono::steady_clock::now();
+      auto silent = std::max(now - sub_heard_, now - pub_heard_);
+      if (silent > options_.health_timeout) {
+        HandleLost(attempt,
+                   absl::StrCat("no answer to the health probe for ",
+                                std::chrono::duration_cast<std::chrono::milliseconds>(silent)
+                                    .count(),
+                                " ms (Redis hung?)"));
+        return;
+      }
+      const char* argv[3] = {"PUBLISH", sentinel_.data(), "probe"};
+      size_t lens[3] = {7, sentinel_.size(), 5};
+      if (pub_ != nullptr) {
+        redisAsyncCommandArgv(pub_, &RedisBus::OnProbeReply, this, 3, argv, lens);
+      }
+      ScheduleHealthProbe(attempt);
+    });
+  }
+
+  static void OnProbeReply(redisAsyncContext* ac, void* r, void* privdata) {
+    auto* self = static_cast<RedisBus*>(privdata);
+    if (r == nullptr || ac != self->pub_) return;
+    self->pub_heard_ = std::chrono::steady_clock::now();
   }
 
   // up() turns true only once every channel kept through an outage is subscribed again, so that
@@ -350,6 +438,8 @@ class RedisBus final : public BusCore {
       return;
     }
     std::string_view kind = ReplyString(reply->element[0]);
+    self->sub_heard_ = std::chrono::steady_clock::now();  // any reply: the connection lives
+    if (kind == "message" && ReplyString(reply->element[1]) == self->sentinel_) return;  // probe
     std::string channel(ReplyString(reply->element[1]));
     if (kind == "message") {
       if (reply->element[2]->type != REDIS_REPLY_STRING) return;
@@ -390,10 +480,29 @@ class RedisBus final : public BusCore {
                                                  result = std::move(result)] { done(result); });
   }
 
+  static void OnLeaseReply(redisAsyncContext* ac, void* r, void* privdata) {
+    (void)ac;
+    std::unique_ptr<LeaseRequest> request(static_cast<LeaseRequest*>(privdata));
+    auto* reply = static_cast<redisReply*>(r);
+    absl::StatusOr<bool> result;
+    if (reply == nullptr) {
+      result = absl::UnavailableError("connection to Redis lost");
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+      result = reply->integer == 1;
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+      result = absl::InternalError(absl::StrCat("Redis lease: ", AV(ReplyString(reply))));
+    } else {
+      result = absl::InternalError("Redis lease: unexpected reply type");
+    }
+    request->bus->PostToWorker(request->worker, [done = std::move(request->done),
+                                                 result = std::move(result)] { done(result); });
+  }
+
   const RedisBusOptions options_;
   std::atomic<bool> stop_done_{false};
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer connect_timer_;
+  boost::asio::steady_timer health_timer_;
   std::mt19937_64 rng_;
   std::string sentinel_;
 
@@ -407,6 +516,9 @@ class RedisBus final : public BusCore {
   bool ever_up_ = false;
   int failures_in_outage_ = 0;
   std::chrono::milliseconds delay_{0};
+  // Last sign of life of each connection while ready (health probe).
+  std::chrono::steady_clock::time_point sub_heard_;
+  std::chrono::steady_clock::time_point pub_heard_;
 };
 
 }  // namespace

@@ -25,6 +25,13 @@ struct RedisBusOptions {
   // wait is drawn uniformly from [delay/2, delay] so that replicas do not reconnect in step.
   std::chrono::milliseconds reconnect_initial{100};
   std::chrono::milliseconds reconnect_max{5000};
+  // Health probe while connected: every `health_interval` a PUBLISH on the process's private
+  // keepalive channel, which the subscriber connection receives. When either connection has
+  // been silent (no PUBLISH reply, no keepalive message) for `health_timeout`, Redis is taken
+  // as hung (a stopped or wedged server keeps the TCP connection open and answers nothing):
+  // both connections are torn down and the usual reconnect path runs. Zero interval: no probe.
+  std::chrono::milliseconds health_interval{1000};
+  std::chrono::milliseconds health_timeout{3000};
 };
 
 // Starts the bus thread and the first connection attempt, and returns at once: up() turns true

@@ -111,6 +111,8 @@ struct RoomSettings {
   // A second connection with a client_id already in the room: false = 409 on its handshake,
   // true = the old connection is closed with 4000 and the new one takes its place.
   bool replace_duplicate = false;
+  // JSON envelopes ({"type":"message"|"joined"|"left",...}) instead of the templates.
+  bool json_format = false;
 };
 
 // Kind `pubsub` (seed 004). Channel templates: {name} is replaced by the path parameter `name`.
@@ -120,9 +122,20 @@ struct PubSubSettings {
   std::chrono::milliseconds subscribe_timeout{5000};
   // Bytes queued towards the client beyond which it is closed with 1008 "client too slow".
   uint64_t max_queued_bytes = 10ull << 20;
-  enum class Auth { kNone, kRedisToken };
+  enum class Auth { kNone, kRedisToken, kJwtHs256 };
   Auth auth = Auth::kNone;
   std::string auth_key = "session:{session_id}:auth";  // kRedisToken: the token's key template
+  std::string session_param = "session_id";            // kJwtHs256: compared with the claim
+  // kJwtHs256: the HMAC secret, read when the route was applied; empty when it could not be
+  // read then (every handshake gets 503 until the route is applied again with a readable one).
+  std::string jwt_secret;
+  // Other places the token may come from: a query parameter (empty: no), the subprotocol pair
+  // ["wsgate.bearer", "wsgate.bearer.<token>"].
+  std::string token_query_param;
+  bool token_subprotocol = false;
+  // Client messages: text must parse as JSON (else 1003); binary refused (1003).
+  bool validate_json = false;
+  bool refuse_binary = false;
 };
 
 struct RouteConfig {

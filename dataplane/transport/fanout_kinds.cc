@@ -11,8 +11,11 @@
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/auth/jwt_hs256.h"
+#include "dataplane/auth/token_sources.h"
 #include "dataplane/transport/http_response.h"
 
 namespace wsgate::dataplane::transport {
@@ -28,6 +31,9 @@ constexpr std::string_view kRoomMagic = "\x1ewsgate-room:";
 // Rooms have no per-route bound yet (issue 5's limits): a member whose unsent queue exceeds this
 // is closed with 1008 like a slow pubsub client.
 constexpr uint64_t kRoomMaxQueuedBytes = 10ull << 20;
+// A member's cross-process lease on its client id (policy reject): refreshed every third of it
+// while connected, so a process that dies without releasing frees the id within this time.
+constexpr std::chrono::milliseconds kRoomLeaseTtl{30000};
 
 void RandomBytes(unsigned char* out, int n) {
   if (RAND_bytes(out, n) != 1) {
@@ -69,33 +75,27 @@ std::string FormatRoomText(std::string_view tmpl, std::string_view client_id,
   return out;
 }
 
+// The envelopes of a room route with format FORMAT_JSON. Text frames are valid UTF-8
+// (websocketpp checks), the client id comes from the path; `replace` is belt and braces.
+std::string RoomJson(nlohmann::json envelope) {
+  return envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+std::string RoomJsonMessage(std::string_view client_id, std::string_view message, bool self) {
+  return RoomJson({{"type", "message"},
+                   {"client_id", std::string(client_id)},
+                   {"message", std::string(message)},
+                   {"self", self}});
+}
+std::string RoomJsonEvent(const char* type, std::string_view client_id) {
+  return RoomJson({{"type", type}, {"client_id", std::string(client_id)}});
+}
+
 std::string ParamValue(const std::vector<std::pair<std::string, std::string>>& params,
                        const std::string& name) {
   for (const auto& [n, v] : params) {
     if (n == name) return v;
   }
   return {};
-}
-
-// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750's
-// token68 characters); nullopt when the header is absent or anything else.
-std::optional<std::string> BearerToken(std::string_view header) {
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() <= kScheme.size()) return std::nullopt;
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
-  }
-  std::string_view token = header.substr(kScheme.size());
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-  if (token.empty()) return std::nullopt;
-  for (char c : token) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view("-._~+/=").find(c) == std::string_view::npos) {
-      return std::nullopt;
-    }
-  }
-  return std::string(token);
 }
 
 // Compares without an early exit, so the time taken says nothing about where a guess differs.
@@ -243,17 +243,45 @@ class RoomSession : public KindSession,
       return;
     }
     joined_ = true;
+    if (route_->room.replace_duplicate) {
+      Subscribe(std::move(done));
+      return;
+    }
+    // Policy reject across processes: a lease on the member's key in Redis (granted at once by
+    // the in-memory bus, where the registry above already saw every member).
+    lease_key_ = absl::StrCat("wsgate:room:", route_->name, ":", room_, ":", client_id_);
     auto self = shared_from_this();
-    bus->Subscribe(kinds_.worker_index(), channel_, this, bus::SubscribeOptions{},
-                   [self, done = std::move(done)](absl::Status status) {
-                     if (!status.ok()) {
-                       self->LeaveRegistry();
-                       done(Refused(status));
-                       return;
-                     }
-                     self->subscribed_ = true;
-                     done({self, 0, {}});
-                   });
+    bus->Lease(kinds_.worker_index(), lease_key_, token_, kRoomLeaseTtl,
+               [self, done = std::move(done)](absl::StatusOr<bool> granted) mutable {
+                 if (!granted.ok() || !*granted) {
+                   self->LeaveRegistry();
+                   if (!granted.ok()) {
+                     done(Refused(granted.status()));
+                   } else {
+                     done({nullptr, 409,
+                           absl::StrCat("client_id '", self->client_id_,
+                                        "' is already in the room\n")});
+                   }
+                   return;
+                 }
+                 self->leased_ = true;
+                 self->ScheduleLeaseRefresh();
+                 self->Subscribe(std::move(done));
+               });
+  }
+
+  void Subscribe(std::function<void(PrepareResult)> done) {
+    auto self = shared_from_this();
+    kinds_.bus()->Subscribe(kinds_.worker_index(), channel_, this, bus::SubscribeOptions{},
+                            [self, done = std::move(done)](absl::Status status) {
+                              if (!status.ok()) {
+                                self->LeaveRegistry();
+                                done(Refused(status));
+                                return;
+                              }
+                              self->subscribed_ = true;
+                              done({self, 0, {}});
+                            });
   }
 
   void OnOpen() override {
@@ -264,6 +292,9 @@ class RoomSession : public KindSession,
     }
     client_.Open();
     if (client_.close_on_open()) client_.CloseTooSlow();
+    // The seed has no join text; the JSON envelope mode announces every member that opens
+    // (a replacement too: the others never saw the old connection leave, they see a rejoin).
+    if (route_->room.json_format) Broadcast(RoomJsonEvent("joined", client_id_));
   }
 
   void OnMessage(const MessagePtr& msg) override {
@@ -272,6 +303,11 @@ class RoomSession : public KindSession,
       return;
     }
     const std::string& text = msg->get_payload();
+    if (route_->room.json_format) {
+      client_.Send(RoomJsonMessage(client_id_, text, true), false);
+      Broadcast(RoomJsonMessage(client_id_, text, false));
+      return;
+    }
     client_.Send(FormatRoomText(route_->room.self_template, client_id_, text), false);
     Broadcast(FormatRoomText(route_->room.broadcast_template, client_id_, text));
   }
@@ -284,8 +320,11 @@ class RoomSession : public KindSession,
       subscribed_ = false;
       // Only a member the others could have seen leaves; a refused handshake joined no one, and
       // an evicted member's id is still in the room.
-      if (opened_ && !evicted_)
-        Broadcast(FormatRoomText(route_->room.leave_template, client_id_, ""));
+      if (opened_ && !evicted_) {
+        Broadcast(route_->room.json_format
+                      ? RoomJsonEvent("left", client_id_)
+                      : FormatRoomText(route_->room.leave_template, client_id_, ""));
+      }
     }
     LeaveRegistry();
   }
@@ -314,9 +353,40 @@ class RoomSession : public KindSession,
   }
 
   void LeaveRegistry() {
+    if (lease_timer_) lease_timer_->cancel();
+    if (leased_) {
+      leased_ = false;
+      kinds_.bus()->ReleaseLease(lease_key_, token_);
+    }
     if (!joined_) return;
     joined_ = false;
     kinds_.rooms().Leave(route_->name, room_, client_id_, token_);
+  }
+
+  // Keeps the lease alive while the member is connected (and takes it back if Redis lost it in
+  // an outage). A refusal means another process took the id after our lease expired: logged,
+  // the member stays (closing it would punish the older connection).
+  void ScheduleLeaseRefresh() {
+    if (!lease_timer_) {
+      lease_timer_ =
+          std::make_unique<boost::asio::steady_timer>(con_->get_raw_socket().get_executor());
+    }
+    std::weak_ptr<RoomSession> weak = weak_from_this();
+    lease_timer_->expires_after(kRoomLeaseTtl / 3);
+    lease_timer_->async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->leased_) return;
+      self->kinds_.bus()->Lease(
+          self->kinds_.worker_index(), self->lease_key_, self->token_, kRoomLeaseTtl,
+          [weak](absl::StatusOr<bool> granted) {
+            auto s = weak.lock();
+            if (s && granted.ok() && !*granted && spdlog::should_log(spdlog::level::debug)) {
+              spdlog::debug("route {}: room lease of a member was taken by another process",
+                            s->route_->name);
+            }
+          });
+      self->ScheduleLeaseRefresh();
+    });
   }
 
   // Another connection took this client_id (policy replace): close with 4000, no leave notice.
@@ -335,6 +405,9 @@ class RoomSession : public KindSession,
   const std::string token_;
   ServerConnectionPtr con_;
   FanoutClient client_;
+  std::string lease_key_;  // policy reject: the cross-process lease on the client id
+  std::unique_ptr<boost::asio::steady_timer> lease_timer_;
+  bool leased_ = false;
   bool evicted_ = false;
   bool joined_ = false;
   bool subscribed_ = false;
@@ -391,6 +464,15 @@ class PubSubSession : public KindSession,
 
   void AuthFailed(const char* reason) { kinds_.events().CountAuthFailure(route_->name, reason); }
 
+  // The token came as the subprotocol pair: the handshake must select "wsgate.bearer".
+  void SelectBearerSubprotocol() { select_bearer_ = true; }
+
+  void OnValidate() override {
+    if (!select_bearer_) return;
+    websocketpp::lib::error_code ec;  // cannot fail: FindToken saw the client offer it
+    con_->select_subprotocol(std::string(auth::kBearerSubprotocol), ec);
+  }
+
   void Start(std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
     if (bus == nullptr || !bus->up()) {
@@ -414,13 +496,27 @@ class PubSubSession : public KindSession,
   void OnOpen() override {
     client_.Open();
     if (client_.close_on_open()) client_.CloseTooSlow();
-    if (kinds_.ping_interval().count() > 0) StartPings();
+    // The route's limits.ping_interval_ms drives the transport's generic pinger (issue 5); this
+    // kind's own pinger (the seed's environment variables) runs only when that one does not, so
+    // the two never both ping.
+    if (route_->limits.ping_interval_ms == 0 && kinds_.ping_interval().count() > 0) StartPings();
   }
 
   void OnMessage(const MessagePtr& msg) override {
+    if (refused_) return;  // closing: frames that were already read are dropped
+    const bool binary = msg->get_opcode() == websocketpp::frame::opcode::binary;
+    const PubSubSettings& settings = route_->pubsub;
+    if (binary && settings.refuse_binary) {
+      Refuse("binary messages are not accepted");
+      return;
+    }
+    // nlohmann's accept() runs the SAX parser: no document is built.
+    if (!binary && settings.validate_json && !nlohmann::json::accept(msg->get_payload())) {
+      Refuse("message is not valid JSON");
+      return;
+    }
     if (up_.empty()) return;  // the route does not publish client messages
-    absl::Status s = kinds_.bus()->Publish(up_, msg->get_payload(),
-                                           msg->get_opcode() == websocketpp::frame::opcode::binary);
+    absl::Status s = kinds_.bus()->Publish(up_, msg->get_payload(), binary);
     if (!s.ok() && spdlog::should_log(spdlog::level::debug)) {
       spdlog::debug("route {}: client message to {} lost: {}", route_->name, up_, s.ToString());
     }
@@ -438,6 +534,11 @@ class PubSubSession : public KindSession,
   void OnMessage(const bus::BusMessagePtr& m) override { client_.Send(m->payload, m->is_binary); }
 
  private:
+  void Refuse(const char* reason) {
+    refused_ = true;
+    client_.Close(1003, reason);
+  }
+
   void StartPings() {
     std::weak_ptr<PubSubSession> weak = weak_from_this();
     // One ping outstanding at a time: websocketpp restarts its pong timer on every ping, so a
@@ -485,7 +586,59 @@ class PubSubSession : public KindSession,
   bool awaiting_pong_ = false;
   bool subscribed_ = false;
   bool terminated_ = false;
+  bool select_bearer_ = false;
+  bool refused_ = false;
 };
+
+// The pubsub auth modes: find the token (header, subprotocol, query), check it, then Start.
+void AuthorizePubSub(FanoutKinds& kinds, const RouteConfig& route,
+                     const std::vector<std::pair<std::string, std::string>>& params,
+                     const RequestHead& head, const std::shared_ptr<PubSubSession>& session,
+                     std::function<void(PrepareResult)> done) {
+  const PubSubSettings& settings = route.pubsub;
+  auth::TokenSourceOptions sources{settings.token_query_param, settings.token_subprotocol};
+  // Never logged: the token is a credential, and so is the query string that may carry it.
+  auth::FoundToken found = auth::FindToken(head.HasHeader("authorization"),
+                                           head.Header("authorization"), head.target,
+                                           head.subprotocols, sources);
+  if (!found.ok()) {
+    kinds.events().CountAuthFailure(route.name, "malformed");
+    std::string body = found.error;
+    if (body.empty()) {
+      body = "missing token: send an Authorization: Bearer header";
+      if (settings.token_subprotocol) body += ", the wsgate.bearer.<token> subprotocol";
+      if (!settings.token_query_param.empty()) body += ", ?" + settings.token_query_param + "=";
+    }
+    done({nullptr, 400, body + "\n"});
+    return;
+  }
+  if (found.source == auth::FoundToken::Source::kSubprotocol) session->SelectBearerSubprotocol();
+  if (settings.auth == PubSubSettings::Auth::kRedisToken) {
+    session->Authorize(ExpandTemplate(settings.auth_key, params), std::move(found.token),
+                       std::move(done));
+    return;
+  }
+  // kJwtHs256
+  if (settings.jwt_secret.empty()) {
+    kinds.events().CountAuthFailure(route.name, "unavailable");
+    done({nullptr, 503, "authentication secret unavailable\n"});
+    return;
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auth::JwtOutcome outcome = auth::VerifyJwtHs256(
+      found.token, settings.jwt_secret, ParamValue(params, settings.session_param), now);
+  if (outcome != auth::JwtOutcome::kOk) {
+    kinds.events().CountAuthFailure(route.name, auth::JwtOutcomeReason(outcome));
+    static constexpr const char* kBodies[] = {
+        "", "malformed token\n", "token algorithm must be HS256\n", "bad token signature\n",
+        "token expired\n", "token not yet valid\n", "token is for another session\n"};
+    done({nullptr, auth::JwtHttpStatus(outcome), kBodies[static_cast<int>(outcome)]});
+    return;
+  }
+  session->Start(std::move(done));
+}
 
 // The seed's embedded test page, rewritten: get a client id from POST /api/clients, join the
 // first room route, send and show messages. Plain HTML and JavaScript, no build step.
@@ -619,10 +772,10 @@ FanoutKinds::FanoutKinds(int worker_index, bus::MessageBus* bus,
                          std::shared_ptr<RoomRegistry> rooms, std::shared_ptr<FanoutEvents> events)
     : worker_index_(worker_index),
       bus_(bus),
-      ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
-      ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)),
       rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()),
-      events_(events ? std::move(events) : std::make_shared<FanoutEvents>()) {
+      events_(events ? std::move(events) : std::make_shared<FanoutEvents>()),
+      ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
+      ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)) {
   unsigned char r[8];
   RandomBytes(r, sizeof(r));
   token_prefix_ = absl::StrCat(Hex(r, sizeof(r)), ".", worker_index_, ".");
@@ -668,15 +821,8 @@ void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
                          : ExpandTemplate(route->pubsub.up_channel, params);
     auto session = std::make_shared<PubSubSession>(*this, route, std::move(down), std::move(up),
                                                    std::move(client), counters);
-    if (route->pubsub.auth == PubSubSettings::Auth::kRedisToken) {
-      std::optional<std::string> token = BearerToken(head.Header("authorization"));
-      if (!token) {
-        events_->CountAuthFailure(route->name, "malformed");
-        done({nullptr, 400, "missing or malformed Authorization: Bearer header\n"});
-        return;
-      }
-      session->Authorize(ExpandTemplate(route->pubsub.auth_key, params), *std::move(token),
-                         std::move(done));
+    if (route->pubsub.auth != PubSubSettings::Auth::kNone) {
+      AuthorizePubSub(*this, *route, params, head, session, std::move(done));
       return;
     }
     session->Start(std::move(done));

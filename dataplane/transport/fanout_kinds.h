@@ -95,7 +95,8 @@ class FanoutKinds {
   // For a route of kind kRoom or kPubSub. `done` runs once on the worker thread, possibly before
   // Prepare returns. When the worker no longer wants a returned session (the client went away
   // meanwhile) it must call OnTerminated() on it so that it leaves its channel.
-  // `head` is the client's request (for the pubsub auth header); read before Prepare returns.
+  // `head` is the client's request (the pubsub token: Authorization header, subprotocol offers or
+  // query string); read before Prepare returns.
   void Prepare(std::shared_ptr<const RouteConfig> route,
                const std::vector<std::pair<std::string, std::string>>& params,
                const RequestHead& head, ServerConnectionPtr client, RouteWorkerCounters* counters,

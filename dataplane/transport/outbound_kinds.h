@@ -44,6 +44,9 @@ class ClientLink {
 class KindSession {
  public:
   virtual ~KindSession() = default;
+  // websocketpp's validate step of an accepted handshake (before 101), the only moment a
+  // response header or the subprotocol can be set. Default: nothing.
+  virtual void OnValidate() {}
   virtual void OnOpen() = 0;
   virtual void OnMessage(const MessagePtr& msg) = 0;
   // The client leg has terminated (called once): cancel and release everything. No callback of

@@ -981,7 +981,9 @@ bool Worker::OnValidate(const SessionPtr& s) {
   }
   switch (s->plan) {
     case Session::Plan::kEcho:
+      return true;
     case Session::Plan::kKind:
+      if (s->kind) s->kind->OnValidate();  // e.g. the subprotocol a pubsub route selects
       return true;
     case Session::Plan::kProxy:
       switch (s->up) {

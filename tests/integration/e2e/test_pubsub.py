@@ -1,12 +1,19 @@
 """Kind `pubsub` (seed 004) end to end against a real redis-server started by the test:
 `redis-cli PUBLISH session:S:down` reaches the client in order, client messages appear on
 `session:S:up`, the subscription exists before the handshake completes, Redis down -> 503 and
-/health 503, and sessions survive a Redis restart. Also the in-memory bus (no REDIS_URL)."""
+/health 503, and sessions survive a Redis restart or a hung (SIGSTOP) Redis. Also the in-memory
+bus (no REDIS_URL), every outcome of both auth modes (redis_token, jwt_hs256) with the token in
+the header, a query parameter or a subprotocol, JSON/binary checks, ping and backpressure."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
+import signal as signal_module
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -361,3 +368,279 @@ def test_subscription_slower_than_the_timeout_gives_504(redis, gw):
     finally:
         redis.proc.send_signal(sig.SIGCONT)
     assert asyncio.run(handshake_status(gw.url("/impatient/P2"))) == 101
+
+
+# ---------------------------------------------------------------------------------------------
+# Auth mode jwt_hs256, the token outside the Authorization header, message checks, per-route
+# ping, hung Redis.
+
+JWT_SECRET = "jwt-test-secret-0123456789abcdef"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims, secret=JWT_SECRET, header=None):
+    """A compact JWS built independently of wsgate (Python's hmac + hashlib)."""
+    header = header or {"alg": "HS256", "typ": "JWT"}
+    signing_input = (b64url(json.dumps(header).encode()) + "." +
+                     b64url(json.dumps(claims).encode()))
+    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(sig)
+
+
+def jwt_config(secret_file):
+    return f"""
+routes:
+  - name: jwt-env
+    path: /jwt/{{agent_id}}/ws/{{session_id}}
+    pubsub:
+      auth: AUTH_JWT_HS256
+      jwt_secret_env: WSGATE_TEST_JWT_SECRET
+  - name: jwt-browser
+    path: /browser/{{session_id}}
+    pubsub:
+      auth: AUTH_JWT_HS256
+      jwt_secret_file: {secret_file}
+      token_query_param: access_token
+      token_subprotocol: true
+  - name: redis-browser
+    path: /redis-browser/{{session_id}}
+    pubsub:
+      auth: AUTH_REDIS_TOKEN
+      token_query_param: access_token
+      token_subprotocol: true
+"""
+
+
+@pytest.fixture
+def jwt_gw(redis, tmp_path):
+    secret_file = tmp_path / "jwt.secret"
+    secret_file.write_text(JWT_SECRET + "\n")  # trailing newline removed by wsgate
+    env = {"REDIS_URL": redis.url, "WSGATE_TEST_JWT_SECRET": JWT_SECRET}
+    with Gateway(jwt_config(secret_file), env=env, workers=2) as g:
+        yield g
+
+
+def test_jwt_hs256_every_outcome(redis, jwt_gw):
+    g = jwt_gw
+    url = g.url("/jwt/agent/ws/J1")
+    now = int(time.time())
+
+    async def status(token=None, raw_header=None):
+        headers = {}
+        if raw_header is not None:
+            headers["Authorization"] = raw_header
+        elif token is not None:
+            headers["Authorization"] = "Bearer " + token
+        return await handshake_status(url, extra_headers=headers)
+
+    async def main():
+        good = make_jwt({"session_id": "J1", "exp": now + 300})
+        async with connect(url, extra_headers={"Authorization": "Bearer " + good}) as ws:
+            redis.cli("PUBLISH", "session:J1:down", "jwt ok")
+            assert await recv(ws) == "jwt ok"
+        # Not used up: a JWT may open the session again (reconnect) until it expires.
+        assert await status(good) == 101
+        assert await status(make_jwt({"session_id": "J1"})) == 101       # no exp: accepted
+        assert await status() == 400                                        # missing
+        assert await status(raw_header="Basic Zm9v") == 400                 # not Bearer
+        assert await status("only.two") == 400                              # malformed
+        assert await status("a.b.c") == 400                                 # not base64url JSON
+        assert await status(make_jwt({"session_id": "J1"}, secret="other")) == 401
+        assert await status(make_jwt({"session_id": "J1"}, header={"alg": "HS512"})) == 401
+        unsigned = (b64url(json.dumps({"alg": "none"}).encode()) + "." +
+                    b64url(json.dumps({"session_id": "J1"}).encode()) + ".")
+        assert await status(unsigned) == 401                                # alg none
+        assert await status(make_jwt({"session_id": "J1", "exp": now - 3600})) == 401
+        assert await status(make_jwt({"session_id": "J1", "nbf": now + 3600})) == 401
+        assert await status(make_jwt({"session_id": "other", "exp": now + 300})) == 403
+        assert await status(make_jwt({"sub": "J1"})) == 403                 # no session_id
+    asyncio.run(main())
+    m = metrics(g)
+    for reason, n in (("malformed", 4), ("bad_signature", 1), ("wrong_alg", 2), ("expired", 1),
+                      ("not_yet_valid", 1), ("session_mismatch", 2)):
+        assert metric(m, "wsgate_auth_failures_total", route="jwt-env", reason=reason) == n, reason
+
+
+def test_token_as_query_parameter_and_as_subprotocol(redis, jwt_gw):
+    g = jwt_gw
+    token = make_jwt({"session_id": "B1", "exp": int(time.time()) + 300})
+
+    async def main():
+        # Query parameter (secret from the file).
+        async with connect(g.url(f"/browser/B1?x=1&access_token={token}")) as ws:
+            redis.cli("PUBLISH", "session:B1:down", "via query")
+            assert await recv(ws) == "via query"
+        assert await handshake_status(g.url("/browser/B1?access_token=bad")) == 400
+        assert await handshake_status(
+            g.url("/browser/B1?access_token=" + make_jwt({"session_id": "B2"}))) == 403
+        # Subprotocol, as a browser does it: new WebSocket(url, ["wsgate.bearer",
+        # "wsgate.bearer." + token]). The client library checks that the server selected one of
+        # its offers; the server must select the one without the secret.
+        async with connect(g.url("/browser/B1"),
+                           subprotocols=["wsgate.bearer", "wsgate.bearer." + token]) as ws:
+            assert ws.subprotocol == "wsgate.bearer"
+            redis.cli("PUBLISH", "session:B1:down", "via subprotocol")
+            assert await recv(ws) == "via subprotocol"
+        # The token offer alone: refused (no safe subprotocol to select).
+        assert await handshake_status(g.url("/browser/B1"),
+                                      subprotocols=["wsgate.bearer." + token]) == 400
+        # A route without token_subprotocol ignores the offer: the token is missing.
+        assert await handshake_status(g.url("/jwt/a/ws/B1"),
+                                      subprotocols=["wsgate.bearer", "wsgate.bearer." + token]) == 400
+        # redis_token through both places as well (the key is consumed each time).
+        redis.cli("SET", "session:R1:auth", "tok-q")
+        async with connect(g.url("/redis-browser/R1?access_token=tok-q")) as ws:
+            redis.cli("PUBLISH", "session:R1:down", "redis via query")
+            assert await recv(ws) == "redis via query"
+        redis.cli("SET", "session:R1:auth", "tok-s")
+        async with connect(g.url("/redis-browser/R1"),
+                           subprotocols=["wsgate.bearer", "wsgate.bearer.tok-s"]) as ws:
+            assert ws.subprotocol == "wsgate.bearer"
+        assert redis.cli("EXISTS", "session:R1:auth").strip() == "0"
+    asyncio.run(main())
+    # The token never reaches the log.
+    out = g.output()
+    assert token not in out and "tok-q" not in out and "tok-s" not in out
+
+
+def test_jwt_route_refused_when_the_secret_is_missing(tmp_path):
+    cases = (
+        # (route yaml under pubsub, field the error names)
+        ("auth: AUTH_JWT_HS256", "jwt_secret_file"),
+        (f"auth: AUTH_JWT_HS256\n      jwt_secret_file: {tmp_path}/absent", "jwt_secret_file"),
+        ("auth: AUTH_JWT_HS256\n      jwt_secret_env: WSGATE_TEST_NO_SUCH_VAR", "jwt_secret_env"),
+        (f"auth: AUTH_JWT_HS256\n      jwt_secret_env: PATH\n      jwt_secret_file: /dev/null",
+         "jwt_secret_file"),
+    )
+    for body, field in cases:
+        config = f"""
+routes:
+  - name: j
+    path: /j/{{session_id}}
+    pubsub:
+      {body}
+"""
+        g = Gateway(config, env={"REDIS_URL": ""}, workers=1)
+        try:
+            g.start(wait=False)
+            assert g.wait_exit(20) != 0, body
+            assert f"pubsub.{field}" in g.output(), g.output()
+        finally:
+            g.stop()
+            g.tmp.cleanup()
+
+
+def test_json_validation_and_binary_refusal(redis):
+    config = PUBSUB_CONFIG + """
+  - name: strict
+    path: /strict/{session_id}
+    pubsub:
+      validate_json: true
+      refuse_binary: true
+"""
+    up = RespSubscriber(redis.port, "session:V:up", "session:D:up")
+    try:
+        with Gateway(config, env={"REDIS_URL": redis.url}, workers=1) as g:
+            async def main():
+                async with connect(g.url("/strict/V")) as ws:
+                    await ws.send('{"type": "ok"}')
+                    assert up.read_message() == ("session:V:up", b'{"type": "ok"}')
+                    await ws.send("{not json")
+                    await ws.wait_closed()
+                    assert ws.close_code == 1003
+                    assert ws.close_reason == "message is not valid JSON"
+                async with connect(g.url("/strict/V")) as ws:
+                    await ws.send(b'{"type": "binary"}')
+                    await ws.wait_closed()
+                    assert ws.close_code == 1003
+                    assert ws.close_reason == "binary messages are not accepted"
+                # The defaults (seed 004 forwards whatever the client sends): both published.
+                async with connect(g.url("/a/ws/D")) as ws:
+                    await ws.send("{not json")
+                    await ws.send(b"\x00bin")
+                    assert up.read_message() == ("session:D:up", b"{not json")
+                    assert up.read_message() == ("session:D:up", b"\x00bin")
+            asyncio.run(main())
+            # Nothing invalid reached the up channel.
+            with pytest.raises(OSError):
+                up.read_message(timeout=0.3)
+    finally:
+        up.close()
+
+
+def raw_handshake(port, path):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def test_route_ping_limits_switch_off_the_pubsub_pinger(redis):
+    # The environment asks for pings every 0.2 s; the route with limits.ping_interval_ms leaves
+    # pinging to the generic limits pinger (issue 5, here at 10 minutes), so this kind's own
+    # pinger must stay silent there, while it pings on the route without.
+    config = PUBSUB_CONFIG + """
+  - name: limited
+    path: /limited/{session_id}
+    limits:
+      ping_interval_ms: 600000
+      ping_timeout_ms: 600000
+    pubsub: {}
+"""
+    env = {"REDIS_URL": redis.url, "WS_PING_INTERVAL_SECS": "0.2", "WS_PING_TIMEOUT_SECS": "60"}
+    g = Gateway(config, env=env, workers=1)
+    try:
+        g.start(wait=False)
+        try:
+            g.wait_ready()
+        except AssertionError:
+            # Before issue 5's limits are merged the validator refuses ping limits.
+            if "ping_interval_ms: not enforced yet" in g.output():
+                pytest.skip("limits.ping_interval_ms is not accepted on this branch yet (issue 5)")
+            raise
+        pinged = raw_handshake(g.port, "/a/ws/pinged")
+        quiet = raw_handshake(g.port, "/limited/quiet")
+        try:
+            assert read_frame(pinged)[0] == 0x9  # a ping from the kind's own pinger
+            quiet.settimeout(1.0)
+            with pytest.raises(socket.timeout):
+                read_frame(quiet)
+        finally:
+            pinged.close()
+            quiet.close()
+    finally:
+        g.stop()
+        g.tmp.cleanup()
+
+
+def test_hung_redis_is_detected_by_the_health_probe(redis, gw):
+    # SIGSTOP: Redis keeps its TCP connections open and answers nothing. The bus's probe (a
+    # PUBLISH on its keepalive channel every second, 3 s without an answer) must notice.
+    async def main():
+        async with connect(gw.url("/a/ws/hung")) as ws:
+            redis.proc.send_signal(signal_module.SIGSTOP)
+            try:
+                wait_for(lambda: http_request(gw.port, "/health")[0] == 503, 15,
+                         what="/health 503 while Redis is hung")
+                assert metric(metrics(gw), "wsgate_bus_up") == 0
+                assert await handshake_status(gw.url("/a/ws/new-while-hung")) == 503
+            finally:
+                redis.proc.send_signal(signal_module.SIGCONT)
+            wait_for(lambda: http_request(gw.port, "/health")[0] == 200, 20,
+                     what="/health 200 once Redis answers again")
+            assert metric(metrics(gw), "wsgate_bus_reconnects_total") >= 1
+            # The open session survived and was resubscribed on the new connection.
+            wait_for(lambda: numsub(redis, "session:hung:down") == 1, 10, what="resubscription")
+            redis.cli("PUBLISH", "session:hung:down", "after the hang")
+            assert await recv(ws) == "after the hang"
+    asyncio.run(main())

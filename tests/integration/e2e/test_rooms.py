@@ -1,6 +1,8 @@
 """Kind `room` (seed 002) end to end: the seed's REST call, its exact texts, the leave notice,
 duplicate client ids, and the chat page, against the real wsgate binary (in-memory bus); and two
-wsgate processes sharing one real redis-server, where each member gets each message once."""
+wsgate processes sharing one real redis-server, where each member gets each message once, a
+duplicate client id is refused across processes, and members survive a Redis restart. Also the
+JSON envelope format."""
 
 import asyncio
 import json
@@ -10,7 +12,7 @@ import pytest
 import websockets
 
 from wsgate_harness import (Gateway, RedisServer, connect, handshake_status, http_request,
-                            metric, parse_metrics)
+                            metric, parse_metrics, wait_for)
 
 ROOM_CONFIG = """
 routes:
@@ -31,6 +33,10 @@ routes:
     path: /replace/{client_id}
     room:
       on_duplicate: DUPLICATE_REPLACE
+  - name: jsonroom
+    path: /json/{client_id}
+    room:
+      format: FORMAT_JSON
 """
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -190,6 +196,24 @@ def test_binary_message_is_refused_with_1003(gw):
     asyncio.run(main())
 
 
+def test_json_envelope_format(gw):
+    async def main():
+        async with connect(gw.url("/json/ann")) as ann:
+            async with connect(gw.url("/json/bob")) as bob:
+                assert json.loads(await recv(ann)) == {"type": "joined", "client_id": "bob"}
+                await bob.send('say "hi" \u00e9')
+                assert json.loads(await recv(bob)) == {
+                    "type": "message", "client_id": "bob", "message": 'say "hi" \u00e9',
+                    "self": True}
+                assert json.loads(await recv(ann)) == {
+                    "type": "message", "client_id": "bob", "message": 'say "hi" \u00e9',
+                    "self": False}
+                await assert_silent(bob)  # no echo of its own join or broadcast
+            assert json.loads(await recv(ann)) == {"type": "left", "client_id": "bob"}
+            await assert_silent(ann)
+    asyncio.run(main())
+
+
 def test_chat_page_served_at_root(gw):
     status, headers, body = http_request(gw.port, "/")
     assert status == 200
@@ -232,3 +256,55 @@ def test_two_processes_sharing_redis_deliver_exactly_once():
                     await assert_silent(two)
             asyncio.run(main())
             assert metric(metrics(gw1), "wsgate_bus_published_total", bus="redis") >= 1
+
+
+def test_room_members_survive_a_redis_restart_and_handshakes_get_503_meanwhile():
+    with RedisServer() as redis:
+        env = {"REDIS_URL": redis.url}
+        with Gateway(ROOM_CONFIG, env=env, workers=2) as gw1, \
+                Gateway(ROOM_CONFIG, env=env, workers=2) as gw2:
+            async def main():
+                async with connect(gw1.url("/ws/left-side")) as one, \
+                        connect(gw2.url("/ws/right-side")) as two:
+                    redis.stop()
+                    wait_for(lambda: http_request(gw1.port, "/health")[0] == 503 and
+                             http_request(gw2.port, "/health")[0] == 503, 10, what="Redis down")
+                    # A member could not reach the others: refused like a pubsub handshake.
+                    assert await handshake_status(gw1.url("/ws/during-outage")) == 503
+                    redis.start()  # same port
+                    wait_for(lambda: http_request(gw1.port, "/health")[0] == 200 and
+                             http_request(gw2.port, "/health")[0] == 200, 15, what="Redis back")
+                    # Both processes resubscribed the room's channel.
+                    wait_for(lambda: redis.cli("PUBSUB", "NUMSUB", "room:chat:").split()[1] == "2",
+                             10, what="resubscription")
+                    await one.send("after the outage")
+                    assert await recv(one) == "You wrote: after the outage"
+                    assert await recv(two) == "Client #left-side says: after the outage"
+                    await assert_silent(one)
+                    await assert_silent(two)
+            asyncio.run(main())
+
+
+def test_duplicate_client_id_is_refused_across_processes_sharing_redis():
+    with RedisServer() as redis:
+        env = {"REDIS_URL": redis.url}
+        with Gateway(ROOM_CONFIG, env=env, workers=2) as gw1, \
+                Gateway(ROOM_CONFIG, env=env, workers=2) as gw2:
+            async def main():
+                async with connect(gw1.url("/ws/twin")) as first:
+                    # The lease in Redis says another process has this member.
+                    assert await handshake_status(gw2.url("/ws/twin")) == 409
+                    assert await handshake_status(gw1.url("/ws/twin")) == 409
+                    # Another room (or route) is another key.
+                    assert await handshake_status(gw2.url("/rooms/other/twin")) == 101
+                    await first.send("still here")
+                    assert await recv(first) == "You wrote: still here"
+                # Released on leave: the other process may take the id now.
+                wait_for(lambda: redis.cli("EXISTS", "wsgate:room:chat::twin").strip() == "0", 10,
+                         what="lease released")
+                async with connect(gw2.url("/ws/twin")) as again:
+                    await again.send("moved")
+                    assert await recv(again) == "You wrote: moved"
+                    ttl = int(redis.cli("PTTL", "wsgate:room:chat::twin").strip())
+                    assert 0 < ttl <= 30000, ttl  # a lease that expires if the process dies
+            asyncio.run(main())

@@ -235,6 +235,46 @@ TEST(ValidateRouteTest, PubSub) {
   EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.auth_key: 'auth:{sid}': {sid} is not"));
 }
 
+TEST(ValidateRouteTest, PubSubJwtSecretAndTokenSources) {
+  Route r = EchoRoute("ps", "/{agent_id}/ws/{session_id}");
+  auto* ps = r.mutable_pubsub();
+  ps->set_auth(wsgate::v1::PubSubRoute::AUTH_JWT_HS256);
+  EXPECT_EQ(RouteError(r),
+            "route.pubsub.jwt_secret_file: name the secret with jwt_secret_file or jwt_secret_env");
+  ps->set_jwt_secret_env("WSGATE_TEST_UNSET_JWT_SECRET_VARIABLE");
+  EXPECT_EQ(RouteError(r), "route.pubsub.jwt_secret_env: environment variable "
+                           "WSGATE_TEST_UNSET_JWT_SECRET_VARIABLE is unset or empty");
+  ps->set_jwt_secret_env("PATH");  // set in every test environment
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  ps->set_jwt_secret_file("/nonexistent/jwt.secret");
+  EXPECT_EQ(RouteError(r),
+            "route.pubsub.jwt_secret_file: set only one of jwt_secret_file and jwt_secret_env");
+  ps->clear_jwt_secret_env();
+  EXPECT_THAT(RouteError(r),
+              StartsWith("route.pubsub.jwt_secret_file: cannot read '/nonexistent/jwt.secret'"));
+  ps->set_jwt_secret_file("/dev/null");
+  EXPECT_EQ(RouteError(r), "route.pubsub.jwt_secret_file: '/dev/null' is empty");
+  ps->set_auth(wsgate::v1::PubSubRoute::AUTH_NONE);
+  EXPECT_EQ(RouteError(r),
+            "route.pubsub.jwt_secret_file: only meaningful with auth: AUTH_JWT_HS256");
+  ps->clear_jwt_secret_file();
+  ps->set_token_query_param("access_token");
+  EXPECT_EQ(RouteError(r), "route.pubsub.token_query_param: only meaningful with an auth mode");
+  ps->set_auth(wsgate::v1::PubSubRoute::AUTH_REDIS_TOKEN);
+  ps->set_token_subprotocol(true);
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  ps->set_token_query_param("access token");
+  EXPECT_THAT(RouteError(r), StartsWith("route.pubsub.token_query_param: 'access token': letters"));
+}
+
+TEST(ValidateRouteTest, RoomJsonFormatTakesNoTemplates) {
+  Route r = EchoRoute("chat", "/ws/{client_id}");
+  r.mutable_room()->set_format(wsgate::v1::RoomRoute::FORMAT_JSON);
+  EXPECT_TRUE(ValidateRoute(r, "route").ok()) << ValidateRoute(r, "route");
+  r.mutable_room()->set_leave_template("bye");
+  EXPECT_EQ(RouteError(r), "route.room.leave_template: meaningless with format: FORMAT_JSON");
+}
+
 TEST(ValidateRouteTest, WebSocketNeedsAnUpstream) {
   Route r = Proxy();
   r.mutable_websocket()->clear_upstreams();

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -201,6 +203,61 @@ TEST(BuildSnapshotTest, ClientIdParamPerKind) {
   EXPECT_EQ(snap->routes[0]->limits.client_id_param, "who");
   EXPECT_EQ(snap->routes[1]->limits.client_id_param, "sid");
   EXPECT_EQ(snap->routes[2]->limits.client_id_param, "session_id");
+}
+
+TEST(BuildSnapshotTest, PubSubJwtSecretIsReadOnEveryBuildAndFailsClosed) {
+  dataplane::StatsRegistry stats(1);
+  std::string path = ::testing::TempDir() + "wsgate_jwt_secret_test";
+  auto write = [&](const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  };
+  wsgate::v1::Route r = EchoRoute("j", "/j/{sid}");
+  auto* ps = r.mutable_pubsub();
+  ps->set_session_param("sid");
+  ps->set_auth(wsgate::v1::PubSubRoute::AUTH_JWT_HS256);
+  ps->set_jwt_secret_file(path);
+  ps->set_token_query_param("access_token");
+  ps->set_token_subprotocol(true);
+  ps->set_validate_json(true);
+  ps->set_refuse_binary(true);
+  r.mutable_limits()->set_ping_interval_ms(1500);
+  r.mutable_limits()->set_ping_timeout_ms(700);
+  write("first\r\n");
+  auto snap = BuildSnapshot({r}, 1, &stats);
+  const auto& x = snap->routes[0]->pubsub;
+  EXPECT_EQ(x.auth, dataplane::PubSubSettings::Auth::kJwtHs256);
+  EXPECT_EQ(x.jwt_secret, "first");  // trailing CR/LF removed
+  EXPECT_EQ(x.session_param, "sid");
+  EXPECT_EQ(x.token_query_param, "access_token");
+  EXPECT_TRUE(x.token_subprotocol);
+  EXPECT_TRUE(x.validate_json);
+  EXPECT_TRUE(x.refuse_binary);
+  EXPECT_EQ(snap->routes[0]->limits.ping_interval_ms, 1500u);
+  EXPECT_EQ(snap->routes[0]->limits.ping_timeout_ms, 700u);
+  write("rotated");
+  EXPECT_EQ(BuildSnapshot({r}, 2, &stats)->routes[0]->pubsub.jwt_secret, "rotated");
+  // Gone after validation: the route is built without a secret (its handshakes get 503).
+  std::remove(path.c_str());
+  EXPECT_EQ(BuildSnapshot({r}, 3, &stats)->routes[0]->pubsub.jwt_secret, "");
+  ps->clear_jwt_secret_file();
+  ps->set_jwt_secret_env("WSGATE_SNAPSHOT_TEST_JWT");
+  ::setenv("WSGATE_SNAPSHOT_TEST_JWT", "from-env\n", 1);
+  EXPECT_EQ(BuildSnapshot({r}, 4, &stats)->routes[0]->pubsub.jwt_secret, "from-env\n");  // as-is
+  ::unsetenv("WSGATE_SNAPSHOT_TEST_JWT");
+}
+
+TEST(BuildSnapshotTest, RoomFormat) {
+  dataplane::StatsRegistry stats(1);
+  wsgate::v1::Route text = EchoRoute("t", "/t/{client_id}");
+  text.mutable_room();
+  wsgate::v1::Route json = EchoRoute("j", "/j/{client_id}");
+  json.mutable_room()->set_format(wsgate::v1::RoomRoute::FORMAT_JSON);
+  auto snap = BuildSnapshot({text, json}, 1, &stats);
+  EXPECT_FALSE(snap->routes[0]->room.json_format);
+  EXPECT_TRUE(snap->routes[1]->room.json_format);
 }
 
 TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {
