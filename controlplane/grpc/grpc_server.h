@@ -20,7 +20,10 @@ struct GrpcServerOptions {
   uint16_t port = 50051;  // 0: pick a free port (see GrpcServer::port())
   // Upper bound on the threads gRPC may create for this server (pollers + handlers). Calls
   // beyond it are refused with RESOURCE_EXHAUSTED rather than taking a core from the workers.
-  int max_threads = 4;
+  // A thread blocked in a stream's Read (grpcurl holds its reflection stream open for the whole
+  // of a call, WatchSessions included) costs memory, not CPU: 16 leaves room for a dozen such
+  // clients while still bounding what gRPC can take.
+  int max_threads = 16;
 };
 
 // Start, SetServing and Shutdown may be called from any thread; Shutdown once.
