@@ -24,6 +24,21 @@ UnixNanos NowUnixNanos();
 // for `last_activity`, where a tick of error does not matter.
 UnixNanos CoarseNowUnixNanos();
 
+// What a route kind (room, pubsub, http_bridge, external_client) sends to its client itself,
+// outside the worker's own send paths: counted by the kind, read by the registry. Owned jointly by
+// the worker's session and the kind's client leg (shared_ptr: the kind may outlive the session
+// by a pending callback); worker thread only.
+struct SessionTraffic {
+  uint64_t messages_out = 0;
+  uint64_t bytes_out = 0;
+  UnixNanos last_activity = 0;
+  void CountOut(size_t bytes) {
+    ++messages_out;
+    bytes_out += bytes;
+    last_activity = CoarseNowUnixNanos();
+  }
+};
+
 struct SessionInfo {
   std::string id;
   std::string route;

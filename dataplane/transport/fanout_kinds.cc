@@ -144,6 +144,9 @@ class FanoutClient {
         on_too_slow_(std::move(on_too_slow)) {}
 
   bool open() const { return open_; }
+  void set_traffic(std::shared_ptr<sessions::SessionTraffic> traffic) {
+    traffic_ = std::move(traffic);
+  }
 
   // Marks the leg open and sends what arrived before (in order).
   void Open() {
@@ -176,6 +179,7 @@ class FanoutClient {
         payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
     if (ec) return;  // the leg is closing: dropped
     counters_->CountMessage(Direction::kToClient, payload.size());
+    if (traffic_) traffic_->CountOut(payload.size());
     if (con_->get_buffered_amount() > max_queued_) CloseTooSlow();
   }
 
@@ -196,6 +200,7 @@ class FanoutClient {
  private:
   ServerConnectionPtr con_;
   RouteWorkerCounters* counters_;
+  std::shared_ptr<sessions::SessionTraffic> traffic_;  // the session registry's view (may be null)
   const uint64_t max_queued_;
   const std::function<void()> on_too_slow_;
   bool open_ = false;
@@ -223,6 +228,9 @@ class RoomSession : public KindSession,
         con_(con),
         client_(std::move(con), counters, kRoomMaxQueuedBytes,
                 [&kinds, name = route_->name] { kinds.events().CountBackpressureClose(name); }) {}
+
+  // The client leg (for the session registry's traffic counter).
+  FanoutClient& client() { return client_; }
 
   void Start(std::function<void(PrepareResult)> done) {
     bus::MessageBus* bus = kinds_.bus();
@@ -432,6 +440,9 @@ class PubSubSession : public KindSession,
         con_(con),
         client_(std::move(con), counters, route_->pubsub.max_queued_bytes,
                 [&kinds, name = route_->name] { kinds.events().CountBackpressureClose(name); }) {}
+
+  // The client leg (for the session registry's traffic counter).
+  FanoutClient& client() { return client_; }
 
   // Seed 004's redis_token mode: GETDEL `key` and compare with the client's token, then Start.
   void Authorize(std::string key, std::string token, std::function<void(PrepareResult)> done) {
@@ -800,7 +811,8 @@ bool FanoutKinds::bus_down() const { return bus_ != nullptr && !bus_->up(); }
 void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
                           const std::vector<std::pair<std::string, std::string>>& params,
                           const RequestHead& head, ServerConnectionPtr client,
-                          RouteWorkerCounters* counters, std::function<void(PrepareResult)> done) {
+                          RouteWorkerCounters* counters, std::function<void(PrepareResult)> done,
+                          std::shared_ptr<sessions::SessionTraffic> traffic) {
   if (route->kind == RouteKind::kRoom) {
     std::string client_id = ParamValue(params, route->room.client_id_param);
     std::string room =
@@ -811,6 +823,7 @@ void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
     }
     auto session = std::make_shared<RoomSession>(*this, route, std::move(room),
                                                  std::move(client_id), std::move(client), counters);
+    session->client().set_traffic(std::move(traffic));
     session->Start(std::move(done));
     return;
   }
@@ -821,6 +834,7 @@ void FanoutKinds::Prepare(std::shared_ptr<const RouteConfig> route,
                          : ExpandTemplate(route->pubsub.up_channel, params);
     auto session = std::make_shared<PubSubSession>(*this, route, std::move(down), std::move(up),
                                                    std::move(client), counters);
+    session->client().set_traffic(std::move(traffic));
     if (route->pubsub.auth != PubSubSettings::Auth::kNone) {
       AuthorizePubSub(*this, *route, params, head, session, std::move(done));
       return;

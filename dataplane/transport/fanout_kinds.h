@@ -100,7 +100,8 @@ class FanoutKinds {
   void Prepare(std::shared_ptr<const RouteConfig> route,
                const std::vector<std::pair<std::string, std::string>>& params,
                const RequestHead& head, ServerConnectionPtr client, RouteWorkerCounters* counters,
-               std::function<void(PrepareResult)> done);
+               std::function<void(PrepareResult)> done,
+               std::shared_ptr<sessions::SessionTraffic> traffic = nullptr);
 
   // /health must say 503 while a configured Redis is unreachable.
   bool bus_down() const;

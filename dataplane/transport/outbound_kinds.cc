@@ -26,14 +26,17 @@ namespace {
 // The client leg of a websocketpp server connection.
 class WsClientLink : public ClientLink {
  public:
-  WsClientLink(ServerConnectionPtr con, RouteWorkerCounters* counters)
-      : con_(std::move(con)), counters_(counters) {}
+  WsClientLink(ServerConnectionPtr con, RouteWorkerCounters* counters,
+               std::shared_ptr<sessions::SessionTraffic> traffic)
+      : con_(std::move(con)), counters_(counters), traffic_(std::move(traffic)) {}
 
   void SendText(const std::string& text) override {
     if (con_->get_state() != websocketpp::session::state::open) return;
     // An error means the leg is closing: the text is dropped.
     websocketpp::lib::error_code ec = con_->send(text, websocketpp::frame::opcode::text);
-    if (!ec) counters_->CountMessage(Direction::kToClient, text.size());
+    if (ec) return;
+    counters_->CountMessage(Direction::kToClient, text.size());
+    if (traffic_) traffic_->CountOut(text.size());
   }
 
   void Close(uint16_t code, const std::string& reason) override {
@@ -44,6 +47,7 @@ class WsClientLink : public ClientLink {
  private:
   ServerConnectionPtr con_;
   RouteWorkerCounters* counters_;
+  std::shared_ptr<sessions::SessionTraffic> traffic_;
 };
 
 bool DebugEventsFromEnvironment() {
@@ -168,8 +172,8 @@ void OutboundKinds::PrepareTls(std::shared_ptr<boost::asio::ssl::context> ctx, s
 std::shared_ptr<KindSession> OutboundKinds::Create(
     std::shared_ptr<const RouteConfig> route,
     const std::vector<std::pair<std::string, std::string>>& params, ServerConnectionPtr client,
-    RouteWorkerCounters* counters) {
-  auto link = std::make_unique<WsClientLink>(std::move(client), counters);
+    RouteWorkerCounters* counters, std::shared_ptr<sessions::SessionTraffic> traffic) {
+  auto link = std::make_unique<WsClientLink>(std::move(client), counters, std::move(traffic));
   switch (route->kind) {
     case RouteKind::kHttpBridge:
       return std::make_shared<HttpBridgeSession>(*this, std::move(route), std::move(link),

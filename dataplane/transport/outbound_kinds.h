@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dataplane/routing/snapshot.h"
+#include "dataplane/sessions/session_info.h"
 #include "dataplane/stats/route_stats.h"
 #include "dataplane/transport/tls_client_config.h"
 #include "dataplane/transport/ws_config.h"
@@ -91,7 +92,7 @@ class OutboundKinds {
   std::shared_ptr<KindSession> Create(
       std::shared_ptr<const RouteConfig> route,
       const std::vector<std::pair<std::string, std::string>>& params, ServerConnectionPtr client,
-      RouteWorkerCounters* counters);
+      RouteWorkerCounters* counters, std::shared_ptr<sessions::SessionTraffic> traffic = nullptr);
 
   // The seed's REST endpoints on the data port: GET /api/websocket/active-connections and
   // POST /api/websocket/test-connection (answered later, through websocketpp's deferred

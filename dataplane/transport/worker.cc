@@ -225,6 +225,8 @@ struct Worker::Session {
   uint64_t messages_out = 0;
   uint64_t bytes_out = 0;
   bool open_seen = false;  // the client leg opened (an "opened" event was due)
+  // What a route kind sent to the client itself (room, pubsub, http_bridge, external_client).
+  std::shared_ptr<sessions::SessionTraffic> kind_traffic;
 };
 
 Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, WorkerOptions options,
@@ -531,7 +533,9 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
     case RouteKind::kExternalClient:
       if (RefuseHandshake(s, head, nullptr)) return;
       s->plan = Session::Plan::kKind;
-      s->kind = outbound_kinds_->Create(s->route, match->params, s->client, s->counters);
+      s->kind_traffic = std::make_shared<sessions::SessionTraffic>();
+      s->kind = outbound_kinds_->Create(s->route, match->params, s->client, s->counters,
+                                        s->kind_traffic);
       StartClient(s);
       return;
     case RouteKind::kRoom:
@@ -541,8 +545,10 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
       // the client sees 101 is lost); like the upstream leg of kind `websocket`, the client leg
       // is started only when the answer is known.
       WeakSession weak = s;
+      s->kind_traffic = std::make_shared<sessions::SessionTraffic>();
       fanout_kinds_->Prepare(
-          s->route, match->params, head, s->client, s->counters, [this, weak](PrepareResult r) {
+          s->route, match->params, head, s->client, s->counters,
+          [this, weak](PrepareResult r) {
             SessionPtr locked = weak.lock();
             if (!locked || locked->client_started || locked->client_done) {
               if (r.session) r.session->OnTerminated();  // leave the channel again
@@ -557,7 +563,8 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
               locked->reject_body = std::move(r.body);
             }
             StartClient(locked);
-          });
+          },
+          s->kind_traffic);
       return;
     }
     default:
@@ -1535,6 +1542,11 @@ sessions::SessionInfo Worker::DescribeSession(const Session& s) const {
   info.bytes_in = s.bytes_in;
   info.messages_out = s.messages_out;
   info.bytes_out = s.bytes_out;
+  if (s.kind_traffic) {
+    info.messages_out += s.kind_traffic->messages_out;
+    info.bytes_out += s.kind_traffic->bytes_out;
+    info.last_activity = std::max(info.last_activity, s.kind_traffic->last_activity);
+  }
   if (s.client_started) info.queued_bytes = s.client->get_buffered_amount();
   info.queued_bytes += s.to_client_bytes;
   info.bound_to = s.bound_to;

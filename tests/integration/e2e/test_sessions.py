@@ -321,13 +321,19 @@ def test_publish_reaches_pubsub_session_and_room_member(gw, api):
             await call(api.sessions.Publish,
                        S.session.PublishRequest(channel=room, binary=b"\x01\x02"))
             assert await recv(member) == b"\x01\x02"
+            # What the kinds send themselves is counted in the session's traffic.
+            feed_info = await call(api.sessions.GetSession, S.session.GetSessionRequest(id="P1"))
+            assert (feed_info.messages_out, feed_info.bytes_out) == (1, len("to feed"))
+            member_info = await call(api.sessions.GetSession,
+                                     S.session.GetSessionRequest(id="dave"))
+            assert (member_info.messages_out, member_info.bytes_out) == (1, 2)
     asyncio.run(go())
 
 
 def test_more_watchers_than_grpc_threads_do_not_block_other_calls(gw, api):
     ch = gw.channel()
     stub = S.session_grpc.SessionServiceStub(ch)
-    watchers = [stub.WatchSessions(S.session.WatchSessionsRequest(), timeout=60) for _ in range(12)]
+    watchers = [stub.WatchSessions(S.session.WatchSessionsRequest(), timeout=60) for _ in range(20)]
     for w in watchers:
         w.initial_metadata()  # every stream is established and held open by the server
 
