@@ -559,3 +559,35 @@ def test_put_route_with_new_limits_reaches_open_connections(gw):
             rs.PutRoute(s.route.PutRouteRequest(route=route))
     asyncio.run(main())
     wait_for(lambda: hits(gw, "plain", "max_lifetime_ms") == 1, what="1 lifetime hit")
+
+
+# ---------------------------------------------------------------------------------------------
+# WatchSessions sees every limit hit (the sessions and limits halves meet in Worker::CountLimitHit).
+
+def test_watch_sessions_reports_limit_hits(gw):
+    s = stubs()
+    stub = s.session_grpc.SessionServiceStub(gw.channel())
+    watch = stub.WatchSessions(s.session.WatchSessionsRequest(route="rate-close"), timeout=30)
+    watch.initial_metadata()  # the stream is established before the traffic starts
+    Event = s.session.SessionEvent
+
+    async def main():
+        async with connect(gw.url("/rate-close")) as ws:
+            await ws.send("first")
+            assert await recv(ws) == "first"
+            await ws.send("second")
+            assert await closed_with(ws) == (1008, "message rate limit exceeded")
+    asyncio.run(main())
+
+    seen = []
+    for event in watch:
+        seen.append(event)
+        if event.type == Event.TYPE_CLOSED:
+            break
+    watch.cancel()
+    types = [e.type for e in seen]
+    assert types == [Event.TYPE_OPENED, Event.TYPE_LIMIT_HIT, Event.TYPE_CLOSED], seen
+    hit = seen[1]
+    assert hit.limit == "messages_per_second" and hit.route == "rate-close"
+    assert hit.session_id == seen[0].session_id
+    assert (seen[2].close_code, seen[2].close_reason) == (1008, "message rate limit exceeded")
