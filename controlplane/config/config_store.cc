@@ -123,15 +123,7 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
   const std::string shape = dataplane::PathTemplate::Parse(route.path())->Shape();
 
   std::unique_lock<std::mutex> writer(listener_mu_);
-  std::vector<Route> routes;
-  wsgate::v1::Limits defaults;
-  uint64_t version = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    routes = routes_;
-    defaults = default_limits_;
-    version = version_;
-  }
+  auto [routes, defaults, version] = CopyCurrent();
   auto it = FindByName(routes, route.name());
   const Route* existing = it == routes.end() ? nullptr : &*it;
   if (auto s = CheckExpectedVersion(route.name(), existing, expected_version); !s.ok()) return s;
@@ -161,15 +153,7 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
 absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
                                                   std::optional<uint64_t> expected_version) {
   std::unique_lock<std::mutex> writer(listener_mu_);
-  std::vector<Route> routes;
-  wsgate::v1::Limits defaults;
-  uint64_t version = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    routes = routes_;
-    defaults = default_limits_;
-    version = version_;
-  }
+  auto [routes, defaults, version] = CopyCurrent();
   auto it = FindByName(routes, name);
   if (it == routes.end()) {
     return absl::NotFoundError(absl::StrCat("route '", name, "' not found"));
@@ -181,6 +165,11 @@ absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
   return new_version;
 }
 
+ConfigStore::Current ConfigStore::CopyCurrent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {routes_, default_limits_, version_};
+}
+
 wsgate::v1::Limits ConfigStore::default_limits() const {
   std::lock_guard<std::mutex> lock(mu_);
   return default_limits_;
@@ -190,15 +179,7 @@ absl::StatusOr<ConfigStore::LimitsChange> ConfigStore::UpdateLimits(
     const std::string& route,
     const std::function<absl::StatusOr<wsgate::v1::Limits>(const wsgate::v1::Limits&)>& modify) {
   std::unique_lock<std::mutex> writer(listener_mu_);
-  std::vector<Route> routes;
-  wsgate::v1::Limits defaults;
-  uint64_t version = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    routes = routes_;
-    defaults = default_limits_;
-    version = version_;
-  }
+  auto [routes, defaults, version] = CopyCurrent();
   LimitsChange change;
   Route* target = nullptr;
   if (route.empty()) {

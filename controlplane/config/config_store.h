@@ -87,6 +87,14 @@ class ConfigStore {
   // listener_mu_. On a failed write nothing changes.
   absl::Status Commit(std::vector<wsgate::v1::Route> routes, wsgate::v1::Limits defaults,
                       uint64_t version);
+  // A copy of what a change starts from, taken under mu_ (the caller holds listener_mu_, so it
+  // stays current until the change commits).
+  struct Current {
+    std::vector<wsgate::v1::Route> routes;
+    wsgate::v1::Limits defaults;
+    uint64_t version = 0;
+  };
+  Current CopyCurrent() const;
 
   mutable std::mutex mu_;
   dataplane::StatsRegistry* stats_ = nullptr;
