@@ -143,6 +143,13 @@ def raw_handshake(port, path, source="127.0.0.1", rcvbuf=None):
     return status, headers, s
 
 
+def kept_handshake(gw, socks, path, **kwargs):
+    """raw_handshake whose socket joins `socks` (closed by the caller's finally); (status, headers)."""
+    status, headers, s = raw_handshake(gw.port, path, **kwargs)
+    socks.append(s)
+    return status, headers
+
+
 def read_frame(sock):
     def exact(n):
         buf = b""
@@ -220,16 +227,13 @@ def test_max_connections_per_route_refuses_503_with_retry_after(gw):
     socks = []
     try:
         for _ in range(2):
-            status, _, s = raw_handshake(gw.port, "/total")
-            socks.append(s)
+            status, _ = kept_handshake(gw, socks, "/total")
             assert status == 101
-        status, headers, s = raw_handshake(gw.port, "/total")
-        socks.append(s)
+        status, headers = kept_handshake(gw, socks, "/total")
         assert status == 503
         assert int(headers["retry-after"]) >= 1
         # Another route is not affected.
-        status, _, s = raw_handshake(gw.port, "/plain")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/plain")
         assert status == 101
     finally:
         for s in socks:
@@ -247,16 +251,13 @@ def test_max_connections_per_address_by_source_address(gw):
     socks = []
     try:
         for _ in range(2):
-            status, _, s = raw_handshake(gw.port, "/per-address", source="127.0.0.2")
-            socks.append(s)
+            status, _ = kept_handshake(gw, socks, "/per-address", source="127.0.0.2")
             assert status == 101
-        status, headers, s = raw_handshake(gw.port, "/per-address", source="127.0.0.2")
-        socks.append(s)
+        status, headers = kept_handshake(gw, socks, "/per-address", source="127.0.0.2")
         assert status == 429
         assert int(headers["retry-after"]) >= 1
         # Another address still connects.
-        status, _, s = raw_handshake(gw.port, "/per-address", source="127.0.0.3")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/per-address", source="127.0.0.3")
         assert status == 101
     finally:
         for s in socks:
@@ -268,22 +269,17 @@ def test_max_connections_per_address_by_source_address(gw):
 def test_max_connections_per_client_id(gw):
     socks = []
     try:
-        status, _, s = raw_handshake(gw.port, "/per-client/alice")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/per-client/alice")
         assert status == 101
-        status, headers, s = raw_handshake(gw.port, "/per-client/alice")
-        socks.append(s)
+        status, headers = kept_handshake(gw, socks, "/per-client/alice")
         assert status == 429
         assert int(headers["retry-after"]) >= 1
-        status, _, s = raw_handshake(gw.port, "/per-client/bob")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/per-client/bob")
         assert status == 101
         # Room kind: the client id is its client_id_param; the same id in two rooms is one client.
-        status, _, s = raw_handshake(gw.port, "/room/r1/carol")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/room/r1/carol")
         assert status == 101
-        status, _, s = raw_handshake(gw.port, "/room/r2/carol")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/room/r2/carol")
         assert status == 429
     finally:
         for s in socks:
@@ -297,11 +293,9 @@ def test_max_connections_per_client_id(gw):
 def test_handshake_rate_refuses_429(gw):
     socks = []
     try:
-        status, _, s = raw_handshake(gw.port, "/handshakes")
-        socks.append(s)
+        status, _ = kept_handshake(gw, socks, "/handshakes")
         assert status == 101
-        status, headers, s = raw_handshake(gw.port, "/handshakes")
-        socks.append(s)
+        status, headers = kept_handshake(gw, socks, "/handshakes")
         assert status == 429
         assert int(headers["retry-after"]) >= 1
     finally:
