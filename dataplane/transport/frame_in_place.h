@@ -18,10 +18,10 @@
 // callers count its size first and forward it exactly once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <websocketpp/frame.hpp>
 
 namespace wsgate::dataplane::transport {
 
@@ -40,22 +40,42 @@ inline void MaskInPlace(char* data, size_t size, uint32_t key) {
   for (; i < size; ++i) data[i] = static_cast<char>(data[i] ^ k[i & 3]);
 }
 
+// Writes the RFC 6455 frame header of one complete data frame into `out` (at most 14 bytes) and
+// returns its length. Same bytes as websocketpp's frame::prepare_header, without building two
+// temporary strings.
+inline size_t EncodeFrameHeader(char* out, uint8_t opcode, bool fin, uint64_t size, bool masked,
+                                uint32_t key) {
+  size_t n = 0;
+  out[n++] = static_cast<char>((fin ? 0x80 : 0x00) | (opcode & 0x0f));
+  const char mask_bit = masked ? static_cast<char>(0x80) : 0;
+  if (size <= 125) {
+    out[n++] = static_cast<char>(mask_bit | static_cast<char>(size));
+  } else if (size <= 0xffff) {
+    out[n++] = static_cast<char>(mask_bit | 126);
+    out[n++] = static_cast<char>(size >> 8);
+    out[n++] = static_cast<char>(size);
+  } else {
+    out[n++] = static_cast<char>(mask_bit | 127);
+    for (int shift = 56; shift >= 0; shift -= 8) out[n++] = static_cast<char>(size >> shift);
+  }
+  if (masked) {
+    std::memcpy(out + n, &key, 4);  // memory order = wire order, as in MaskInPlace
+    n += 4;
+  }
+  return n;
+}
+
 // Frames `msg` (a data message: text or binary) for sending; `masked` for a client-role leg,
 // with `key` drawn from a cryptographically strong generator. No-op if already prepared.
 template <typename Message>
 void FrameInPlace(Message& msg, bool masked, uint32_t key) {
   if (msg.get_prepared()) return;
   std::string& payload = msg.get_raw_payload();
-  namespace frame = websocketpp::frame;
-  frame::basic_header h(msg.get_opcode(), payload.size(), msg.get_fin(), masked, false);
-  if (masked) {
-    // The key's bytes in memory order are the wire's mask bytes, as in websocketpp's
-    // extended_header and byte_mask.
-    MaskInPlace(payload.data(), payload.size(), key);
-    msg.set_header(frame::prepare_header(h, frame::extended_header(payload.size(), key)));
-  } else {
-    msg.set_header(frame::prepare_header(h, frame::extended_header(payload.size())));
-  }
+  if (masked) MaskInPlace(payload.data(), payload.size(), key);
+  char header[14];
+  const size_t n = EncodeFrameHeader(header, static_cast<uint8_t>(msg.get_opcode()),
+                                     msg.get_fin(), payload.size(), masked, key);
+  msg.set_header(std::string(header, n));  // fits the small-string buffer: no allocation
   msg.set_prepared(true);
 }
 
