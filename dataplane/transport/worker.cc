@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/transport/http_response.h"
 #include "dataplane/transport/fanout_kinds.h"
+#include "dataplane/transport/frame_in_place.h"
 #include "dataplane/limits/socket_bytes.h"
 #include "dataplane/limits/token_bucket.h"
 #include "dataplane/transport/outbound_kinds.h"
@@ -1112,6 +1113,8 @@ void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
     return;
   }
   if (s->up == Session::Upstream::kOpen) {
+    // Framed (masked) in place: websocketpp would copy it into a new message (frame_in_place.h).
+    FrameInPlace(*msg, /*masked=*/true, mask_rng_());
     s->upstream->send(msg);
     if (s->upstream->get_buffered_amount() > options_.send_queue_bytes) PauseClientReading(s);
   }
@@ -1276,6 +1279,9 @@ bool Worker::AdmitClientMessage(const SessionPtr& s) {
 bool Worker::SendToClientBounded(const SessionPtr& s, const MessagePtr& msg) {
   ConnectionLimits& lim = s->limits;
   lim.last_activity_ms = limits_now_ms_;
+  // Framed in place so that websocketpp's send() only queues it (frame_in_place.h); a message
+  // held by drop_oldest below is sent later as it is.
+  FrameInPlace(*msg, /*masked=*/false, 0);
   const uint64_t bound = lim.config ? lim.config->limits.send_queue_bytes : 0;
   if (bound == 0) {
     s->client->send(msg);

@@ -189,6 +189,9 @@ class Worker {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   ServerEndpoint server_;
   ClientEndpoint client_;
+  // Masking keys for messages the proxy frames itself before sending them upstream
+  // (frame_in_place.h): the same kind of generator as the client endpoint's own.
+  SecureRandom32 mask_rng_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_timer_;
   uint16_t local_port_ = 0;

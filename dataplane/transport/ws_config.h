@@ -13,16 +13,19 @@
 #include <websocketpp/config/core_client.hpp>
 #include <websocketpp/extensions/permessage_deflate/disabled.hpp>
 #include <websocketpp/logger/basic.hpp>
+#include <websocketpp/message_buffer/alloc.hpp>
+#include <websocketpp/message_buffer/message.hpp>
 #include <websocketpp/server.hpp>
 #include <websocketpp/transport/asio/endpoint.hpp>
 
+#include "dataplane/transport/recycling_msg_manager.h"
 #include "dataplane/transport/secure_rng.h"
 
 namespace wsgate::dataplane::transport {
 
 // Settings shared by both roles. `Base` is websocketpp's core (server) or core_client config; we
-// keep its HTTP parser and message policies so that a message read on one leg can be sent on the
-// other unchanged.
+// keep its HTTP parser, and both roles use the same message type so that a message read on one
+// leg can be sent on the other unchanged.
 template <typename Base, typename Rng, bool kParseExtensions>
 struct WsConfig : public Base {
   using type = WsConfig;
@@ -34,9 +37,11 @@ struct WsConfig : public Base {
 
   using request_type = typename base::request_type;
   using response_type = typename base::response_type;
-  using message_type = typename base::message_type;
-  using con_msg_manager_type = typename base::con_msg_manager_type;
-  using endpoint_msg_manager_type = typename base::endpoint_msg_manager_type;
+  // Messages are recycled per thread instead of allocated per frame (recycling_msg_manager.h).
+  using message_type = websocketpp::message_buffer::message<RecyclingMsgManager>;
+  using con_msg_manager_type = RecyclingMsgManager<message_type>;
+  using endpoint_msg_manager_type =
+      websocketpp::message_buffer::alloc::endpoint_msg_manager<con_msg_manager_type>;
 
   // Logging compiled out (the defaults log frame headers); the runtime channels are cleared too.
   using alog_type = websocketpp::log::basic<concurrency_type, websocketpp::log::alevel>;
