@@ -14,7 +14,8 @@ import grpc
 import pytest
 import websockets
 
-from wsgate_harness import (Gateway, connect, http_request, parse_metrics, stubs, wait_for)
+from wsgate_harness import (Gateway, connect, http_request, parse_metrics, raw_handshake,
+                            read_frame, stubs, wait_for)
 
 LIMITS_CONFIG = """
 default_limits:
@@ -116,55 +117,11 @@ async def closed_with(ws, timeout=10):
     return ws.close_code, ws.close_reason
 
 
-def raw_handshake(port, path, source="127.0.0.1", rcvbuf=None):
-    """A WebSocket handshake from `source` on a raw socket. Returns (status, headers, socket);
-    the socket stays open (the caller closes it) so that an admitted connection keeps its place."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(10)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
-    s.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-              .encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        assert chunk, head
-        head += chunk
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-    return status, headers, s
-
-
 def kept_handshake(gw, socks, path, **kwargs):
     """raw_handshake whose socket joins `socks` (closed by the caller's finally); (status, headers)."""
     status, headers, s = raw_handshake(gw.port, path, **kwargs)
     socks.append(s)
     return status, headers
-
-
-def read_frame(sock):
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            assert chunk, "connection closed mid-frame"
-            buf += chunk
-        return buf
-    b0, b1 = exact(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = int.from_bytes(exact(2), "big")
-    elif n == 127:
-        n = int.from_bytes(exact(8), "big")
-    return b0 & 0x0F, exact(n)
 
 
 def client_frame(payload, opcode=0x2):

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from wsgate_harness import (Gateway, RedisServer, RespSubscriber, connect, handshake_status,
-                            http_request, metric, parse_metrics, wait_for)
+                            http_request, metric, parse_metrics, raw_handshake, read_frame,
+                            wait_for)
 
 PUBSUB_CONFIG = """
 routes:
@@ -233,25 +234,6 @@ def test_redis_token_auth_on_the_in_memory_bus_is_503():
                                             extra_headers={"Authorization": "Bearer x"})) == 503
 
 
-def read_frame(sock):
-    """(opcode, payload) of the next server frame (servers never mask)."""
-    def exact(n):
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return data
-    b0, b1 = exact(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = int.from_bytes(exact(2), "big")
-    elif n == 127:
-        n = int.from_bytes(exact(8), "big")
-    return b0 & 0x0F, exact(n)
-
-
 def test_ping_timeout_closes_a_silent_client_and_keeps_a_responsive_one(redis):
     env = {"REDIS_URL": redis.url, "WS_PING_INTERVAL_SECS": "0.3", "WS_PING_TIMEOUT_SECS": "0.5"}
     with Gateway(PUBSUB_CONFIG, env=env, workers=1) as g:
@@ -264,17 +246,9 @@ def test_ping_timeout_closes_a_silent_client_and_keeps_a_responsive_one(redis):
                 redis.cli("PUBLISH", "session:alive:down", "still open")
                 assert await recv(ws) == "still open"
 
-        silent = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+        status, _, silent = raw_handshake(g.port, "/a/ws/silent")
         try:
-            silent.sendall(b"GET /a/ws/silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                           b"Sec-WebSocket-Version: 13\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = silent.recv(1)
-                assert chunk, head
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 101")
+            assert status == 101
             asyncio.run(responsive())
             # The silent client never answered: it got pings, then a close with 1001.
             opcodes = []
@@ -327,20 +301,9 @@ def test_slow_reader_is_closed_with_1008_and_memory_stays_bounded(redis):
     # about wsgate's own queueing. Ignored by the release build.
     env = {"REDIS_URL": redis.url, "ASAN_OPTIONS": "quarantine_size_mb=1"}
     with Gateway(config, env=env, workers=1) as g:
-        slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.settimeout(10)
-        slow.connect(("127.0.0.1", g.port))
+        status, _, slow = raw_handshake(g.port, "/bounded/slow", rcvbuf=4096)
         try:
-            slow.sendall(b"GET /bounded/slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         b"Sec-WebSocket-Version: 13\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = slow.recv(1)
-                assert chunk, head
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 101")
+            assert status == 101
             before = rss_kib(g.proc.pid)
             # 64 MiB published as fast as Redis takes it, to a client that reads nothing.
             payload = b"x" * 65536
@@ -575,20 +538,6 @@ def test_json_validation_and_binary_refusal(redis):
         up.close()
 
 
-def raw_handshake(port, path):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)
-        assert chunk, head
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
-
-
 def test_route_ping_limits_switch_off_the_pubsub_pinger(redis):
     # The environment asks for pings every 0.2 s; the route with limits.ping_interval_ms leaves
     # pinging to the generic limits pinger (issue 5, here at 10 minutes), so this kind's own
@@ -612,8 +561,9 @@ def test_route_ping_limits_switch_off_the_pubsub_pinger(redis):
             if "ping_interval_ms: not enforced yet" in g.output():
                 pytest.skip("limits.ping_interval_ms is not accepted on this branch yet (issue 5)")
             raise
-        pinged = raw_handshake(g.port, "/a/ws/pinged")
-        quiet = raw_handshake(g.port, "/limited/quiet")
+        status_pinged, _, pinged = raw_handshake(g.port, "/a/ws/pinged")
+        status_quiet, _, quiet = raw_handshake(g.port, "/limited/quiet")
+        assert (status_pinged, status_quiet) == (101, 101)
         try:
             assert read_frame(pinged)[0] == 0x9  # a ping from the kind's own pinger
             quiet.settimeout(1.0)
