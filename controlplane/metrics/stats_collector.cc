@@ -27,6 +27,23 @@ ClientMetric& AddMetric(MetricFamily& family, std::vector<ClientMetric::Label> l
   return family.metric.back();
 }
 
+// Fills a histogram from per-bucket counts (one more than `bounds`: the last is +Inf). The count
+// is the +Inf bucket, so the exposition is self-consistent even if a worker bumped a bucket
+// between our reads.
+template <typename Counts, typename Bounds>
+void FillHistogram(ClientMetric& m, const Counts& counts, const Bounds& bounds, double sum) {
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b <= bounds.size(); ++b) {
+    cumulative += counts[b];
+    ClientMetric::Bucket bucket;
+    bucket.cumulative_count = cumulative;
+    bucket.upper_bound = b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(bucket);
+  }
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = sum;
+}
+
 }  // namespace
 
 StatsCollector::StatsCollector(const dataplane::StatsRegistry* stats,
@@ -105,20 +122,8 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
           .counter.value = static_cast<double>(t.closes[b]);
     }
 
-    ClientMetric& h = AddMetric(upstream, {{"route", route}});
-    uint64_t cumulative = 0;
-    const auto& bounds = dataplane::kUpstreamConnectBuckets;
-    for (size_t b = 0; b <= bounds.size(); ++b) {
-      cumulative += t.upstream_connect_buckets[b];
-      ClientMetric::Bucket bucket;
-      bucket.cumulative_count = cumulative;
-      bucket.upper_bound = b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
-      h.histogram.bucket.push_back(bucket);
-    }
-    // The count is the +Inf bucket, so the exposition is self-consistent even if a worker bumped
-    // upstream_connect_count between our reads of its two fields.
-    h.histogram.sample_count = cumulative;
-    h.histogram.sample_sum = t.upstream_connect_seconds_sum;
+    FillHistogram(AddMetric(upstream, {{"route", route}}), t.upstream_connect_buckets,
+                  dataplane::kUpstreamConnectBuckets, t.upstream_connect_seconds_sum);
 
     // The outbound kinds' series exist only for routes that used them.
     uint64_t bridge_total = 0;
@@ -133,18 +138,8 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
       }
     }
     if (bridge_total != 0) {
-      ClientMetric& bh = AddMetric(bridge_seconds, {{"route", route}});
-      uint64_t cum = 0;
-      const auto& bb = dataplane::kBridgeRequestBuckets;
-      for (size_t b = 0; b <= bb.size(); ++b) {
-        cum += t.bridge_seconds_buckets[b];
-        ClientMetric::Bucket bucket;
-        bucket.cumulative_count = cum;
-        bucket.upper_bound = b < bb.size() ? bb[b] : std::numeric_limits<double>::infinity();
-        bh.histogram.bucket.push_back(bucket);
-      }
-      bh.histogram.sample_count = cum;
-      bh.histogram.sample_sum = t.bridge_seconds_sum;
+      FillHistogram(AddMetric(bridge_seconds, {{"route", route}}), t.bridge_seconds_buckets,
+                    dataplane::kBridgeRequestBuckets, t.bridge_seconds_sum);
     }
     if (t.external_connections_opened != 0) {
       AddMetric(external_active, {{"route", route}}).gauge.value =
