@@ -1,0 +1,2 @@
+// Filled in by the relay work (issue 6).
+#include "dataplane/relay/frame_scanner.h"

@@ -1,0 +1,1 @@
+#include "dataplane/relay/ws_handshake.h"
