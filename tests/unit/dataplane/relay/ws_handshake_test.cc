@@ -4,9 +4,23 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 namespace wsgate::dataplane::relay {
+
+// Readable failures: gtest finds this by argument-dependent lookup.
+void PrintTo(UpstreamAnswer answer, std::ostream* os) {
+  switch (answer) {
+    case UpstreamAnswer::kIncomplete: *os << "kIncomplete"; return;
+    case UpstreamAnswer::kAccepted: *os << "kAccepted"; return;
+    case UpstreamAnswer::kRefused: *os << "kRefused"; return;
+    case UpstreamAnswer::kMalformed: *os << "kMalformed"; return;
+    case UpstreamAnswer::kTooLarge: *os << "kTooLarge"; return;
+  }
+  *os << "UpstreamAnswer(" << static_cast<int>(answer) << ")";
+}
+
 namespace {
 
 using namespace std::string_literals;
