@@ -75,17 +75,19 @@ case "$MODE" in
     echo "profile: callgrind_annotate $OUT/callgrind.out.1"
     ;;
   strace)
-    timeout 4 strace -c -p "$WORKER" -o strace.txt &
+    timeout 4 strace ${STRACE_ARGS:--c} -p "$WORKER" -o strace.txt &
+    TRACER=$!
     sleep 0.5
-    load 2 | grep -o '"msgs":[0-9]*'
-    wait
+    load 2 | grep -o '"msgs":[0-9]*\|"handshakes":[0-9]*'
+    wait "$TRACER" || true  # not a bare wait: wsecho and wsgate are background jobs too
     cat strace.txt
     ;;
   perf)
     perf record -e cpu-clock -t "$WORKER" -o perf.data -- sleep 3 >/dev/null 2>&1 &
+    TRACER=$!
     sleep 0.3
     load 2.5 | grep -o '"msgs_per_s":[0-9.]*\|"handshakes_per_s":[0-9.]*\|"proxy_cpu_us_per_unit":[0-9.]*'
-    wait
+    wait "$TRACER" || true
     perf report -i perf.data --sort dso 2>/dev/null | grep -v '^#' | grep .
     perf report -i perf.data --sort sym 2>/dev/null | grep -v '^#' | grep . | head -30
     ;;

@@ -196,6 +196,7 @@ class Worker {
   std::unique_ptr<RelayContext> relay_ctx_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_timer_;
+  boost::asio::ip::tcp::endpoint accept_peer_;  // filled in by the pending accept
   uint16_t local_port_ = 0;
 
   // The http_bridge and external_client route kinds (outbound_kinds.h).
