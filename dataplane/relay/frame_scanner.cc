@@ -91,7 +91,22 @@ FrameScanner::Step FrameScanner::Next(const char* data, size_t size, size_t* con
     *consumed = take;
     return Step::kPayload;
   }
-  // Collect the header: the first two bytes say how long it is.
+  // The common case: a whole header at the start of the bytes given (one small fixed copy).
+  if (have_ == 0 && size >= 2) {
+    const uint8_t want = HeaderSize(static_cast<uint8_t>(data[1]));
+    if (size >= want) {
+      if (size >= sizeof(raw_)) {
+        std::memcpy(raw_, data, sizeof(raw_));
+      } else {
+        std::memcpy(raw_, data, want);
+      }
+      have_ = want;
+      ParseHeader();
+      *consumed = want;
+      return StartFrame();
+    }
+  }
+  // Collect the header across reads: the first two bytes say how long it is.
   size_t used = 0;
   while (true) {
     const uint8_t want = have_ < 2 ? 2 : HeaderSize(static_cast<uint8_t>(raw_[1]));
