@@ -14,6 +14,7 @@ No assertion depends on how fast the machine is: waits are bounded, nothing is m
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import queue
 import socket
@@ -288,8 +289,12 @@ class RawUpstream:
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _, headers = read_head(c)
             accept = accept_for(headers["sec-websocket-key"])
-            answer = self.answer or (lambda acc, _h: switching_protocols(acc))
-            c.sendall(answer(accept, headers))
+            answer = (self.answer or (lambda acc, _h: switching_protocols(acc)))(accept, headers)
+            # A list: pieces written one by one, a little apart (an answer split across packets).
+            for piece in answer if isinstance(answer, list) else [answer]:
+                c.sendall(piece)
+                if isinstance(answer, list):
+                    time.sleep(0.002)
             self.conns.put((c, headers))
         except OSError:
             pass
@@ -382,16 +387,21 @@ def raw_pair(gw, raw, path="/raw", **kw):
     return c, u
 
 
+def assert_echo_through(c, u, text="again"):
+    """One message each way between a raw client `c` and a raw upstream `u`, as sent."""
+    c.sendall(frame(text))
+    f = read_any(u)
+    assert (f.opcode, f.payload, f.masked) == (TEXT, text.encode(), True)
+    u.sendall(up_frame(text + "-back"))
+    f = read_any(c)
+    assert (f.opcode, f.payload, f.masked) == (TEXT, (text + "-back").encode(), False)
+
+
 def assert_relay_serves(gw, raw):
     """A new connection through the raw upstream relays both ways: the gateway still serves."""
     c, u = raw_pair(gw, raw)
     try:
-        c.sendall(frame("again"))
-        f = read_any(u)
-        assert (f.opcode, f.payload, f.masked) == (TEXT, b"again", True)
-        u.sendall(up_frame("again-back"))
-        f = read_any(c)
-        assert (f.opcode, f.payload, f.masked) == (TEXT, b"again-back", False)
+        assert_echo_through(c, u)
     finally:
         c.close()
         u.close()
@@ -429,6 +439,10 @@ def only_session(api, route):
     pytest.param(frame(close_payload(1005), opcode=CLOSE), id="close-code-1005"),
     pytest.param(frame(close_payload(999), opcode=CLOSE), id="close-code-999"),
     pytest.param(frame(b"\x03", opcode=CLOSE), id="close-1-byte"),
+    pytest.param(frame(b"p" * 126, opcode=PING), id="ping-126-bytes"),
+    pytest.param(frame(b"p", opcode=PING, fin=False), id="fragmented-ping"),
+    pytest.param(frame("x", opcode=CONT), id="continuation-first"),
+    pytest.param(frame("a", fin=False) + frame("b"), id="new-message-inside-fragmented"),
 ])
 def test_client_protocol_error_closes_1002_both_ways(gw, up, bad):
     status, _, c = ws_client(gw.port, "/proxy")
@@ -446,10 +460,18 @@ def test_client_protocol_error_closes_1002_both_ways(gw, up, bad):
     assert up.received == ["fine"]  # the bad frame was not forwarded
 
 
-def test_upstream_masked_frame_closes_client_1002_and_gateway_keeps_serving(gw, raw):
+@pytest.mark.parametrize("bad", [
+    pytest.param(frame("masked by a server", mask=MASK), id="masked"),
+    pytest.param(up_frame("x", opcode=0x4), id="reserved-opcode-4"),
+    pytest.param(up_frame("x", rsv=2), id="rsv2"),
+    pytest.param(up_frame(close_payload(1006), opcode=CLOSE), id="close-code-1006"),
+    pytest.param(up_frame(close_payload(5000), opcode=CLOSE), id="close-code-5000"),
+    pytest.param(up_frame("x", opcode=CONT), id="continuation-first"),
+])
+def test_upstream_protocol_error_closes_client_1002_and_gateway_keeps_serving(gw, raw, bad):
     c, u = raw_pair(gw, raw)
     try:
-        u.sendall(frame("masked by a server", mask=MASK))
+        u.sendall(bad)
         frames, (code, _) = read_until_close(c)
         assert frames == [] and code == 1002
         f = read_data(u)  # the upstream is told too
@@ -485,6 +507,25 @@ def test_upstream_ping_is_answered_by_the_gateway_and_not_forwarded(gw, raw):
         assert f.masked  # the gateway is the upstream's client: its frames are masked
         f = read_any(c)
         assert (f.opcode, f.payload) == (TEXT, b"after the upstream ping")
+    finally:
+        c.close()
+        u.close()
+
+
+def test_pong_to_the_client_waits_for_the_end_of_a_frame_being_forwarded(gw, raw):
+    """The upstream's frame is half through when the client pings: the gateway's pong goes to
+    the client after that frame, never inside it."""
+    c, u = raw_pair(gw, raw)
+    try:
+        body = bytes(range(100))
+        u.sendall(up_frame(b"", opcode=BINARY, length=100) + body[:10])
+        assert exact(c, 2 + 10) == bytes([0x80 | BINARY, 100]) + body[:10]
+        c.sendall(frame(b"mid", opcode=PING))
+        time.sleep(0.1)  # let the ping be handled while the frame is still open
+        u.sendall(body[10:])
+        assert exact(c, 90) == body[10:]
+        f = read_any(c)
+        assert (f.opcode, f.payload) == (PONG, b"mid")
     finally:
         c.close()
         u.close()
@@ -558,6 +599,61 @@ def test_frames_in_the_same_packet_as_the_upstream_101_reach_the_client(gw, raw)
     finally:
         c.close()
         u.close()
+
+
+def test_close_in_the_same_packet_as_the_upstream_101_reaches_the_client(gw, raw):
+    raw.answer = lambda acc, _h: switching_protocols(acc) + up_frame(
+        close_payload(4000, "closed at once"), opcode=CLOSE)
+    c, u = raw_pair(gw, raw)
+    try:
+        frames, close = read_until_close(c)
+        assert frames == [] and close == (4000, "closed at once")
+        c.sendall(frame(close_payload(4000, "closed at once"), opcode=CLOSE))  # our echo
+        f = read_data(u)  # the gateway's echo of the upstream's close
+        assert f.opcode == CLOSE and f.close == (4000, "closed at once")
+        read_to_end(c)  # and the client's connection ends
+    finally:
+        c.close()
+        u.close()
+
+
+def test_upstream_101_written_one_byte_at_a_time(gw, raw):
+    raw.answer = lambda acc, _h: [bytes([b]) for b in switching_protocols(acc) + up_frame("hi")]
+    c, u = raw_pair(gw, raw)
+    try:
+        f = read_any(c)
+        assert (f.opcode, f.payload) == (TEXT, b"hi")
+        assert_echo_through(c, u)
+    finally:
+        c.close()
+        u.close()
+
+
+def test_client_message_and_close_pipelined_behind_the_request_head(gw, up):
+    extra = frame("last words") + frame(close_payload(4003, "gone early"), opcode=CLOSE)
+    status, _, c = ws_client(gw.port, "/proxy", extra=extra)
+    try:
+        assert status == 101
+        frames, close = read_until_close(c)  # the echo of our close (the echo of the text may
+        assert close == (4003, "gone early")  # or may not come first: the upstream decides)
+    finally:
+        c.close()
+    wait_for(lambda: len(up.closed) == 1, what="the upstream's close")
+    assert up.received == ["last words"]
+    assert up.closed == [(4003, "gone early")]
+
+
+def test_upstream_eof_before_its_101_is_502(gw, raw):
+    raw.answer = lambda acc, _h: b"HTTP/1.1 101 Switching"  # half a status line, then EOF
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        client = pool.submit(ws_client, gw.port, "/raw")  # waits for the gateway's answer
+        u, _ = raw.take()
+        u.close()
+        status, _, c = client.result(timeout=10)
+        c.close()
+    # The gateway waited for the rest of the head, then answered when the upstream went away
+    # (well before the route's 5 s connect timeout, which would be a 504).
+    assert status == 502
 
 
 # ---------------------------------------------------------------------------------------------
@@ -962,3 +1058,19 @@ def test_upstream_drop_mid_frame_ends_the_client_and_gateway_keeps_serving(gw, r
         c.close()
     assert_relay_serves(gw, raw)
     assert_proxy_serves(gw)
+
+
+def test_client_drop_mid_frame_ends_the_upstream_and_gateway_keeps_serving(gw, raw):
+    c, u = raw_pair(gw, raw)
+    try:
+        c.sendall(frame(b"", opcode=BINARY, length=1000)[:8] + b"0123456789")
+        time.sleep(0.1)
+        c.close()
+        # The upstream got the cut frame's first bytes; then its connection ends (no close frame
+        # can follow half a frame).
+        data = read_to_end(u)
+        assert data.startswith(bytes([0x80 | BINARY, 0x80 | 126]) + (1000).to_bytes(2, "big"))
+    finally:
+        c.close()
+        u.close()
+    assert_relay_serves(gw, raw)
