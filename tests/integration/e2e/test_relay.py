@@ -782,6 +782,29 @@ def test_rate_drop_tells_the_client_and_does_not_forward(gw, up):
              what="3 rate hits")
 
 
+def test_rate_drop_drops_a_fragmented_message_whole(gw, up):
+    """Every frame of a refused message stays behind: a stray continuation frame would break the
+    upstream's protocol (it would close 1002 instead of seeing the client's 1000)."""
+    status, _, c = ws_client(gw.port, "/rate-drop")
+    try:
+        assert status == 101
+        c.sendall(frame("one") + frame("two"))  # the burst of 2
+        assert [read_any(c).payload for _ in range(2)] == [b"one", b"two"]
+        c.sendall(frame("a", fin=False) + frame("b", opcode=CONT, fin=False) +
+                  frame(b"", opcode=PING) + frame("c", opcode=CONT))
+        got = [read_any(c) for _ in range(2)]
+        assert sorted((f.opcode, f.payload) for f in got) == [
+            (TEXT, RATE_LIMITED.encode()), (PONG, b"")]  # one refusal for the whole message
+        c.sendall(frame(close_payload(1000), opcode=CLOSE))
+        _, close = read_until_close(c)
+        assert close == (1000, "")
+    finally:
+        c.close()
+    wait_for(lambda: len(up.closed) == 1, what="the upstream's close")
+    assert up.closed == [(1000, "")]
+    assert up.received == ["one", "two"]
+
+
 def test_rate_close_closes_1008_and_does_not_forward(gw, up):
     before = hits(gw, "rate-close", "messages_per_second")
 
@@ -805,18 +828,25 @@ def test_rate_close_closes_1008_and_does_not_forward(gw, up):
 #    nothing.
 
 class Flood:
-    """Sends `total` 64 KiB binary messages numbered %06d from the upstream socket on a thread;
-    stops at the first error (the gateway closed the leg)."""
+    """Sends `total` 64 KiB binary messages numbered %06d from the upstream socket on a thread
+    (each in two frames when `fragmented`); stops at the first error (the gateway closed the
+    leg)."""
 
-    def __init__(self, sock, total):
+    def __init__(self, sock, total, fragmented=False):
         self.sock, self.total, self.sent, self.error = sock, total, 0, None
+        self.fragmented = fragmented
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         try:
             for i in range(self.total):
-                self.sock.sendall(up_frame(b"%06d" % i + b"x" * (65536 - 6), opcode=BINARY))
+                body = b"%06d" % i + b"x" * (65536 - 6)
+                if self.fragmented:
+                    self.sock.sendall(up_frame(body[:1000], opcode=BINARY, fin=False) +
+                                      up_frame(body[1000:], opcode=CONT))
+                else:
+                    self.sock.sendall(up_frame(body, opcode=BINARY))
                 self.sent += 1
         except OSError as e:
             self.error = e
@@ -848,19 +878,25 @@ def test_send_queue_bound_close_policy_closes_1008(gw, raw):
     assert hits(gw, "slow", "send_queue_bytes") == before + 1
 
 
-def test_send_queue_bound_drop_oldest_keeps_order_and_the_newest(gw, raw):
+@pytest.mark.parametrize("fragmented", [False, True], ids=["whole", "fragmented"])
+def test_send_queue_bound_drop_oldest_keeps_order_and_the_newest(gw, raw, fragmented):
+    """Messages are dropped whole: a fragmented message is never cut."""
     before = hits(gw, "drop-oldest", "send_queue_bytes")
     c, u = raw_pair(gw, raw, path="/drop-oldest", rcvbuf=4096)
     total = 256  # 16 MiB towards a client that reads nothing meanwhile
-    flood = Flood(u, total)
+    flood = Flood(u, total, fragmented)
     try:
         flood.thread.join(120)
         assert flood.sent == total, flood.error
         received = []
         while not received or received[-1] != total - 1:
             f = read_any(c)
-            assert (f.opcode, f.fin) == (BINARY, True), f
-            assert len(f.payload) == 65536
+            if fragmented:
+                assert (f.opcode, f.fin, len(f.payload)) == (BINARY, False, 1000), f
+                rest = read_any(c)
+                assert (rest.opcode, rest.fin, len(rest.payload)) == (CONT, True, 64536), rest
+            else:
+                assert (f.opcode, f.fin, len(f.payload)) == (BINARY, True, 65536), f
             received.append(int(f.payload[:6]))
         assert received == sorted(received)
         assert len(set(received)) == len(received)
