@@ -975,6 +975,66 @@ def test_send_to_session_waits_for_the_upstreams_fragmented_message(gw, raw):
     wait_for(gone, what="the session gone")
 
 
+# RELAY BUG (found by this test, left failing for the integrator; proxy_relay.cc not touched):
+# ProxyRelay::OnFrameStart decides `dropping` only at a message's first frame, so once a close
+# frame went to a leg, the continuation frames of a message that started before it are still
+# forwarded to that leg, after its close frame.
+def test_nothing_follows_the_close_frame_when_closed_inside_a_fragmented_message(gw, raw):
+    """CloseSession while the upstream's fragmented message is half through: the client gets
+    the close, and no data frame after it (RFC 6455 5.5.1: nothing is sent after a close
+    frame), even though the upstream sends the final fragment before it reads our close."""
+    s = stubs()
+    api = session_stub(gw)
+    c, u = raw_pair(gw, raw, path="/raw-sess")
+    try:
+        sess = only_session(api, "raw-sess")
+        u.sendall(up_frame("part one|", fin=False))
+        f = read_any(c)
+        assert (f.opcode, f.fin) == (TEXT, False)
+        api.CloseSession(s.session.CloseSessionRequest(id=sess.id, code=4321, reason="bye"),
+                         timeout=10)
+        f = read_any(c)
+        assert (f.opcode, f.close) == (CLOSE, (4321, "bye"))
+        u.sendall(up_frame("part two", opcode=CONT))  # crossed our close on the wire
+        time.sleep(0.2)
+        c.sendall(frame(close_payload(4321, "bye"), opcode=CLOSE))  # the client's echo
+        after = read_to_end(c)
+        assert after == b"", f"bytes after the close frame: {after!r}"
+    finally:
+        c.close()
+        u.close()
+
+
+# RELAY BUG (found by this test, left failing for the integrator; proxy_relay.cc not touched):
+# ProxyRelay::OnFrameStart decides `dropping` only at a message's first frame, so once a close
+# frame went to a leg, the continuation frames of a message that started before it are still
+# forwarded to that leg, after its close frame.
+def test_nothing_follows_the_close_frame_towards_the_upstream(gw, raw):
+    """The same towards the upstream: the client's fragmented message is half through when
+    CloseSession closes both legs; the client's final fragment, sent before it read our close,
+    must not reach the upstream after the gateway's close frame."""
+    s = stubs()
+    api = session_stub(gw)
+    c, u = raw_pair(gw, raw, path="/raw-sess")
+    try:
+        sess = only_session(api, "raw-sess")
+        c.sendall(frame("part one|", fin=False))
+        f = read_any(u)
+        assert (f.opcode, f.fin) == (TEXT, False)
+        api.CloseSession(s.session.CloseSessionRequest(id=sess.id, code=4321, reason="bye"),
+                         timeout=10)
+        f = read_any(u)
+        assert (f.opcode, f.close) == (CLOSE, (4321, "bye"))
+        c.sendall(frame("part two", opcode=CONT))  # crossed the close on the wire
+        time.sleep(0.2)
+        u.sendall(up_frame(close_payload(4321, "bye"), opcode=CLOSE))  # the upstream's echo
+        after = read_to_end(u)
+        assert after == b"", f"bytes after the close frame: {after!r}"
+    finally:
+        c.close()
+        u.close()
+
+
 def test_close_session_reaches_a_python_upstream(gw, up):
     s = stubs()
     api = session_stub(gw)
@@ -1021,6 +1081,26 @@ def test_ping_timeout_closes_a_client_that_does_not_answer(gw, up):
     finally:
         silent.close()
     wait_for(lambda: hits(gw, "pings", "ping_timeout_ms") == before + 1, what="1 ping-timeout hit")
+
+
+# RELAY BUG (found by this test, left failing for the integrator; proxy_relay.cc not touched):
+# when the close handshake times out (ArmCloseTimer, 5 s) both sockets are just closed; the
+# upstream leg, to which no close frame was sent yet, gets none (it sees 1006).
+def test_upstream_gets_a_close_frame_when_a_dead_client_never_answers_the_close(gw, up):
+    """The gateway closed the client (ping timeout) and the client never answers the close nor
+    ends its TCP connection (it is dead): the upstream must still get a close frame (the previous
+    data path sent 1001 "client went away" when the client's close handshake timed out), not a
+    TCP connection that just ends (1006 at the upstream)."""
+    status, _, silent = ws_client(gw.port, "/pings")
+    try:
+        assert status == 101
+        _, close = read_until_close(silent)
+        assert close == (1001, "ping timeout")
+        # Neither an echo nor a FIN from us: wait past the gateway's close-handshake timeout.
+        wait_for(lambda: len(up.closed) == 1, 20, what="the upstream's close")
+        assert up.closed[0][0] == 1001, up.closed
+    finally:
+        silent.close()
 
 
 def test_idle_timeout_closes_an_idle_proxied_session_1001(gw, up):
