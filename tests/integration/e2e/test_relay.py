@@ -92,6 +92,11 @@ routes:
     websocket:
       upstreams: ["ws://127.0.0.1:{UP_PORT}/up"]
     limits: {{ping_interval_ms: 200, ping_timeout_ms: 1000}}
+  - name: lifetime
+    path: /lifetime
+    websocket:
+      upstreams: ["ws://127.0.0.1:{UP_PORT}/up"]
+    limits: {{max_lifetime_ms: 1500}}
   - name: idle
     path: /idle
     websocket:
@@ -626,6 +631,19 @@ def test_close_in_the_same_packet_as_the_upstream_101_reaches_the_client(gw, raw
         u.close()
 
 
+def test_upstream_empty_close_frame_reaches_the_client_empty(gw, raw):
+    c, u = raw_pair(gw, raw)
+    try:
+        u.sendall(up_frame(b"", opcode=CLOSE))
+        f = read_any(c)
+        assert (f.opcode, f.payload) == (CLOSE, b"")  # no status in, no status out
+        f = read_data(u)  # the gateway's echo to the upstream: empty too
+        assert (f.opcode, f.payload) == (CLOSE, b"")
+    finally:
+        c.close()
+        u.close()
+
+
 def test_upstream_101_written_one_byte_at_a_time(gw, raw):
     raw.answer = lambda acc, _h: [bytes([b]) for b in switching_protocols(acc) + up_frame("hi")]
     c, u = raw_pair(gw, raw)
@@ -734,6 +752,20 @@ def test_oversize_client_header_closes_1009_without_waiting_for_the_payload(gw, 
     wait_for(lambda: hits(gw, "small", "max_message_bytes") == before + 1, what="1 size hit")
     wait_for(lambda: len(up.closed) == 1, what="the upstream's close")
     assert up.closed[0][0] == 1009
+
+
+def test_default_size_limit_applies_to_a_route_without_limits(gw, up):
+    """A header announcing 2^40 bytes on /proxy (built-in max_message_bytes, 16 MiB) is refused
+    at once; a length with its top bit set is a protocol error."""
+    for length, code in ((1 << 40, 1009), (1 << 63, 1002)):
+        status, _, c = ws_client(gw.port, "/proxy")
+        try:
+            assert status == 101
+            c.sendall(bytes([0x82, 0x80 | 127]) + length.to_bytes(8, "big") + MASK)
+            frames, (got, _) = read_until_close(c)
+            assert frames == [] and got == code, (length, got)
+        finally:
+            c.close()
 
 
 def test_oversize_fragmented_client_message_closes_1009(gw, up):
@@ -948,13 +980,24 @@ def test_send_to_session_waits_for_the_upstreams_fragmented_message(gw, raw):
         assert [(f.opcode, f.fin, f.payload) for f in got] == [
             (CONT, True, b"part two"), (TEXT, True, b"injected"), (BINARY, True, b"\x00inj")]
 
-        # Outside a fragmented message it goes at once.
+        # Inside a frame being forwarded: after the frame.
+        body = bytes(range(100))
+        u.sendall(up_frame(b"", opcode=BINARY, length=100) + body[:10])
+        assert exact(c, 12) == bytes([0x80 | BINARY, 100]) + body[:10]
+        api.SendToSession(s.session.SendToSessionRequest(id=sess.id, text="after the frame"),
+                          timeout=10)
+        u.sendall(body[10:])
+        assert exact(c, 90) == body[10:]
+        f = read_any(c)
+        assert (f.opcode, f.payload) == (TEXT, b"after the frame")
+
+        # Outside a message it goes at once.
         api.SendToSession(s.session.SendToSessionRequest(id=sess.id, text="direct"), timeout=10)
         f = read_any(c)
         assert (f.opcode, f.payload) == (TEXT, b"direct")
 
         got = api.GetSession(s.session.GetSessionRequest(id=sess.id), timeout=10)
-        assert got.messages_out == 4  # the upstream's message and the three sent
+        assert got.messages_out == 6  # the upstream's two messages and the four sent
 
         api.CloseSession(s.session.CloseSessionRequest(id=sess.id, code=4321, reason="bye"),
                          timeout=10)
@@ -1115,6 +1158,24 @@ def test_idle_timeout_closes_an_idle_proxied_session_1001(gw, up):
             assert (ws.close_code, ws.close_reason) == (1001, "idle timeout")
     asyncio.run(main())
     wait_for(lambda: hits(gw, "idle", "idle_timeout_ms") == before + 1, what="1 idle hit")
+
+
+def test_max_lifetime_closes_a_proxied_session_1001(gw, up):
+    before = hits(gw, "lifetime", "max_lifetime_ms")
+
+    async def main():
+        async with connect(gw.url("/lifetime")) as ws:
+            for i in range(3):  # traffic does not extend a lifetime
+                await ws.send(f"m{i}")
+                assert await asyncio.wait_for(ws.recv(), 5) == f"m{i}"
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert (ws.close_code, ws.close_reason) == (1001, "session lifetime exceeded")
+    asyncio.run(main())
+    wait_for(lambda: hits(gw, "lifetime", "max_lifetime_ms") == before + 1, what="1 lifetime hit")
+    wait_for(lambda: len(up.closed) == 1, what="the upstream's close")
+    assert up.closed == [(1001, "session lifetime exceeded")]
 
 
 # ---------------------------------------------------------------------------------------------
