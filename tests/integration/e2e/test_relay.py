@@ -237,7 +237,7 @@ def read_head(sock):
     return lines[0], headers
 
 
-def ws_client(port, path, extra=b"", protocols=None, rcvbuf=None):
+def ws_client(port, path, extra=b"", protocols=None, rcvbuf=None, headers=""):
     """A raw client's handshake; `extra` goes in the same send() as the request head.
     Returns (status, headers, socket); the caller closes the socket."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -250,7 +250,7 @@ def ws_client(port, path, extra=b"", protocols=None, rcvbuf=None):
             f"Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n")
     if protocols:
         head += f"Sec-WebSocket-Protocol: {', '.join(protocols)}\r\n"
-    s.sendall((head + "\r\n").encode() + extra)
+    s.sendall((head + headers + "\r\n").encode() + extra)
     status_line, headers = read_head(s)
     return int(status_line.split(" ")[1]), headers, s
 
@@ -1192,11 +1192,14 @@ def test_upstream_given_by_host_name(gw, up):
 
 
 def _refused_status(gw, raw, answer, protocols=None):
+    before = metric(metrics(gw), "wsgate_connections_total", route="raw", outcome="upstream_error")
     raw.answer = answer
     status, _, c = ws_client(gw.port, "/raw", protocols=protocols)
     c.close()
     u, _ = raw.take()  # the upstream was reached and answered
     u.close()
+    after = metric(metrics(gw), "wsgate_connections_total", route="raw", outcome="upstream_error")
+    assert after == before + 1
     return status
 
 
@@ -1227,6 +1230,27 @@ def test_upstream_picking_a_subprotocol_not_offered_is_502(gw, raw):
     finally:
         c.close()
         u.close()
+
+
+def test_extension_offers_are_not_passed_on(gw, raw):
+    """The relay forwards frames verbatim, so it cannot let an extension be negotiated: the
+    client's offer does not go upstream and the client's 101 selects none."""
+    status, headers, c = ws_client(gw.port, "/raw",
+                                   headers="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    u, req = raw.take()
+    try:
+        assert status == 101
+        assert "sec-websocket-extensions" not in req
+        assert "sec-websocket-extensions" not in headers
+        assert_echo_through(c, u)
+    finally:
+        c.close()
+        u.close()
+
+
+def test_upstream_selecting_an_extension_is_502(gw, raw):
+    assert _refused_status(gw, raw, lambda acc, _h: switching_protocols(
+        acc, "Sec-WebSocket-Extensions: permessage-deflate\r\n")) == 502
 
 
 # ---------------------------------------------------------------------------------------------
