@@ -21,8 +21,8 @@ constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B1
 
 std::string Base64(const unsigned char* data, size_t size) {
   std::string out(4 * ((size + 2) / 3) + 1, '\0');  // EVP_EncodeBlock writes a trailing NUL
-  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                      static_cast<int>(size));
+  const int written =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<size_t>(written));
   return out;
 }
@@ -31,18 +31,14 @@ std::string Base64(const unsigned char* data, size_t size) {
 // "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
 bool IsTokenChar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
+  return c != '\0' &&
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 bool IsToken(std::string_view s) {
-  return !s.empty() &&
-         std::all_of(s.begin(), s.end(), [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return IsTokenChar(static_cast<unsigned char>(c));
+  });
 }
 
 // RFC 9110 field-value: visible characters, obs-text, SP and HTAB. Refusing every other control
@@ -60,9 +56,9 @@ bool IsFieldValue(std::string_view s) {
 // cannot speak (the frame scanner refuses RSV bits).
 bool IsHandshakeHeader(std::string_view name) {
   const boost::beast::string_view beast_name(name.data(), name.size());
-  for (std::string_view own : {"host", "upgrade", "connection", "sec-websocket-key",
-                               "sec-websocket-version", "sec-websocket-protocol",
-                               "sec-websocket-extensions"}) {
+  for (std::string_view own :
+       {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+        "sec-websocket-protocol", "sec-websocket-extensions"}) {
     if (boost::beast::iequals(beast_name, {own.data(), own.size()})) return true;
   }
   return false;
@@ -96,6 +92,13 @@ bool ListsToken(const Response& res, http::field field, std::string_view token) 
     }
   }
   return false;
+}
+
+// An upstream's value for an error message: quoted, and cut short so that a log line stays one.
+std::string Quoted(std::string_view value) {
+  constexpr size_t kMax = 64;
+  if (value.size() <= kMax) return "'" + std::string(value) + "'";
+  return "'" + std::string(value.substr(0, kMax)) + "...'";
 }
 
 UpstreamResponse Fail(UpstreamResponse r, UpstreamAnswer answer, std::string error) {
@@ -149,7 +152,9 @@ std::string BuildSwitchingProtocols(std::string_view accept, std::string_view su
   out.reserve(160);
   out.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
   out.append("Sec-WebSocket-Accept: ").append(accept).append("\r\n");
-  if (!subprotocol.empty()) out.append("Sec-WebSocket-Protocol: ").append(subprotocol).append("\r\n");
+  if (!subprotocol.empty()) {
+    out.append("Sec-WebSocket-Protocol: ").append(subprotocol).append("\r\n");
+  }
   out.append("Server: wsgate\r\n\r\n");
   return out;
 }
@@ -206,32 +211,29 @@ UpstreamResponse ParseUpstreamResponse(std::string_view bytes, std::string_view 
   if (accept.count > 1) {
     return Fail(result, UpstreamAnswer::kRefused, "101 with more than one Sec-WebSocket-Accept");
   }
-  if (accept.first != expected_accept) {
+  if (accept.first.empty() || accept.first != expected_accept) {
     return Fail(result, UpstreamAnswer::kRefused,
-                "Sec-WebSocket-Accept '" + std::string(accept.first) + "' does not match the key");
+                "Sec-WebSocket-Accept " + Quoted(accept.first) + " does not match the key");
   }
   // The relay never offers an extension, so any extension in the answer is one it cannot speak
   // (RFC 6455 section 4.1, point 5).
   const FieldValues extensions = Values(res, http::field::sec_websocket_extensions);
   if (extensions.count > 0) {
     return Fail(result, UpstreamAnswer::kRefused,
-                "101 selects an extension that was not offered: '" +
-                    std::string(extensions.first) + "'");
+                "101 selects an extension that was not offered: " + Quoted(extensions.first));
   }
   const FieldValues protocol = Values(res, http::field::sec_websocket_protocol);
   if (protocol.count > 1) {
-    return Fail(result, UpstreamAnswer::kRefused,
-                "101 with more than one Sec-WebSocket-Protocol");
+    return Fail(result, UpstreamAnswer::kRefused, "101 with more than one Sec-WebSocket-Protocol");
   }
   if (protocol.count == 1) {
     if (protocol.first.find(',') != std::string_view::npos) {
       return Fail(result, UpstreamAnswer::kRefused,
-                  "101 selects more than one subprotocol: '" + std::string(protocol.first) + "'");
+                  "101 selects more than one subprotocol: " + Quoted(protocol.first));
     }
     if (!IsToken(protocol.first)) {
       return Fail(result, UpstreamAnswer::kRefused,
-                  "101 with an invalid Sec-WebSocket-Protocol: '" + std::string(protocol.first) +
-                      "'");
+                  "101 with an invalid Sec-WebSocket-Protocol: " + Quoted(protocol.first));
     }
     result.subprotocol = std::string(protocol.first);
   }

@@ -29,7 +29,11 @@ struct UpstreamRequest {
 };
 
 // The request head, ending with the blank line. Header names and values that could split the
-// head (CR, LF, or NUL in them; a name that is not an RFC 9110 token) are left out.
+// head (CR, LF, or NUL in them; a name that is not an RFC 9110 token) are left out, and so are
+// values with any other control character but HTAB, extra headers that this function writes
+// itself (Host, Upgrade, Connection, Sec-WebSocket-Key/-Version/-Protocol) or that would offer
+// an extension (Sec-WebSocket-Extensions), and subprotocols that are not tokens. `host`,
+// `target` and `key` are written as given: the caller has them from a parsed request or config.
 std::string BuildUpstreamRequest(const UpstreamRequest& request);
 
 // The 101 Switching Protocols the relay answers a client with. `subprotocol` empty: no
@@ -53,7 +57,9 @@ struct UpstreamResponse {
 };
 
 // `bytes`: everything the upstream has sent so far on the connection. Bytes after the head
-// (frames the upstream sent right after its 101) are not part of the head.
+// (frames the upstream sent right after its 101) are not part of the head. A 101 that selects
+// an extension is refused (the relay offers none). The subprotocol is returned as the upstream
+// named it: checking that it is one of those offered is the caller's job.
 UpstreamResponse ParseUpstreamResponse(std::string_view bytes, std::string_view expected_accept,
                                        size_t max_bytes = 16 * 1024);
 

@@ -55,7 +55,7 @@ ProxyRelay::ProxyRelay(RelayContext& ctx, tcp::socket client, std::unique_ptr<Re
     : ctx_(ctx),
       host_(std::move(host)),
       client_(std::move(client), /*is_client=*/true),
-      upstream_(tcp::socket(ctx.ioc), /*is_client=*/false),
+      upstream_(ctx.ioc, /*is_client=*/false),
       timer_(ctx.ioc) {}
 
 ProxyRelay::~ProxyRelay() = default;
@@ -67,8 +67,8 @@ void ProxyRelay::Start(ClientSide client, UpstreamSide upstream, RelayLimits lim
   limits_ = limits;
   client_side_ = std::move(client);
   expected_accept_ = std::move(upstream.expected_accept);
+  // Every recv() and send() here passes MSG_DONTWAIT: no FIONBIO needed on either socket.
   boost::system::error_code ec;
-  client_.sock.non_blocking(true, ec);
   client_.sock.set_option(tcp::no_delay(true), ec);
   ConsumeHead();
   if (client_.done) return;
@@ -87,7 +87,7 @@ void ProxyRelay::ConsumeHead() {
   size_t left = client_side_.head_bytes;
   while (left > 0) {
     ssize_t n = ::recv(client_.sock.native_handle(), ctx_.scratch.data(),
-                       std::min(left, ctx_.scratch.size()), 0);
+                       std::min(left, ctx_.scratch.size()), MSG_DONTWAIT);
     if (n > 0) {
       left -= static_cast<size_t>(n);
       continue;
@@ -141,7 +141,6 @@ void ProxyRelay::OnUpstreamConnected(const boost::system::error_code& ec) {
     return;
   }
   boost::system::error_code oec;
-  upstream_.sock.non_blocking(true, oec);
   upstream_.sock.set_option(tcp::no_delay(true), oec);
   Flush(upstream_);  // the handshake request
   if (upstream_.done) return;
@@ -241,7 +240,7 @@ void ProxyRelay::ReadLoop(Leg& leg) {
   std::vector<char>& buf = ctx_.scratch;
   for (int round = 0; round < kReadsPerWakeup; ++round) {
     if (leg.done || leg.paused) return;
-    ssize_t n = ::recv(leg.sock.native_handle(), buf.data(), buf.size(), 0);
+    ssize_t n = ::recv(leg.sock.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
     if (n > 0) {
       const bool drained = static_cast<size_t>(n) < buf.size();
       if (&leg == &upstream_ && !opened_) {
@@ -561,15 +560,30 @@ void ProxyRelay::OnDrained(Leg& leg) {
     }
     return;
   }
-  if (leg.close_sent && leg.pending_control.empty() && (leg.close_received || leg.input_failed) &&
-      !leg.finishing) {
-    // Both close frames are through (or the peer broke the protocol): end the TCP connection
-    // gracefully, reading until the peer's FIN so that nothing unread resets it.
-    leg.finishing = true;
-    boost::system::error_code ec;
-    leg.sock.shutdown(tcp::socket::shutdown_send, ec);
-    leg.paused = false;
-    PostRead(leg);
+  if (leg.close_sent && leg.pending_control.empty() && !leg.finishing) {
+    if (leg.close_received && leg.client) {
+      // The close handshake is complete and the client sends nothing after its close frame:
+      // the server side closes the TCP connection first (RFC 6455 section 7.1.1).
+      CloseSocket(leg);
+      ResumeOther(leg);
+      return;
+    }
+    if (leg.close_received) {
+      // Towards the upstream we are the client: the server closes first, so that its side,
+      // not ours, keeps the TIME_WAIT (our ephemeral ports to one upstream are finite). Read
+      // until its FIN (bounded by the close timer).
+      leg.finishing = true;
+      leg.paused = false;
+      PostRead(leg);
+    } else if (leg.input_failed) {
+      // The peer broke the protocol and may still be sending: stop writing and read until its
+      // FIN, so that unread bytes do not reset the connection before it reads our close frame.
+      leg.finishing = true;
+      boost::system::error_code ec;
+      leg.sock.shutdown(tcp::socket::shutdown_send, ec);
+      leg.paused = false;
+      PostRead(leg);
+    }
   }
   if (leg.client) MoveHeldToClient();
   ResumeOther(leg);

@@ -140,6 +140,8 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   struct Leg {
     Leg(boost::asio::ip::tcp::socket s, bool is_client)
         : sock(std::move(s)), scanner(is_client), client(is_client) {}
+    Leg(boost::asio::io_context& ioc, bool is_client)
+        : sock(ioc), scanner(is_client), client(is_client) {}
     boost::asio::ip::tcp::socket sock;
     relay::FrameScanner scanner;
     const bool client;

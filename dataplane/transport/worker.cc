@@ -373,7 +373,8 @@ void Worker::Accept() {
     spdlog::error("worker {}: websocketpp could not create a connection", index_);
     return;
   }
-  acceptor_.async_accept(con->get_raw_socket(),
+  // accept() fills in the peer's address itself: no getpeername() per connection.
+  acceptor_.async_accept(con->get_raw_socket(), accept_peer_,
                          [this, con](const boost::system::error_code& ec) { OnAccept(con, ec); });
 }
 
@@ -388,6 +389,8 @@ void Worker::OnAccept(ServerConnectionPtr con, const boost::system::error_code& 
     });
     return;
   }
+  // Read before Accept(): the next accept may complete speculatively into the same member.
+  const tcp::endpoint peer = accept_peer_;
   Accept();
 
   auto s = std::make_shared<Session>(ioc_);
@@ -400,9 +403,8 @@ void Worker::OnAccept(ServerConnectionPtr con, const boost::system::error_code& 
 
   tcp::socket& socket = s->client->get_raw_socket();
   boost::system::error_code sec;
-  auto remote = socket.remote_endpoint(sec);
-  if (!sec) s->client_ip = remote.address().to_string();
-  if (!sec) s->client_port = remote.port();
+  s->client_ip = peer.address().to_string();
+  s->client_port = peer.port();
   socket.non_blocking(true, sec);
 
   InstallClientHandlers(s);

@@ -1,6 +1,7 @@
 // One data-plane worker: a thread that owns an io_context, a websocketpp server endpoint (client
-// legs), a websocketpp client endpoint (upstream legs), its own SO_REUSEPORT listener and every
-// connection accepted on that listener, for the connection's whole life.
+// legs of every kind but `websocket`), a websocketpp client endpoint (external_client's outbound
+// connections), the ProxyRelays of its `websocket` connections, its own SO_REUSEPORT listener and
+// every connection accepted on that listener, for the connection's whole life.
 //
 // Threading: everything in this class runs on the worker thread, except the members marked
 // "thread-safe", which only post work into the io_context or read atomics.
@@ -189,13 +190,14 @@ class Worker {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   ServerEndpoint server_;
   ClientEndpoint client_;
-  // Masking keys for messages the proxy frames itself before sending them upstream
-  // (frame_in_place.h): the same kind of generator as the client endpoint's own.
+  // Masking keys for frames the relay writes upstream itself and upstream handshake keys: the
+  // same kind of generator as the client endpoint's own.
   SecureRandom32 mask_rng_;
   // What every ProxyRelay of this worker shares: the read buffer, the masking-key generator.
   std::unique_ptr<RelayContext> relay_ctx_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_timer_;
+  boost::asio::ip::tcp::endpoint accept_peer_;  // filled in by the pending accept
   uint16_t local_port_ = 0;
 
   // The http_bridge and external_client route kinds (outbound_kinds.h).

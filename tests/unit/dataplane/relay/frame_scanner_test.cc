@@ -13,14 +13,15 @@
 namespace wsgate::dataplane::relay {
 
 void PrintTo(FrameScanner::Step step, std::ostream* os) {
-  switch (step) {
-    case FrameScanner::Step::kNeedMore: *os << "kNeedMore"; return;
-    case FrameScanner::Step::kFrameStart: *os << "kFrameStart"; return;
-    case FrameScanner::Step::kPayload: *os << "kPayload"; return;
-    case FrameScanner::Step::kFrameEnd: *os << "kFrameEnd"; return;
-    case FrameScanner::Step::kError: *os << "kError"; return;
+  // In the order the enum declares them.
+  static const char* const kNames[] = {"kNeedMore", "kFrameStart", "kPayload", "kFrameEnd",
+                                       "kError"};
+  const auto i = static_cast<size_t>(step);
+  if (i < sizeof kNames / sizeof kNames[0]) {
+    *os << kNames[i];
+  } else {
+    *os << "Step(" << i << ")";
   }
-  *os << "Step(" << static_cast<int>(step) << ")";
 }
 
 namespace {
@@ -33,9 +34,9 @@ struct Frame {
   uint8_t opcode = kText;
   std::string payload;
   bool masked = false;
-  uint8_t rsv = 0;              // the three RSV bits, already in place (0x40, 0x20, 0x10)
-  int length_width = 0;         // 0: shortest; 7, 16 or 64: that encoding
-  uint64_t forced_length = 0;   // nonzero: the length field says this, whatever the payload
+  uint8_t rsv = 0;             // the three RSV bits, already in place (0x40, 0x20, 0x10)
+  int length_width = 0;        // 0: shortest; 7, 16 or 64: that encoding
+  uint64_t forced_length = 0;  // nonzero: the length field says this, whatever the payload
 };
 
 // The frame's header bytes as a sender would write them.
@@ -222,9 +223,9 @@ TEST(FrameScanner, LengthsOfEveryWidthFromAServer) {
   const std::vector<Frame> frames = {
       {true, kText, "", false},
       {true, kText, "hello", false},
-      {true, kBinary, std::string(125, 'a'), false},  // the largest 7-bit length
-      {true, kBinary, std::string(126, 'b'), false},  // the smallest 16-bit length
-      {true, kText, std::string(0xffff, 'c'), false},  // the largest 16-bit length
+      {true, kBinary, std::string(125, 'a'), false},      // the largest 7-bit length
+      {true, kBinary, std::string(126, 'b'), false},      // the smallest 16-bit length
+      {true, kText, std::string(0xffff, 'c'), false},     // the largest 16-bit length
       {true, kBinary, std::string(0x10000, 'd'), false},  // the smallest 64-bit length
   };
   EXPECT_EQ(Header(frames[2]).size(), 2u);
@@ -368,8 +369,8 @@ TEST(FrameScanner, FragmentedMessageWithControlFramesBetween) {
     // message_bytes() counts this frame's full length from its kFrameStart on; control frames
     // leave the message state alone.
     const Expected expected[] = {
-        {kText, 3, false},  {kText, 3, false},  {kText, 6, false},   {kText, 6, false},
-        {kText, 6, false},  {kText, 11, true},  {kBinary, 4, true},  {kBinary, 4, true},
+        {kText, 3, false}, {kText, 3, false}, {kText, 6, false},  {kText, 6, false},
+        {kText, 6, false}, {kText, 11, true}, {kBinary, 4, true}, {kBinary, 4, true},
     };
     for (size_t i = 0; i < frames.size(); ++i) {
       SCOPED_TRACE("frame " + std::to_string(i));
@@ -438,17 +439,16 @@ std::vector<ErrorCase> ErrorCases() {
       {"client control frame not masked", true, {{true, kPing, ""}}},
       {"server control frame masked", false, {Client({true, kPong, ""})}},
       {"continuation with no message", false, {{true, kContinuation, "x"}}},
-      {"non-final continuation with no message", true,
-       {Client({false, kContinuation, "x"})}},
-      {"continuation after a finished message", false,
+      {"non-final continuation with no message", true, {Client({false, kContinuation, "x"})}},
+      {"continuation after a finished message",
+       false,
        {{true, kText, "done"}, {true, kContinuation, "x"}}},
-      {"text inside a fragmented message", false,
-       {{false, kText, "a"}, {true, kText, "b"}}},
-      {"binary inside a fragmented message after a ping", true,
+      {"text inside a fragmented message", false, {{false, kText, "a"}, {true, kText, "b"}}},
+      {"binary inside a fragmented message after a ping",
+       true,
        {Client({false, kBinary, "a"}), Client({true, kPing, ""}),
         Client({false, kContinuation, "b"}), Client({true, kBinary, "c"})}},
-      {"64-bit length with its top bit", false,
-       {Forced({true, kBinary, ""}, uint64_t{1} << 63)}},
+      {"64-bit length with its top bit", false, {Forced({true, kBinary, ""}, uint64_t{1} << 63)}},
       {"64-bit length all ones", true, {Forced(Client({true, kBinary, ""}), ~uint64_t{0})}},
   };
   for (uint8_t op : {3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF}) {
@@ -460,8 +460,7 @@ std::vector<ErrorCase> ErrorCases() {
 
 TEST(FrameScanner, EveryViolationIsAnErrorAndStaysOne) {
   for (const ErrorCase& c : ErrorCases()) {
-    SCOPED_TRACE(std::string(c.name) + " opcode " +
-                 std::to_string(c.frames.back().opcode));
+    SCOPED_TRACE(std::string(c.name) + " opcode " + std::to_string(c.frames.back().opcode));
     std::string wire;
     for (const Frame& f : c.frames) wire += Wire(f);
     // A valid frame after the bad one must not revive the stream.

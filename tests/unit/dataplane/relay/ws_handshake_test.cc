@@ -11,14 +11,15 @@ namespace wsgate::dataplane::relay {
 
 // Readable failures: gtest finds this by argument-dependent lookup.
 void PrintTo(UpstreamAnswer answer, std::ostream* os) {
-  switch (answer) {
-    case UpstreamAnswer::kIncomplete: *os << "kIncomplete"; return;
-    case UpstreamAnswer::kAccepted: *os << "kAccepted"; return;
-    case UpstreamAnswer::kRefused: *os << "kRefused"; return;
-    case UpstreamAnswer::kMalformed: *os << "kMalformed"; return;
-    case UpstreamAnswer::kTooLarge: *os << "kTooLarge"; return;
+  // In the order the enum declares them.
+  static const char* const kNames[] = {"kIncomplete", "kAccepted", "kRefused", "kMalformed",
+                                       "kTooLarge"};
+  const auto i = static_cast<size_t>(answer);
+  if (i < sizeof kNames / sizeof kNames[0]) {
+    *os << kNames[i];
+  } else {
+    *os << "UpstreamAnswer(" << i << ")";
   }
-  *os << "UpstreamAnswer(" << static_cast<int>(answer) << ")";
 }
 
 namespace {
@@ -30,10 +31,11 @@ constexpr char kRfcKey[] = "dGhlIHNhbXBsZSBub25jZQ==";
 constexpr char kRfcAccept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 std::string Head101(const std::string& extra = "") {
-  return std::string("HTTP/1.1 101 Switching Protocols\r\n"
-                     "Upgrade: websocket\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: ") +
+  return std::string(
+             "HTTP/1.1 101 Switching Protocols\r\n"
+             "Upgrade: websocket\r\n"
+             "Connection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: ") +
          kRfcAccept + "\r\n" + extra + "\r\n";
 }
 
@@ -60,9 +62,8 @@ TEST(BuildUpstreamRequest, ExactBytes) {
   request.target = "/chat/room?id=7&x=%20";
   request.key = kRfcKey;
   request.subprotocols = {"chat.v2", "chat"};
-  request.headers = {{"User-Agent", "curl/8.0"},
-                     {"Cookie", "a=1; b=2"},
-                     {"X-Forwarded-For", "10.0.0.1"}};
+  request.headers = {
+      {"User-Agent", "curl/8.0"}, {"Cookie", "a=1; b=2"}, {"X-Forwarded-For", "10.0.0.1"}};
   EXPECT_EQ(BuildUpstreamRequest(request),
             "GET /chat/room?id=7&x=%20 HTTP/1.1\r\n"
             "Host: echo.internal:9000\r\n"
@@ -192,23 +193,24 @@ TEST(ParseUpstreamResponse, AcceptedWithoutSubprotocol) {
 }
 
 TEST(ParseUpstreamResponse, TokensAreCaseInsensitiveAndConnectionIsAList) {
-  const std::string head =
-      std::string("HTTP/1.1 101 OK\r\n"
-                  "upgrade: WebSocket\r\n"
-                  "connection: keep-alive, UPGRADE\r\n"
-                  "sec-websocket-accept: ") +
-      kRfcAccept + "\r\nsec-websocket-protocol: chat\r\n\r\n";
+  const std::string head = std::string(
+                               "HTTP/1.1 101 OK\r\n"
+                               "upgrade: WebSocket\r\n"
+                               "connection: keep-alive, UPGRADE\r\n"
+                               "sec-websocket-accept: ") +
+                           kRfcAccept + "\r\nsec-websocket-protocol: chat\r\n\r\n";
   const UpstreamResponse r = ParseUpstreamResponse(head, kRfcAccept);
   EXPECT_EQ(r.answer, UpstreamAnswer::kAccepted) << r.error;
   EXPECT_EQ(r.subprotocol, "chat");
 }
 
 TEST(ParseUpstreamResponse, ConnectionTokenMayBeOnASecondLine) {
-  const std::string head = std::string("HTTP/1.1 101 Switching Protocols\r\n"
-                                       "Connection: keep-alive\r\n"
-                                       "Upgrade: websocket\r\n"
-                                       "Connection: upgrade\r\n"
-                                       "Sec-WebSocket-Accept: ") +
+  const std::string head = std::string(
+                               "HTTP/1.1 101 Switching Protocols\r\n"
+                               "Connection: keep-alive\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: upgrade\r\n"
+                               "Sec-WebSocket-Accept: ") +
                            kRfcAccept + "\r\n\r\n";
   EXPECT_EQ(ParseUpstreamResponse(head, kRfcAccept).answer, UpstreamAnswer::kAccepted);
 }
@@ -231,13 +233,13 @@ TEST(ParseUpstreamResponse, FramesAfterTheHeadAreNotPartOfIt) {
 
 // Every prefix shorter than the head is kIncomplete; from the full head on, with any number of
 // following bytes, the answer is the same and head_bytes is the head's length.
-void ExpectSplitEverywhere(const std::string& head, const std::string& after,
-                           UpstreamAnswer answer, int status) {
+void ExpectSplitEverywhere(const std::string& head, const std::string& after, UpstreamAnswer answer,
+                           int status) {
   const std::string bytes = head + after;
   for (size_t n = 0; n <= bytes.size(); ++n) {
     SCOPED_TRACE("prefix of " + std::to_string(n) + " bytes");
-    const UpstreamResponse r = ParseUpstreamResponse(std::string_view(bytes).substr(0, n),
-                                                     kRfcAccept);
+    const UpstreamResponse r =
+        ParseUpstreamResponse(std::string_view(bytes).substr(0, n), kRfcAccept);
     if (n < head.size()) {
       ASSERT_EQ(r.answer, UpstreamAnswer::kIncomplete) << r.error;
       EXPECT_EQ(r.head_bytes, 0u);
@@ -251,8 +253,10 @@ void ExpectSplitEverywhere(const std::string& head, const std::string& after,
 
 TEST(ParseUpstreamResponse, AcceptedHeadSplitAtEveryByte) {
   ExpectSplitEverywhere(Head101("Sec-WebSocket-Protocol: chat\r\n"),
-                        std::string("\x81\x03" "abc\x88\x02\x03\xe8", 9), UpstreamAnswer::kAccepted,
-                        101);
+                        std::string("\x81\x03"
+                                    "abc\x88\x02\x03\xe8",
+                                    9),
+                        UpstreamAnswer::kAccepted, 101);
 }
 
 TEST(ParseUpstreamResponse, RefusedHeadSplitAtEveryByte) {
@@ -297,8 +301,7 @@ TEST(ParseUpstreamResponse, InvalidWebSocketAnswersAreRefused) {
        status + "Upgrade: websockets\r\nConnection: Upgrade\r\n" + accept + "\r\n", "Upgrade"},
       {"no Connection", status + "Upgrade: websocket\r\n" + accept + "\r\n", "Connection"},
       {"Connection without upgrade",
-       status + "Upgrade: websocket\r\nConnection: keep-alive\r\n" + accept + "\r\n",
-       "Connection"},
+       status + "Upgrade: websocket\r\nConnection: keep-alive\r\n" + accept + "\r\n", "Connection"},
       {"no accept", status + "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
        "Sec-WebSocket-Accept"},
       {"wrong accept",
@@ -311,8 +314,8 @@ TEST(ParseUpstreamResponse, InvalidWebSocketAnswersAreRefused) {
       {"two accepts",
        status + "Upgrade: websocket\r\nConnection: Upgrade\r\n" + accept + accept + "\r\n",
        "Sec-WebSocket-Accept"},
-      {"two subprotocols in one line",
-       Head101("Sec-WebSocket-Protocol: chat, superchat\r\n"), "subprotocol"},
+      {"two subprotocols in one line", Head101("Sec-WebSocket-Protocol: chat, superchat\r\n"),
+       "subprotocol"},
       {"two subprotocol lines",
        Head101("Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n"),
        "Sec-WebSocket-Protocol"},
@@ -331,6 +334,15 @@ TEST(ParseUpstreamResponse, InvalidWebSocketAnswersAreRefused) {
     EXPECT_EQ(r.subprotocol, "");
     EXPECT_NE(r.error.find(c.error_mentions), std::string::npos) << r.error;
   }
+}
+
+TEST(ParseUpstreamResponse, ErrorsQuoteTheUpstreamShortly) {
+  const std::string value(4000, 'x');
+  const UpstreamResponse r =
+      ParseUpstreamResponse(Head101("Sec-WebSocket-Extensions: " + value + "\r\n"), kRfcAccept);
+  EXPECT_EQ(r.answer, UpstreamAnswer::kRefused);
+  EXPECT_NE(r.error.find("'xxxx"), std::string::npos) << r.error;
+  EXPECT_LT(r.error.size(), 200u);
 }
 
 TEST(ParseUpstreamResponse, AcceptIsComparedWithTheExpectedOne) {
@@ -360,8 +372,9 @@ TEST(ParseUpstreamResponse, GarbageIsMalformed) {
 }
 
 TEST(ParseUpstreamResponse, NotHttp11IsMalformed) {
-  const std::string head = std::string("HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                                       "Connection: Upgrade\r\nSec-WebSocket-Accept: ") +
+  const std::string head = std::string(
+                               "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Accept: ") +
                            kRfcAccept + "\r\n\r\n";
   const UpstreamResponse r = ParseUpstreamResponse(head, kRfcAccept);
   EXPECT_EQ(r.answer, UpstreamAnswer::kMalformed);
@@ -381,24 +394,23 @@ TEST(ParseUpstreamResponse, HeadMustEndWithinMaxBytes) {
   const std::string head = Head101();
   const std::string frames("\x81\x02hi", 4);
   // A head of exactly max_bytes is fine, with or without frames after it.
-  EXPECT_EQ(ParseUpstreamResponse(head, kRfcAccept, head.size()).answer,
-            UpstreamAnswer::kAccepted);
-  const UpstreamResponse with_frames = ParseUpstreamResponse(head + frames, kRfcAccept, head.size());
+  EXPECT_EQ(ParseUpstreamResponse(head, kRfcAccept, head.size()).answer, UpstreamAnswer::kAccepted);
+  const UpstreamResponse with_frames =
+      ParseUpstreamResponse(head + frames, kRfcAccept, head.size());
   EXPECT_EQ(with_frames.answer, UpstreamAnswer::kAccepted) << with_frames.error;
   EXPECT_EQ(with_frames.head_bytes, head.size());
   // One byte longer is too large, however many bytes have arrived.
   for (size_t n : {head.size() - 1, head.size(), head.size() + frames.size()}) {
     SCOPED_TRACE(n);
-    const UpstreamResponse r =
-        ParseUpstreamResponse(std::string_view(head + frames).substr(0, n), kRfcAccept,
-                              head.size() - 1);
+    const UpstreamResponse r = ParseUpstreamResponse(std::string_view(head + frames).substr(0, n),
+                                                     kRfcAccept, head.size() - 1);
     EXPECT_EQ(r.answer, UpstreamAnswer::kTooLarge);
     EXPECT_FALSE(r.error.empty());
   }
   // Fewer than max_bytes without the blank line is only incomplete.
-  EXPECT_EQ(ParseUpstreamResponse(head.substr(0, head.size() - 2), kRfcAccept, head.size() - 1)
-                .answer,
-            UpstreamAnswer::kIncomplete);
+  EXPECT_EQ(
+      ParseUpstreamResponse(head.substr(0, head.size() - 2), kRfcAccept, head.size() - 1).answer,
+      UpstreamAnswer::kIncomplete);
 }
 
 TEST(ParseUpstreamResponse, DefaultLimitIs16KiB) {
@@ -413,17 +425,20 @@ TEST(ParseUpstreamResponse, DefaultLimitIs16KiB) {
   std::string long_reason = "HTTP/1.1 101 " + std::string(16 * 1024, 'r');
   EXPECT_EQ(ParseUpstreamResponse(long_reason, kRfcAccept).answer, UpstreamAnswer::kTooLarge);
   // And a complete head that is longer than the limit is too large, not accepted.
-  std::string big = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Accept: " + std::string(kRfcAccept) + "\r\n";
+  std::string big =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      std::string(kRfcAccept) + "\r\n";
   while (big.size() < 17 * 1024) big += "X-Filler: 0123456789abcdef0123456789\r\n";
   big += "\r\n";
   EXPECT_EQ(ParseUpstreamResponse(big, kRfcAccept).answer, UpstreamAnswer::kTooLarge);
   EXPECT_EQ(ParseUpstreamResponse(big, kRfcAccept, big.size()).answer, UpstreamAnswer::kAccepted);
   // Beast's own header_limit counts the status line and the fields separately: a head of a
   // 9 KiB status line and 9 KiB of fields must still be too large for a 16 KiB limit.
-  std::string split = "HTTP/1.1 101 " + std::string(9 * 1024, 'r') +
-                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-                      kRfcAccept + "\r\nX-Filler: " + std::string(9 * 1024, 'f') + "\r\n\r\n";
+  std::string split =
+      "HTTP/1.1 101 " + std::string(9 * 1024, 'r') +
+      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + kRfcAccept +
+      "\r\nX-Filler: " + std::string(9 * 1024, 'f') + "\r\n\r\n";
   EXPECT_EQ(ParseUpstreamResponse(split, kRfcAccept).answer, UpstreamAnswer::kTooLarge);
   EXPECT_EQ(ParseUpstreamResponse(split, kRfcAccept, split.size()).answer,
             UpstreamAnswer::kAccepted);
