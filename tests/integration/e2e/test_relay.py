@@ -1071,6 +1071,7 @@ def test_nothing_follows_the_close_frame_towards_the_upstream(gw, raw):
         c.sendall(frame("part two", opcode=CONT))  # crossed the close on the wire
         time.sleep(0.2)
         u.sendall(up_frame(close_payload(4321, "bye"), opcode=CLOSE))  # the upstream's echo
+        u.shutdown(socket.SHUT_WR)  # a server ends the TCP connection first (RFC 6455 7.1.1)
         after = read_to_end(u)
         assert after == b"", f"bytes after the close frame: {after!r}"
     finally:
