@@ -335,6 +335,9 @@ void ProxyRelay::OnFrameStart(Leg& src) {
       hold_current_.clear();
     }
   }
+  // Nothing may follow a close frame (RFC 6455 section 5.5.1): not even the rest of a message
+  // that was being forwarded when the close went out.
+  if (dst.close_sent || dst.done || src.close_sent) src.dropping = true;
   if (src.dropping) return;
   src.forwarding = true;
   if (src.holding) {
@@ -704,10 +707,26 @@ void ProxyRelay::ArmCloseTimer() {
   close_timer_armed_ = true;
   timer_.expires_after(kCloseTimeout);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (ec) return;
-    self->CloseSocket(self->client_);
-    self->CloseSocket(self->upstream_);
+    if (!ec) self->OnCloseTimeout();
   });
+}
+
+// A close handshake was not answered in time: that leg is closed, and the other one, if nobody
+// told it yet, learns that its peer went away (and gets its own close deadline).
+void ProxyRelay::OnCloseTimeout() {
+  close_timer_armed_ = false;
+  for (Leg* leg : {&client_, &upstream_}) {
+    if (!leg->close_sent || leg->done) continue;
+    CloseSocket(*leg);
+    Leg& other = Other(*leg);
+    if (other.done || other.close_sent) continue;
+    if (leg->client) {
+      SendClose(other, 1001, "client went away");
+    } else {
+      SendClose(other, 1011, "upstream went away");
+    }
+    Flush(other);
+  }
 }
 
 void ProxyRelay::MaybeDone() {

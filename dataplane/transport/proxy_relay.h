@@ -209,6 +209,7 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   void LegGone(Leg& leg);      // EOF or error: the other leg learns abnormally
   void CloseSocket(Leg& leg);  // this leg is finished
   void ArmCloseTimer();
+  void OnCloseTimeout();
   void MaybeDone();
 
   RelayContext& ctx_;
