@@ -54,8 +54,8 @@ const char* ReasonPhrase(int status) {
 ProxyRelay::ProxyRelay(RelayContext& ctx, tcp::socket client, std::unique_ptr<RelayHost> host)
     : ctx_(ctx),
       host_(std::move(host)),
-      client_(this, std::move(client), /*is_client=*/true),
-      upstream_(this, ctx.ioc, /*is_client=*/false),
+      client_(std::move(client), /*is_client=*/true),
+      upstream_(ctx.ioc, /*is_client=*/false),
       timer_(ctx.ioc) {}
 
 ProxyRelay::~ProxyRelay() = default;
@@ -214,22 +214,22 @@ void ProxyRelay::WriteHttpAndClose(int status, std::string_view body) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading. Readiness first (ReadinessWait: no system call to arm, and no edge is lost: an edge
-// seen while nothing waited completes the next wait at once), then recv() into the worker's
-// scratch buffer until EAGAIN or a short read. A wait is armed only after such a drain; every
-// other (re)start of reading begins with a recv() (PostRead).
+// Reading. Readiness first, then recv() into the worker's scratch buffer. Asio registers sockets
+// edge-triggered. A wait is armed right after a recv() that returned EAGAIN or a short read; a
+// short read does not prove the socket drained (a FIN that arrived with the data is reported by
+// the next recv() only, and its edge is already spent), but async_wait re-registers the
+// descriptor (epoll_ctl MOD), which re-evaluates readiness, so a pending FIN or byte still wakes
+// it. Every other (re)start of reading begins with a recv() (PostRead).
 
 void ProxyRelay::ArmRead(Leg& leg) {
   if (leg.reading || leg.done || leg.paused) return;
   leg.reading = true;
-  leg.read_wait.Arm(ctx_.ioc, leg.sock, shared_from_this(), &ProxyRelay::OnReadable, &leg);
-}
-
-void ProxyRelay::OnReadable(void* target, const boost::system::error_code& ec) {
-  Leg& leg = *static_cast<Leg*>(target);
-  leg.reading = false;
-  if (ec == boost::asio::error::operation_aborted || leg.done) return;
-  leg.relay->ReadLoop(leg);  // an error shows in recv()
+  leg.sock.async_wait(tcp::socket::wait_read,
+                      [self = shared_from_this(), &leg](const boost::system::error_code& ec) {
+                        leg.reading = false;
+                        if (ec == boost::asio::error::operation_aborted || leg.done) return;
+                        self->ReadLoop(leg);  // an error shows in recv()
+                      });
 }
 
 void ProxyRelay::PostRead(Leg& leg) {

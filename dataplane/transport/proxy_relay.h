@@ -43,7 +43,6 @@
 #include <vector>
 
 #include "dataplane/relay/frame_scanner.h"
-#include "dataplane/transport/readiness_wait.h"
 #include "dataplane/transport/secure_rng.h"
 
 namespace wsgate::dataplane::transport {
@@ -139,13 +138,11 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   // One socket and both directions of its bytes: `in` what we read from it, `out` what we
   // write to it.
   struct Leg {
-    Leg(ProxyRelay* r, boost::asio::ip::tcp::socket s, bool is_client)
-        : relay(r), sock(std::move(s)), scanner(is_client), client(is_client) {}
-    Leg(ProxyRelay* r, boost::asio::io_context& ioc, bool is_client)
-        : relay(r), sock(ioc), scanner(is_client), client(is_client) {}
-    ProxyRelay* const relay;
+    Leg(boost::asio::ip::tcp::socket s, bool is_client)
+        : sock(std::move(s)), scanner(is_client), client(is_client) {}
+    Leg(boost::asio::io_context& ioc, bool is_client)
+        : sock(ioc), scanner(is_client), client(is_client) {}
     boost::asio::ip::tcp::socket sock;
-    ReadinessWait read_wait;
     relay::FrameScanner scanner;
     const bool client;
     // Input side.
@@ -184,7 +181,6 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
 
   // Reading and the frame loop.
   void ArmRead(Leg& leg);
-  static void OnReadable(void* leg, const boost::system::error_code& ec);
   void ReadLoop(Leg& leg);
   void PostRead(Leg& leg);
   void Process(Leg& src, const char* data, size_t size);

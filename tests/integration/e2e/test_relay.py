@@ -57,6 +57,10 @@ routes:
     path: /raw-sess
     websocket:
       upstreams: ["ws://127.0.0.1:{RAW_PORT}/s"]
+  - name: raw-fin
+    path: /raw-fin
+    websocket:
+      upstreams: ["ws://127.0.0.1:{RAW_PORT}/f"]
   - name: small
     path: /small
     websocket:
@@ -1285,3 +1289,35 @@ def test_client_drop_mid_frame_ends_the_upstream_and_gateway_keeps_serving(gw, r
         c.close()
         u.close()
     assert_relay_serves(gw, raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Regression: a FIN that arrives in the same read as the upstream's close echo.
+
+def test_session_ends_when_the_upstreams_close_echo_and_fin_arrive_together(gw, raw):
+    """The upstream answers our close with its close frame and its FIN in one go, so both reach
+    the gateway before it reads: the read returns the close frame (a short read) and only the
+    next read would return EOF, while the socket's readiness edge is already spent. The session
+    must still end at once, not when the 5 s close-handshake deadline cuts it. (An early relay
+    that armed its read without re-registering the socket left such sessions in CLOSE-WAIT.)"""
+    api = session_stub(gw)
+    c, u = raw_pair(gw, raw, path="/raw-fin")  # a route of its own: no other test's sessions
+    try:
+        assert_echo_through(c, u)
+        c.sendall(frame(close_payload(1000, "done"), opcode=CLOSE))
+        f = read_any(u)
+        assert f.opcode == CLOSE
+        # Close frame and FIN in one go (nothing waits in between).
+        u.sendall(up_frame(close_payload(1000, "done"), opcode=CLOSE))
+        u.shutdown(socket.SHUT_WR)
+        read_to_end(c)
+
+        def gone():
+            got = api.ListSessions(stubs().session.ListSessionsRequest(route="raw-fin"),
+                                   timeout=10)
+            return len(got.sessions) == 0
+        # Bounded well under the 5 s close deadline, so the deadline cannot be what ended it.
+        wait_for(gone, timeout=2.5, what="the session to end after the upstream's FIN")
+    finally:
+        c.close()
+        u.close()
