@@ -49,8 +49,11 @@ for _ in $(seq 600); do
   curl -sf -o /dev/null "http://127.0.0.1:$ADMIN/ready" && break
   sleep 0.1
 done
-load() {  # load DURATION: the scenario (SCENARIO=msg64, the default, or handshake); prints wsload's JSON line
-  if [ "${SCENARIO:-msg64}" = handshake ]; then
+load() {  # load DURATION: the scenario (SCENARIO=msg64, the default, msg1k or handshake); prints wsload's JSON line
+  if [ "${SCENARIO:-msg64}" = msg1k ]; then
+    "$TOOLS/wsload" --mode throughput --port "$PORT" --path /bench --size 1024 --conns 100 \
+      --inflight 1 --duration "$1" --warmup 0 --watch-pids "$GW"
+  elif [ "${SCENARIO:-msg64}" = handshake ]; then
     "$TOOLS/wsload" --mode handshake --port "$PORT" --path /bench --conns 32 --src-addrs 64 \
       --duration "$1" --warmup 0 --watch-pids "$GW"
   else
