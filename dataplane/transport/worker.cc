@@ -724,21 +724,13 @@ class Worker::RelayHostImpl : public RelayHost {
     return s != nullptr && w_->AdmitClientMessage(*s);
   }
   void OnClientMessage(uint64_t bytes) override {
-    Session* s = raw();
-    if (s == nullptr) return;
-    s->counters->CountMessage(Direction::kFromClient, bytes);
-    ++s->messages_in;
-    s->bytes_in += bytes;
-    s->last_activity = sessions::CoarseNowUnixNanos();
+    if (Session* s = raw()) Count(*s, Direction::kFromClient, bytes, s->messages_in, s->bytes_in);
   }
   void OnUpstreamMessage(uint64_t bytes) override {
-    Session* s = raw();
-    if (s == nullptr) return;
-    s->counters->CountMessage(Direction::kToClient, bytes);
-    ++s->messages_out;
-    s->bytes_out += bytes;
-    s->last_activity = sessions::CoarseNowUnixNanos();
-    s->limits.last_activity_ms = w_->limits_now_ms_;
+    if (Session* s = raw()) {
+      Count(*s, Direction::kToClient, bytes, s->messages_out, s->bytes_out);
+      s->limits.last_activity_ms = w_->limits_now_ms_;  // the idle clock sees sends too
+    }
   }
   void OnClientPong() override {
     if (Session* s = raw()) s->limits.awaiting_pong = false;
@@ -768,6 +760,14 @@ class Worker::RelayHostImpl : public RelayHost {
   }
 
  private:
+  static void Count(Session& s, Direction d, uint64_t bytes, uint64_t& messages,
+                    uint64_t& total) {
+    s.counters->CountMessage(d, bytes);
+    ++messages;
+    total += bytes;
+    s.last_activity = sessions::CoarseNowUnixNanos();
+  }
+
   // The per-message reports take no reference: the session owns the relay that calls, and the
   // relay reports nothing after OnDone, the only way its session ends (Finish).
   Session* raw() const { return raw_; }

@@ -26,7 +26,7 @@ import pytest
 import websockets
 
 from wsgate_harness import (Gateway, Upstream, connect, free_port, http_request, metric,
-                            parse_metrics, stubs, wait_for)
+                            parse_metrics, recv_exact, stubs, wait_for)
 
 UP_PORT = free_port()   # python3-websockets echo upstream (fixture `up`)
 RAW_PORT = free_port()  # RawUpstream (fixture `raw`)
@@ -152,13 +152,7 @@ def close_payload(code, reason=""):
 
 
 def exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed mid-frame")
-        buf += chunk
-    return buf
+    return recv_exact(sock, n)
 
 
 class Frame:
@@ -1022,10 +1016,9 @@ def test_send_to_session_waits_for_the_upstreams_fragmented_message(gw, raw):
     wait_for(gone, what="the session gone")
 
 
-# RELAY BUG (found by this test, left failing for the integrator; proxy_relay.cc not touched):
-# ProxyRelay::OnFrameStart decides `dropping` only at a message's first frame, so once a close
-# frame went to a leg, the continuation frames of a message that started before it are still
-# forwarded to that leg, after its close frame.
+# Regression (this test found it): the relay once decided to drop a message only at its first
+# frame, so the continuation frames of a message that started before a close frame went out
+# were still forwarded after it.
 def test_nothing_follows_the_close_frame_when_closed_inside_a_fragmented_message(gw, raw):
     """CloseSession while the upstream's fragmented message is half through: the client gets
     the close, and no data frame after it (RFC 6455 5.5.1: nothing is sent after a close
@@ -1052,10 +1045,9 @@ def test_nothing_follows_the_close_frame_when_closed_inside_a_fragmented_message
         u.close()
 
 
-# RELAY BUG (found by this test, left failing for the integrator; proxy_relay.cc not touched):
-# ProxyRelay::OnFrameStart decides `dropping` only at a message's first frame, so once a close
-# frame went to a leg, the continuation frames of a message that started before it are still
-# forwarded to that leg, after its close frame.
+# Regression (this test found it): the relay once decided to drop a message only at its first
+# frame, so the continuation frames of a message that started before a close frame went out
+# were still forwarded after it.
 def test_nothing_follows_the_close_frame_towards_the_upstream(gw, raw):
     """The same towards the upstream: the client's fragmented message is half through when
     CloseSession closes both legs; the client's final fragment, sent before it read our close,
@@ -1131,9 +1123,8 @@ def test_ping_timeout_closes_a_client_that_does_not_answer(gw, up):
     wait_for(lambda: hits(gw, "pings", "ping_timeout_ms") == before + 1, what="1 ping-timeout hit")
 
 
-# RELAY BUG (found by this test, left failing for the integrator; proxy_relay.cc not touched):
-# when the close handshake times out (ArmCloseTimer, 5 s) both sockets are just closed; the
-# upstream leg, to which no close frame was sent yet, gets none (it sees 1006).
+# Regression (this test found it): when the close handshake timed out (5 s) the relay once just
+# closed both sockets, and the upstream, to which no close frame had been sent, saw 1006.
 def test_upstream_gets_a_close_frame_when_a_dead_client_never_answers_the_close(gw, up):
     """The gateway closed the client (ping timeout) and the client never answers the close nor
     ends its TCP connection (it is dead): the upstream must still get a close frame (the previous
