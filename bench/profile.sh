@@ -5,6 +5,7 @@
 #   bash bench/profile.sh callgrind [BUILD]   # user-space instructions per round trip (load-independent)
 #   bash bench/profile.sh strace [BUILD]      # system calls of the worker thread (strace -c)
 #   bash bench/profile.sh perf [BUILD]        # perf record -e cpu-clock on the worker thread
+#   SCENARIO=handshake bash bench/profile.sh perf   # the same on the proxied-handshake scenario
 #
 # BUILD defaults to ./build. Everything runs on ephemeral 127.0.0.1 ports; every process started
 # here is stopped on exit. Outputs stay in the temp directory it prints.
@@ -48,9 +49,17 @@ for _ in $(seq 600); do
   curl -sf -o /dev/null "http://127.0.0.1:$ADMIN/ready" && break
   sleep 0.1
 done
-load() {  # load DURATION: the 64 B scenario; prints wsload's JSON line
-  "$TOOLS/wsload" --mode throughput --port "$PORT" --path /bench --size 64 --conns 10 \
-    --inflight 40 --duration "$1" --warmup 0 --watch-pids "$GW"
+load() {  # load DURATION: the scenario (SCENARIO=msg64, the default, msg1k or handshake); prints wsload's JSON line
+  if [ "${SCENARIO:-msg64}" = msg1k ]; then
+    "$TOOLS/wsload" --mode throughput --port "$PORT" --path /bench --size 1024 --conns 100 \
+      --inflight 1 --duration "$1" --warmup 0 --watch-pids "$GW"
+  elif [ "${SCENARIO:-msg64}" = handshake ]; then
+    "$TOOLS/wsload" --mode handshake --port "$PORT" --path /bench --conns 32 --src-addrs 64 \
+      --duration "$1" --warmup 0 --watch-pids "$GW"
+  else
+    "$TOOLS/wsload" --mode throughput --port "$PORT" --path /bench --size 64 --conns 10 \
+      --inflight 40 --duration "$1" --warmup 0 --watch-pids "$GW"
+  fi
 }
 # The worker thread: the one that used the most CPU during a short warm-up.
 load 0.5 >/dev/null
@@ -69,17 +78,19 @@ case "$MODE" in
     echo "profile: callgrind_annotate $OUT/callgrind.out.1"
     ;;
   strace)
-    timeout 4 strace -c -p "$WORKER" -o strace.txt &
+    timeout 4 strace ${STRACE_ARGS:--c} -p "$WORKER" -o strace.txt &
+    TRACER=$!
     sleep 0.5
-    load 2 | grep -o '"msgs":[0-9]*'
-    wait
+    load 2 | grep -o '"msgs":[0-9]*\|"handshakes":[0-9]*'
+    wait "$TRACER" || true  # not a bare wait: wsecho and wsgate are background jobs too
     cat strace.txt
     ;;
   perf)
     perf record -e cpu-clock -t "$WORKER" -o perf.data -- sleep 3 >/dev/null 2>&1 &
+    TRACER=$!
     sleep 0.3
-    load 2.5 | grep -o '"msgs_per_s":[0-9.]*\|"proxy_cpu_us_per_unit":[0-9.]*'
-    wait
+    load 2.5 | grep -o '"msgs_per_s":[0-9.]*\|"handshakes_per_s":[0-9.]*\|"proxy_cpu_us_per_unit":[0-9.]*'
+    wait "$TRACER" || true
     perf report -i perf.data --sort dso 2>/dev/null | grep -v '^#' | grep .
     perf report -i perf.data --sort sym 2>/dev/null | grep -v '^#' | grep . | head -30
     ;;

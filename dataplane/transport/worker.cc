@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <boost/asio/post.hpp>
 #include <deque>
 #include <boost/asio/write.hpp>
@@ -14,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "dataplane/transport/http_response.h"
 #include "dataplane/transport/fanout_kinds.h"
@@ -21,6 +24,8 @@
 #include "dataplane/limits/socket_bytes.h"
 #include "dataplane/limits/token_bucket.h"
 #include "dataplane/transport/outbound_kinds.h"
+#include "dataplane/transport/proxy_relay.h"
+#include "dataplane/relay/ws_handshake.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -50,12 +55,6 @@ bool IsHopByHopOrHandshakeHeader(std::string_view lowercase_name) {
     if (n == lowercase_name) return true;
   }
   return false;
-}
-
-// Whether `code` may be put in a close frame (RFC 6455 section 7.4): 1005, 1006, 1015 and the
-// reserved ranges may not.
-bool SendableCloseCode(wsclose::value code) {
-  return !wsclose::invalid(code) && !wsclose::reserved(code);
 }
 
 bool SetReceiveLowWatermark(tcp::socket& socket, int bytes) {
@@ -165,9 +164,12 @@ struct Worker::Session {
   enum class Upstream { kNone, kConnecting, kOpen, kFailed, kTimedOut, kClosed };
 
   uint64_t id = 0;
+  // The client leg while websocketpp serves it (every plan but kProxy, whose socket moves to
+  // `relay` once the route is known; then this is null).
   ServerConnectionPtr client;
-  ClientConnectionPtr upstream;
-  // Head deadline while the request head is read, then the upstream connect deadline.
+  // Kind `websocket`: both legs (proxy_relay.h).
+  std::shared_ptr<ProxyRelay> relay;
+  // Head deadline while the request head is read; the drain poll afterwards.
   boost::asio::steady_timer timer;
 
   Plan plan = Plan::kUndecided;
@@ -180,6 +182,7 @@ struct Worker::Session {
   RouteWorkerCounters* counters = nullptr;   // never null once the head is parsed
 
   size_t peeked = 0;
+  size_t head_bytes = 0;  // length of the request head (once complete)
   bool lowat_raised = false;
   std::string raw_response;  // a response written before websocketpp takes over
   bool client_started = false;
@@ -189,25 +192,13 @@ struct Worker::Session {
 
   Upstream up = Upstream::kNone;
   bool upstream_done = true;  // true while there is no upstream leg
-  std::chrono::steady_clock::time_point upstream_started;
   std::string upstream_subprotocol;
-  // Upstream messages that arrive between the upstream's open and the client's (one handshake
-  // round trip on the client side).
-  // A vector, not a deque: libstdc++'s deque allocates 576 bytes as soon as it is constructed.
-  std::vector<MessagePtr> to_client;
-  size_t to_client_bytes = 0;
   ConnectionLimits limits;  // issue 5
-  // The upstream closed before the client leg opened: close the client right after it opens.
-  bool close_client_after_open = false;
-  wsclose::value deferred_close_code = wsclose::internal_endpoint_error;
-  std::string deferred_close_reason;
 
-  // Backpressure: the worker stopped reading this leg because what it reads has nowhere to go
-  // (the other leg's send queue, or the client's own for echo, is above the bound). websocketpp
-  // has no hook for "queue drained", so `timer` polls while a leg is paused, backing off from
-  // kFirstDrainPoll to kMaxDrainPoll.
+  // Backpressure (echo): the worker stopped reading the client because its own send queue is
+  // above the bound. websocketpp has no hook for "queue drained", so `timer` polls while it is
+  // paused, backing off from kFirstDrainPoll to kMaxDrainPoll. (The relay has its own.)
   bool client_paused = false;
-  bool upstream_paused = false;
   bool drain_poll_armed = false;
   std::chrono::milliseconds drain_poll_interval{0};
 
@@ -255,6 +246,8 @@ Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, Work
   }
   outbound_kinds_ =
       std::make_unique<OutboundKinds>(ioc_, client_, index_, options_.external_clients);
+  relay_ctx_ = std::make_unique<RelayContext>(RelayContext{ioc_, mask_rng_});
+  relay_ctx_->backpressure_bytes = options_.send_queue_bytes;
   server_.set_user_agent("wsgate");
   client_.set_user_agent("wsgate");
 }
@@ -353,14 +346,19 @@ void Worker::PostCloseAll(uint16_t code, std::string reason) {
     all.reserve(sessions_.size());
     for (const auto& [id, s] : sessions_) all.push_back(s);
     for (const SessionPtr& s : all) {
+      if (s->relay) {
+        if (!s->relay->Refuse(503, "server shutting down\n")) {
+          s->relay->CloseClient(code, reason);
+          s->relay->CloseUpstream(1001, "server shutting down");
+        }
+        continue;
+      }
       if (!s->client_started) {
-        // Still reading the head: drop it. With the upstream leg connecting, the client's
-        // handshake is answered 503 by OnValidate once the upstream settles.
-        if (s->up == Session::Upstream::kNone) AbortBeforeStart(s);
+        // Still reading the head: drop it.
+        AbortBeforeStart(s);
         continue;
       }
       if (s->client_open) CloseClient(*s, code, reason);
-      if (s->up == Session::Upstream::kOpen) CloseUpstream(*s, 1001, "server shutting down");
     }
   });
 }
@@ -375,7 +373,8 @@ void Worker::Accept() {
     spdlog::error("worker {}: websocketpp could not create a connection", index_);
     return;
   }
-  acceptor_.async_accept(con->get_raw_socket(),
+  // accept() fills in the peer's address itself: no getpeername() per connection.
+  acceptor_.async_accept(con->get_raw_socket(), accept_peer_,
                          [this, con](const boost::system::error_code& ec) { OnAccept(con, ec); });
 }
 
@@ -390,6 +389,8 @@ void Worker::OnAccept(ServerConnectionPtr con, const boost::system::error_code& 
     });
     return;
   }
+  // Read before Accept(): the next accept may complete speculatively into the same member.
+  const tcp::endpoint peer = accept_peer_;
   Accept();
 
   auto s = std::make_shared<Session>(ioc_);
@@ -402,9 +403,8 @@ void Worker::OnAccept(ServerConnectionPtr con, const boost::system::error_code& 
 
   tcp::socket& socket = s->client->get_raw_socket();
   boost::system::error_code sec;
-  auto remote = socket.remote_endpoint(sec);
-  if (!sec) s->client_ip = remote.address().to_string();
-  if (!sec) s->client_port = remote.port();
+  s->client_ip = peer.address().to_string();
+  s->client_port = peer.port();
   socket.non_blocking(true, sec);
 
   InstallClientHandlers(s);
@@ -477,6 +477,7 @@ void Worker::TryReadHead(const SessionPtr& s) {
       RejectBeforeStart(s, 400, "Bad Request", "malformed request\n");
       return;
     case HeadStatus::kComplete:
+      s->head_bytes = parsed.head_bytes;
       OnHead(s, parsed.head);
       return;
   }
@@ -528,7 +529,7 @@ void Worker::OnHead(const SessionPtr& s, const RequestHead& head) {
     case RouteKind::kWebSocket:
       if (RefuseHandshake(s, head, nullptr)) return;
       s->plan = Session::Plan::kProxy;
-      StartUpstream(s, head);
+      StartRelay(s, head);
       return;
     case RouteKind::kHttpBridge:
     case RouteKind::kExternalClient:
@@ -696,180 +697,211 @@ RouteWorkerCounters& Worker::CountersFor(const RouteConfig* route) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The upstream leg.
+// Kind `websocket`: the ProxyRelay (proxy_relay.h) takes the client socket and does both
+// handshakes and the data path; the session keeps the registry, counters and limits.
 
-void Worker::StartUpstream(const SessionPtr& s, const RequestHead& head) {
+// The relay's reports, delivered to the session if it still exists.
+class Worker::RelayHostImpl : public RelayHost {
+ public:
+  RelayHostImpl(Worker* worker, WeakSession session) : w_(worker), s_(std::move(session)) {}
+
+  void OnOpen(const std::string& subprotocol, double connect_seconds) override {
+    if (SessionPtr s = s_.lock()) w_->OnRelayOpen(s, subprotocol, connect_seconds);
+  }
+  void OnRefused(int status) override {
+    SessionPtr s = s_.lock();
+    if (!s) return;
+    s->up = status == 504 ? Session::Upstream::kTimedOut : Session::Upstream::kFailed;
+    if (!s->outcome_counted) {
+      s->counters->CountOutcome(status == 504   ? ConnectionOutcome::kUpstreamTimeout
+                                : status == 502 ? ConnectionOutcome::kUpstreamError
+                                                : ConnectionOutcome::kRejected);
+      s->outcome_counted = true;
+    }
+  }
+  bool AdmitClientMessage() override {
+    Session* s = raw();
+    return s != nullptr && w_->AdmitClientMessage(*s);
+  }
+  void OnClientMessage(uint64_t bytes) override {
+    if (Session* s = raw()) Count(*s, Direction::kFromClient, bytes, s->messages_in, s->bytes_in);
+  }
+  void OnUpstreamMessage(uint64_t bytes) override {
+    if (Session* s = raw()) {
+      Count(*s, Direction::kToClient, bytes, s->messages_out, s->bytes_out);
+      s->limits.last_activity_ms = w_->limits_now_ms_;  // the idle clock sees sends too
+    }
+  }
+  void OnClientPong() override {
+    if (Session* s = raw()) s->limits.awaiting_pong = false;
+  }
+  void OnLimitHit(std::string_view limit) override {
+    if (Session* s = raw()) w_->CountLimitHit(*s, limit);
+  }
+  void OnSendQueueExceeded() override {
+    if (Session* s = raw()) {
+      w_->CloseForLimit(*s, "send_queue_bytes", wsclose::policy_violation, "client too slow");
+    }
+  }
+  void OnBackpressure() override {
+    if (Session* s = raw()) w_->EmitSessionEvent(*s, sessions::SessionEvent::Type::kBackpressure);
+  }
+  void OnClientClosed(uint16_t code, const std::string& reason) override {
+    if (SessionPtr s = s_.lock()) w_->OnRelayClientClosed(s, code, reason);
+  }
+  void OnDone() override {
+    SessionPtr s = s_.lock();
+    if (!s) return;
+    s->up = Session::Upstream::kClosed;
+    s->client_open = false;
+    s->client_done = true;
+    s->upstream_done = true;
+    w_->Finish(s);
+  }
+
+ private:
+  static void Count(Session& s, Direction d, uint64_t bytes, uint64_t& messages,
+                    uint64_t& total) {
+    s.counters->CountMessage(d, bytes);
+    ++messages;
+    total += bytes;
+    s.last_activity = sessions::CoarseNowUnixNanos();
+  }
+
+  // The per-message reports take no reference: the session owns the relay that calls, and the
+  // relay reports nothing after OnDone, the only way its session ends (Finish).
+  Session* raw() const { return raw_; }
+
+  Worker* const w_;
+  const WeakSession s_;
+  Session* const raw_ = s_.lock().get();
+};
+
+namespace {
+
+RelayLimits RelayLimitsOf(const RouteLimits& l) {
+  RelayLimits r;
+  r.max_message_bytes = l.max_message_bytes;
+  r.send_queue_bytes = l.send_queue_bytes;
+  r.drop_oldest = l.slow_consumer == RouteLimits::SlowConsumer::kDropOldest;
+  return r;
+}
+
+// The Host header for an upstream URL: the port only when it is not the default.
+std::string HostHeader(const UpstreamUrl& target) {
+  std::string host = target.host.find(':') != std::string::npos ? "[" + target.host + "]"
+                                                                 : target.host;
+  if (target.port != 80) host += ":" + std::to_string(target.port);
+  return host;
+}
+
+}  // namespace
+
+void Worker::StartRelay(const SessionPtr& s, const RequestHead& head) {
   const RouteConfig& route = *s->route;
   const WebSocketProxySettings& ws = route.websocket;
   if (ws.upstreams.empty()) {
     s->up = Session::Upstream::kFailed;
-    StartClient(s);
+    StartClient(s);  // websocketpp answers 502 (OnValidate)
     return;
   }
   uint32_t& next = next_upstream_[route.name];
   const UpstreamUrl& target = ws.upstreams[next++ % ws.upstreams.size()];
   s->bound_to = target.url;
-
-  websocketpp::lib::error_code ec;
-  ClientConnectionPtr up = client_.get_connection(target.url, ec);
-  if (ec || !up) {
-    spdlog::warn("route {}: cannot use upstream {}: {}", route.name, target.url, ec.message());
+  if (target.url.rfind("wss://", 0) == 0) {
+    // The relay speaks plain TCP only so far.
+    spdlog::warn("route {}: wss:// upstreams are not supported yet ({})", route.name, target.url);
     s->up = Session::Upstream::kFailed;
     StartClient(s);
     return;
   }
-  try {
-    for (const std::string& protocol : head.subprotocols) {
-      websocketpp::lib::error_code pec;
-      up->add_subprotocol(protocol, pec);  // an offer websocketpp refuses is not forwarded
-    }
-    for (const std::string& name : ws.forward_headers) {
-      if (IsHopByHopOrHandshakeHeader(name) || !head.HasHeader(name)) continue;
-      up->replace_header(name, head.Header(name));
-    }
-    for (const auto& [name, value] : ws.set_headers) up->replace_header(name, value);
-    // Like nginx's $proxy_add_x_forwarded_for.
-    std::string xff = head.Header("x-forwarded-for");
-    up->replace_header("X-Forwarded-For", xff.empty() ? s->client_ip : xff + ", " + s->client_ip);
-  } catch (const std::exception& e) {
-    // websocketpp throws on a header name it cannot send; the route config is at fault.
-    spdlog::warn("route {}: cannot build the upstream handshake: {}", route.name, e.what());
-    s->up = Session::Upstream::kFailed;
-    StartClient(s);
-    return;
+
+  // The upstream handshake: the client's subprotocol offers, the route's forwarded and set
+  // headers (a set header replaces a forwarded one of the same name), X-Forwarded-For like
+  // nginx's $proxy_add_x_forwarded_for. Hop-by-hop and handshake headers are never copied.
+  uint8_t nonce[16];
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t r = mask_rng_();
+    std::memcpy(nonce + 4 * i, &r, 4);
   }
-  up->set_max_message_size(route.limits.max_message_bytes);
-  // Our own timer below is the deadline; websocketpp's is only a backstop.
-  up->set_open_handshake_timeout(static_cast<long>(ws.connect_timeout.count()) + 1000);
-
-  WeakSession weak = s;
-  up->set_open_handler([this, weak](websocketpp::connection_hdl hdl) {
-    if (SessionPtr locked = weak.lock()) {
-      OnUpstreamOpen(locked);
-      return;
+  relay::UpstreamRequest req;
+  req.host = HostHeader(target);
+  req.target = target.path_and_query.empty() ? "/" : target.path_and_query;
+  req.key = relay::WebSocketKey(nonce);
+  req.subprotocols = head.subprotocols;
+  auto is_set = [&](std::string_view lowercase_name) {
+    for (const auto& [name, value] : ws.set_headers) {
+      if (absl::EqualsIgnoreCase(name, absl::string_view(lowercase_name.data(),
+                                                          lowercase_name.size()))) {
+        return true;
+      }
     }
-    // The client is gone: this leg has no one to talk to.
-    websocketpp::lib::error_code cec;
-    if (auto con = client_.get_con_from_hdl(hdl, cec)) con->close(1001, "client went away", cec);
-  });
-  up->set_fail_handler([this, weak](websocketpp::connection_hdl) {
-    if (SessionPtr locked = weak.lock()) OnUpstreamFail(locked);
-  });
-  up->set_message_handler([this, weak](websocketpp::connection_hdl, MessagePtr msg) {
-    if (SessionPtr locked = weak.lock()) OnUpstreamMessage(locked, std::move(msg));
-  });
-  up->set_close_handler([this, weak](websocketpp::connection_hdl) {
-    if (SessionPtr locked = weak.lock()) OnUpstreamClose(locked);
-  });
+    return false;
+  };
+  for (const std::string& name : ws.forward_headers) {
+    if (IsHopByHopOrHandshakeHeader(name) || !head.HasHeader(name) || is_set(name)) continue;
+    req.headers.emplace_back(name, head.Header(name));
+  }
+  for (const auto& [name, value] : ws.set_headers) {
+    std::string lower = absl::AsciiStrToLower(name);
+    if (IsHopByHopOrHandshakeHeader(lower) && lower != "x-forwarded-for") continue;
+    if (lower == "x-forwarded-for") continue;  // ours below
+    req.headers.emplace_back(name, value);
+  }
+  std::string xff = head.Header("x-forwarded-for");
+  req.headers.emplace_back("X-Forwarded-For",
+                           xff.empty() ? s->client_ip : xff + ", " + s->client_ip);
 
-  s->upstream = up;
+  ProxyRelay::ClientSide client_side;
+  client_side.head_bytes = s->head_bytes;
+  client_side.accept = relay::WebSocketAccept(head.Header("sec-websocket-key"));
+  client_side.subprotocols = head.subprotocols;
+  ProxyRelay::UpstreamSide upstream_side;
+  upstream_side.host = target.host;
+  upstream_side.port = target.port;
+  upstream_side.request = relay::BuildUpstreamRequest(req);
+  upstream_side.expected_accept = relay::WebSocketAccept(req.key);
+  upstream_side.connect_timeout = ws.connect_timeout;
+
+  // The websocketpp connection only ever held the socket: take it and let the object go.
+  s->timer.cancel();
+  if (s->lowat_raised) {
+    SetReceiveLowWatermark(s->client->get_raw_socket(), 1);
+    s->lowat_raised = false;
+  }
+  s->client_started = true;
   s->up = Session::Upstream::kConnecting;
   s->upstream_done = false;
-  s->upstream_started = std::chrono::steady_clock::now();
-  s->timer.expires_after(ws.connect_timeout);
-  s->timer.async_wait([this, weak](const boost::system::error_code& tec) {
-    if (tec) return;
-    if (SessionPtr locked = weak.lock()) OnUpstreamTimeout(locked);
-  });
-  // A literal address needs no resolver: connect the leg's socket ourselves and start it, which
-  // is what websocketpp's endpoint does after resolving. Its resolver runs getaddrinfo on a
-  // helper thread for every connection (a netlink socket, three futex hand-offs: 11 of the 45
-  // system calls of a proxied handshake); host names still take that path.
-  boost::system::error_code aec;
-  boost::asio::ip::address address = boost::asio::ip::make_address(target.host, aec);
-  if (aec) {
-    client_.connect(up);
-    return;
-  }
-  up->get_raw_socket().async_connect(
-      tcp::endpoint(address, target.port), [up](const boost::system::error_code& cec) {
-        // Aborted: OnUpstreamTimeout cancelled the connect and has already terminated the leg.
-        if (cec == boost::asio::error::operation_aborted) return;
-        if (cec) {
-          // Like websocketpp's endpoint::handle_connect: the fail handler reports it (502).
-          up->terminate(websocketpp::transport::asio::error::make_error_code(
-              websocketpp::transport::asio::error::pass_through));
-          return;
-        }
-        up->start();
-      });
+  s->relay = std::make_shared<ProxyRelay>(*relay_ctx_, std::move(s->client->get_raw_socket()),
+                                          std::make_unique<RelayHostImpl>(this, s));
+  s->client.reset();
+  std::shared_ptr<ProxyRelay> relay = s->relay;  // Start may finish the session at once
+  relay->Start(std::move(client_side), std::move(upstream_side), RelayLimitsOf(route.limits));
 }
 
-void Worker::OnUpstreamTimeout(const SessionPtr& s) {
-  if (s->up != Session::Upstream::kConnecting) return;
-  s->up = Session::Upstream::kTimedOut;
-  // terminate() runs the fail handler (OnUpstreamFail) before it returns or soon after; cancel
-  // aborts a TCP connect still in flight.
-  boost::system::error_code ec;
-  s->upstream->get_raw_socket().cancel(ec);
-  s->upstream->terminate(
-      websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout));
-  StartClient(s);
-}
-
-void Worker::OnUpstreamOpen(const SessionPtr& s) {
-  if (s->up != Session::Upstream::kConnecting) {
-    CloseUpstream(*s, 1001, "client went away");
-    return;
-  }
-  s->timer.cancel();
+void Worker::OnRelayOpen(const SessionPtr& s, const std::string& subprotocol,
+                         double connect_seconds) {
   s->up = Session::Upstream::kOpen;
-  std::chrono::duration<double> took = std::chrono::steady_clock::now() - s->upstream_started;
-  s->counters->ObserveUpstreamConnect(took.count());
-  boost::system::error_code ec;
-  s->upstream->get_raw_socket().set_option(tcp::no_delay(true), ec);
-  // websocketpp's client does not record the server's choice (get_subprotocol() stays empty).
-  s->upstream_subprotocol = s->upstream->get_response_header("Sec-WebSocket-Protocol");
-  ReleaseHandshake(*s->upstream);
-  // Upstream messages that arrive before the client's handshake completes wait in `to_client`.
-  // Not pause_reading(): websocketpp 0.8.2 applies it through a post, after the open handler has
-  // already queued the next read, and resume_reading() would then start a second concurrent
-  // read on the same socket and buffer.
-  StartClient(s);
+  s->upstream_subprotocol = subprotocol;
+  s->counters->ObserveUpstreamConnect(connect_seconds);
+  s->client_open = true;
+  s->open_seen = true;
+  EmitSessionEvent(*s, sessions::SessionEvent::Type::kOpened);
+  s->counters->connections_active.Add(1);
+  if (!s->outcome_counted) {
+    s->counters->CountOutcome(ConnectionOutcome::kAccepted);
+    s->outcome_counted = true;
+  }
+  OnLimitsOpen(s);
 }
 
-void Worker::OnUpstreamFail(const SessionPtr& s) {
-  s->upstream_done = true;
-  if (s->up == Session::Upstream::kConnecting) {
-    websocketpp::lib::error_code ec = s->upstream->get_ec();
-    bool timeout =
-        ec == websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout) ||
-        ec ==
-            websocketpp::transport::error::make_error_code(websocketpp::transport::error::timeout);
-    s->up = timeout ? Session::Upstream::kTimedOut : Session::Upstream::kFailed;
-    if (spdlog::should_log(spdlog::level::debug)) {
-      spdlog::debug("route {}: upstream handshake failed: {} (HTTP {})", s->route->name,
-                    ec.message(), static_cast<int>(s->upstream->get_response_code()));
-    }
-    StartClient(s);
-  }
-  Finish(s);
-}
-
-void Worker::OnUpstreamMessage(const SessionPtr& s, MessagePtr msg) {
-  if (s->client_open) {
-    s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
-    ++s->messages_out;
-    s->bytes_out += msg->get_payload().size();
-    s->last_activity = sessions::CoarseNowUnixNanos();
-    // A send error means the client leg is closing: the message is dropped. With no send-queue
-    // limit on the route: pause the upstream (built-in backpressure).
-    if (SendToClientBounded(s, msg)) PauseUpstreamReading(s);
-    return;
-  }
-  if (!s->client_done) {
-    s->to_client_bytes += msg->get_payload().size();
-    s->to_client.push_back(std::move(msg));
-    if (s->to_client_bytes > options_.send_queue_bytes) PauseUpstreamReading(s);
-  }
-}
-
-void Worker::PauseUpstreamReading(const SessionPtr& s) {
-  if (s->upstream_paused) return;
-  PauseReadingInMessageHandler(*s->upstream);
-  s->upstream_paused = true;
-  EmitSessionEvent(*s, sessions::SessionEvent::Type::kBackpressure);
-  PollUntilDrained(s);
+void Worker::OnRelayClientClosed(const SessionPtr& s, uint16_t code, const std::string& reason) {
+  if (!s->client_open) return;
+  s->client_open = false;
+  s->counters->connections_active.Add(-1);
+  s->counters->CountClose(code);
+  EmitSessionEvent(*s, sessions::SessionEvent::Type::kClosed, code,
+                   code == wsclose::abnormal_close ? std::string_view() : reason);
 }
 
 void Worker::PauseClientReading(const SessionPtr& s) {
@@ -917,53 +949,16 @@ void Worker::OnDrainPoll(const SessionPtr& s) {
     }
   }
   const bool holding = lim.held && !lim.held->empty();
-  if (s->upstream_paused) {
-    // Waits for the client leg: its open (and the flush of `to_client`), then its queue.
-    bool ready = s->client_done || (s->client_open && s->client->get_buffered_amount() <= low);
-    if (ready) {
-      s->upstream_paused = false;
-      ResumeReading(*s->upstream);
-    }
+  if (s->client_paused && s->client->get_buffered_amount() <= low) {
+    s->client_paused = false;
+    ResumeReading(*s->client);
   }
-  if (s->client_paused) {
-    bool ready;
-    if (s->plan == Session::Plan::kEcho) {
-      ready = s->client->get_buffered_amount() <= low;
-    } else {
-      ready = s->up != Session::Upstream::kOpen || s->upstream->get_buffered_amount() <= low;
-    }
-    if (ready) {
-      s->client_paused = false;
-      ResumeReading(*s->client);
-    }
-  }
-  if (!s->upstream_paused && !s->client_paused && !holding) {
+  if (!s->client_paused && !holding) {
     s->drain_poll_interval = std::chrono::milliseconds(0);
     return;
   }
   s->drain_poll_interval = std::min(s->drain_poll_interval * 2, kMaxDrainPoll);
   ArmDrainPoll(s);
-}
-
-void Worker::OnUpstreamClose(const SessionPtr& s) {
-  s->up = Session::Upstream::kClosed;
-  s->upstream_done = true;
-  wsclose::value code = s->upstream->get_remote_close_code();
-  std::string reason = s->upstream->get_remote_close_reason();
-  if (code == wsclose::no_status) {
-    code = wsclose::blank;  // the upstream sent an empty close frame: so do we
-  } else if (!SendableCloseCode(code)) {
-    code = wsclose::internal_endpoint_error;
-    reason = "upstream went away";
-  }
-  if (s->client_open) {
-    CloseClient(*s, code, reason);
-  } else if (!s->client_done) {
-    s->close_client_after_open = true;
-    s->deferred_close_code = code;
-    s->deferred_close_reason = reason;
-  }
-  Finish(s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -994,23 +989,8 @@ bool Worker::OnValidate(const SessionPtr& s) {
       if (s->kind) s->kind->OnValidate();  // e.g. the subprotocol a pubsub route selects
       return true;
     case Session::Plan::kProxy:
-      switch (s->up) {
-        case Session::Upstream::kOpen:
-        case Session::Upstream::kClosed:
-          if (!s->upstream_subprotocol.empty()) {
-            websocketpp::lib::error_code ec;
-            s->client->select_subprotocol(s->upstream_subprotocol, ec);
-            if (ec) {
-              return reject(502, "upstream selected a subprotocol the client did not offer\n",
-                            ConnectionOutcome::kUpstreamError);
-            }
-          }
-          return true;
-        case Session::Upstream::kTimedOut:
-          return reject(504, "upstream timed out\n", ConnectionOutcome::kUpstreamTimeout);
-        default:
-          return reject(502, "upstream unavailable\n", ConnectionOutcome::kUpstreamError);
-      }
+      // Only a `websocket` route the relay could not take (no upstream, wss://) gets here.
+      return reject(502, "upstream unavailable\n", ConnectionOutcome::kUpstreamError);
     case Session::Plan::kReject:
       return reject(s->reject_status, s->reject_body, ConnectionOutcome::kRejected);
     default:
@@ -1079,18 +1059,6 @@ void Worker::OnClientOpen(const SessionPtr& s) {
     return;
   }
   ReleaseHandshake(*s->client);
-  if (s->plan != Session::Plan::kProxy) return;
-  for (MessagePtr& msg : s->to_client) {
-    s->counters->CountMessage(Direction::kToClient, msg->get_payload().size());
-    ++s->messages_out;
-    s->bytes_out += msg->get_payload().size();
-    SendToClientBounded(s, msg);
-  }
-  std::vector<MessagePtr>().swap(s->to_client);
-  s->to_client_bytes = 0;
-  if (s->close_client_after_open) {
-    CloseClient(*s, s->deferred_close_code, s->deferred_close_reason);
-  }
 }
 
 void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
@@ -1099,7 +1067,7 @@ void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
   ++s->messages_in;
   s->bytes_in += size;
   s->last_activity = sessions::CoarseNowUnixNanos();
-  if (!AdmitClientMessage(s)) return;
+  if (!AdmitClientMessage(*s)) return;
   if (s->kind) {
     s->kind->OnMessage(msg);
     return;
@@ -1110,15 +1078,7 @@ void Worker::OnClientMessage(const SessionPtr& s, MessagePtr msg) {
     s->bytes_out += size;
     // A client that sends faster than it reads is its own slow consumer.
     if (SendToClientBounded(s, msg)) PauseClientReading(s);
-    return;
   }
-  if (s->up == Session::Upstream::kOpen) {
-    // Framed (masked) in place: websocketpp would copy it into a new message (frame_in_place.h).
-    FrameInPlace(*msg, /*masked=*/true, mask_rng_());
-    s->upstream->send(msg);
-    if (s->upstream->get_buffered_amount() > options_.send_queue_bytes) PauseClientReading(s);
-  }
-  // Otherwise the upstream leg is gone and the message is dropped.
 }
 
 void Worker::OnClientClose(const SessionPtr& s) {
@@ -1128,16 +1088,6 @@ void Worker::OnClientClose(const SessionPtr& s) {
   if (s->client->get_local_close_code() == wsclose::message_too_big) {
     CountLimitHit(*s, "max_message_bytes");
   }
-  if (s->up != Session::Upstream::kOpen) return;
-  wsclose::value code = s->client->get_remote_close_code();
-  std::string reason = s->client->get_remote_close_reason();
-  if (code == wsclose::no_status) {
-    code = wsclose::blank;
-  } else if (!SendableCloseCode(code)) {
-    code = wsclose::going_away;
-    reason = "client went away";
-  }
-  CloseUpstream(*s, code, reason);
 }
 
 void Worker::OnClientFail(const SessionPtr& s) {
@@ -1145,7 +1095,6 @@ void Worker::OnClientFail(const SessionPtr& s) {
     s->counters->CountOutcome(ConnectionOutcome::kRejected);
     s->outcome_counted = true;
   }
-  if (s->up == Session::Upstream::kOpen) CloseUpstream(*s, 1001, "client went away");
 }
 
 void Worker::OnClientTerminated(const SessionPtr& s) {
@@ -1160,11 +1109,14 @@ void Worker::OnClientTerminated(const SessionPtr& s) {
   if (s->kind) s->kind->OnTerminated();
   s->client_open = false;
   s->client_done = true;
-  s->to_client.clear();
   Finish(s);
 }
 
 void Worker::CloseClient(Session& s, uint16_t code, const std::string& reason) {
+  if (s.relay) {
+    s.relay->CloseClient(code, reason);
+    return;
+  }
   if (s.client_paused) {
     // The close handshake needs the client's answer.
     s.client_paused = false;
@@ -1175,13 +1127,7 @@ void Worker::CloseClient(Session& s, uint16_t code, const std::string& reason) {
 }
 
 void Worker::CloseUpstream(Session& s, uint16_t code, const std::string& reason) {
-  if (!s.upstream) return;
-  if (s.upstream_paused) {
-    s.upstream_paused = false;
-    ResumeReading(*s.upstream);
-  }
-  websocketpp::lib::error_code ec;
-  s.upstream->close(static_cast<wsclose::value>(code), code == wsclose::blank ? "" : reason, ec);
+  if (s.relay) s.relay->CloseUpstream(code, reason);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1250,29 +1196,36 @@ void Worker::OnLimitsOpen(const SessionPtr& s) {
   lim.pinger = s->route->kind != RouteKind::kPubSub || l.ping_interval_ms > 0;
   if (lim.pinger) {
     lim.next_ping_ms = now + l.ping_interval_ms;
-    WeakSession weak = s;
-    s->client->set_pong_handler([weak](websocketpp::connection_hdl, std::string) {
-      if (SessionPtr locked = weak.lock()) locked->limits.awaiting_pong = false;
-    });
+    if (s->client) {  // the relay reports pongs itself (RelayHost::OnClientPong)
+      WeakSession weak = s;
+      s->client->set_pong_handler([weak](websocketpp::connection_hdl, std::string) {
+        if (SessionPtr locked = weak.lock()) locked->limits.awaiting_pong = false;
+      });
+    }
   }
   if (s->kind) lim.tcp_bytes_sent = TcpBytesSent(s->client->get_raw_socket().native_handle());
   if (l.NeedsSweep()) ArmLimitsSweep();
 }
 
-bool Worker::AdmitClientMessage(const SessionPtr& s) {
-  ConnectionLimits& lim = s->limits;
+bool Worker::AdmitClientMessage(Session& s) {
+  ConnectionLimits& lim = s.limits;
   lim.last_activity_ms = limits_now_ms_;
   if (lim.closing) return false;
   if (lim.rate.unlimited() || lim.rate.TryTake(std::chrono::steady_clock::now())) return true;
   if (lim.config->limits.rate_policy == RouteLimits::RatePolicy::kClose) {
-    CloseForLimit(*s, "messages_per_second", wsclose::policy_violation,
+    CloseForLimit(s, "messages_per_second", wsclose::policy_violation,
                   "message rate limit exceeded");
     return false;
   }
-  CountLimitHit(*s, "messages_per_second");
+  CountLimitHit(s, "messages_per_second");
   // An error means the leg is closing: nothing to tell.
-  (void)s->client->send(kRateLimitedFrame, sizeof(kRateLimitedFrame) - 1,
-                        websocketpp::frame::opcode::text);
+  if (s.relay) {
+    s.relay->SendToClient(std::string_view(kRateLimitedFrame, sizeof(kRateLimitedFrame) - 1),
+                          /*binary=*/false);
+  } else {
+    (void)s.client->send(kRateLimitedFrame, sizeof(kRateLimitedFrame) - 1,
+                         websocketpp::frame::opcode::text);
+  }
   return false;
 }
 
@@ -1336,9 +1289,10 @@ void Worker::ApplyLimitsToOpenSessions() {
     if (it == by_name.end()) continue;  // route deleted: the connection keeps what it had
     const RouteLimits& old = lim.config->limits;
     const RouteLimits& l = (*it->second)->limits;
-    if (l.max_message_bytes != old.max_message_bytes) {
+    if (s->relay) {
+      s->relay->SetLimits(RelayLimitsOf(l));
+    } else if (l.max_message_bytes != old.max_message_bytes) {
       s->client->set_max_message_size(l.max_message_bytes);
-      if (s->upstream) s->upstream->set_max_message_size(l.max_message_bytes);
     }
     if (l.messages_per_second != old.messages_per_second || l.message_burst != old.message_burst) {
       lim.rate.Configure(l.messages_per_second, l.message_burst, std::chrono::steady_clock::now());
@@ -1433,9 +1387,15 @@ void Worker::LimitsSweep() {
           continue;
         }
       } else if (now >= lim.next_ping_ms) {
-        websocketpp::lib::error_code ec;
-        s->client->ping("", ec);
-        if (!ec) {
+        bool pinged;
+        if (s->relay) {
+          pinged = s->relay->PingClient();
+        } else {
+          websocketpp::lib::error_code ec;
+          s->client->ping("", ec);
+          pinged = !ec;
+        }
+        if (pinged) {
           lim.awaiting_pong = true;
           lim.ping_sent_ms = now;
           ++lim.pings_since_check;
@@ -1518,6 +1478,16 @@ void Worker::RegisterSession(const SessionPtr& s, const RequestHead& head,
 
 sessions::SessionState Worker::StateOf(const Session& s) const {
   if (s.client_done) return sessions::SessionState::kClosing;
+  if (s.relay) {
+    switch (s.relay->client_state()) {
+      case ProxyRelay::State::kConnecting:
+        return sessions::SessionState::kConnecting;
+      case ProxyRelay::State::kOpen:
+        return sessions::SessionState::kOpen;
+      default:
+        return sessions::SessionState::kClosing;
+    }
+  }
   if (s.client_open) {
     return s.client->get_state() == websocketpp::session::state::open
                ? sessions::SessionState::kOpen
@@ -1553,8 +1523,11 @@ sessions::SessionInfo Worker::DescribeSession(const Session& s) const {
     info.bytes_out += s.kind_traffic->bytes_out;
     info.last_activity = std::max(info.last_activity, s.kind_traffic->last_activity);
   }
-  if (s.client_started) info.queued_bytes = s.client->get_buffered_amount();
-  info.queued_bytes += s.to_client_bytes;
+  if (s.relay) {
+    info.queued_bytes = s.relay->client_queued_bytes();
+  } else if (s.client_started) {
+    info.queued_bytes = s.client->get_buffered_amount();
+  }
   info.bound_to = s.bound_to;
   // After a live update the session follows its route's new limits (ApplyLimitsToOpenSessions).
   info.limits = s.limits.config ? s.limits.config->limits : s.route->limits;
@@ -1626,7 +1599,7 @@ void Worker::PostCountSessions(
           ++c.closing;
           break;
       }
-      if (sp->up == Session::Upstream::kOpen) ++c.upstream_open;
+      if (sp->relay && sp->relay->upstream_open()) ++c.upstream_open;
     }
     done(std::move(out));
   });
@@ -1650,7 +1623,7 @@ void Worker::PostCloseSession(std::string id, uint16_t code, std::string reason,
     // Both legs at once, with the same code and reason: the upstream learns why (the client's
     // echo would carry the same code later anyway).
     SessionPtr keep = sessions_.at(s->id);  // closing may finish the session synchronously
-    if (keep->up == Session::Upstream::kOpen) CloseUpstream(*keep, code, reason);
+    CloseUpstream(*keep, code, reason);
     CloseClient(*keep, code, reason);
     done(SessionOpResult::kDone);
   });
@@ -1664,9 +1637,13 @@ void Worker::PostSendToSession(std::string id, std::shared_ptr<const std::string
     Session* s = FindSession(id);
     if (s == nullptr) return done(SessionOpResult::kNotFound);
     if (StateOf(*s) != sessions::SessionState::kOpen) return done(SessionOpResult::kNotOpen);
-    websocketpp::lib::error_code ec = s->client->send(
-        *payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
-    if (ec) return done(SessionOpResult::kNotOpen);
+    if (s->relay) {
+      if (!s->relay->SendToClient(*payload, binary)) return done(SessionOpResult::kNotOpen);
+    } else {
+      websocketpp::lib::error_code ec = s->client->send(
+          *payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+      if (ec) return done(SessionOpResult::kNotOpen);
+    }
     s->counters->CountMessage(Direction::kToClient, payload->size());
     ++s->messages_out;
     s->bytes_out += payload->size();

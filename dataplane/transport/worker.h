@@ -1,6 +1,7 @@
 // One data-plane worker: a thread that owns an io_context, a websocketpp server endpoint (client
-// legs), a websocketpp client endpoint (upstream legs), its own SO_REUSEPORT listener and every
-// connection accepted on that listener, for the connection's whole life.
+// legs of every kind but `websocket`), a websocketpp client endpoint (external_client's outbound
+// connections), the ProxyRelays of its `websocket` connections, its own SO_REUSEPORT listener and
+// every connection accepted on that listener, for the connection's whole life.
 //
 // Threading: everything in this class runs on the worker thread, except the members marked
 // "thread-safe", which only post work into the io_context or read atomics.
@@ -45,6 +46,8 @@ class OutboundKinds;           // outbound_kinds.h
 class FanoutKinds;             // fanout_kinds.h
 class RoomRegistry;            // fanout_kinds.h
 class FanoutEvents;            // fanout_kinds.h
+class ProxyRelay;              // proxy_relay.h
+struct RelayContext;           // proxy_relay.h
 
 struct WorkerOptions {
   // A client that has not sent a complete request head by then is disconnected.
@@ -126,7 +129,8 @@ class Worker {
   bool RefuseHandshake(const SessionPtr& s, const RequestHead& head, const char* missing_backend);
   void InstallClientHandlers(const SessionPtr& s);
   void StartClient(const SessionPtr& s);
-  void StartUpstream(const SessionPtr& s, const RequestHead& head);
+  // Kind `websocket`: hands the connection to a ProxyRelay (proxy_relay.h).
+  void StartRelay(const SessionPtr& s, const RequestHead& head);
   void AbortBeforeStart(const SessionPtr& s);
   void RejectBeforeStart(const SessionPtr& s, int status, std::string_view phrase,
                          std::string_view body);
@@ -142,16 +146,13 @@ class Worker {
   void OnClientFail(const SessionPtr& s);
   void OnClientTerminated(const SessionPtr& s);
 
-  // websocketpp callbacks, upstream leg.
-  void OnUpstreamOpen(const SessionPtr& s);
-  void OnUpstreamFail(const SessionPtr& s);
-  void OnUpstreamMessage(const SessionPtr& s, MessagePtr msg);
-  void OnUpstreamClose(const SessionPtr& s);
-  void OnUpstreamTimeout(const SessionPtr& s);
+  // The relay's reports about a `websocket` session (RelayHost in proxy_relay.h).
+  class RelayHostImpl;
+  void OnRelayOpen(const SessionPtr& s, const std::string& subprotocol, double connect_seconds);
+  void OnRelayClientClosed(const SessionPtr& s, uint16_t code, const std::string& reason);
 
   // Backpressure (see WorkerOptions::send_queue_bytes).
   void PauseClientReading(const SessionPtr& s);
-  void PauseUpstreamReading(const SessionPtr& s);
   // Starts (or keeps) the poll that resumes a paused leg once the other leg has drained.
   void PollUntilDrained(const SessionPtr& s);
   void ArmDrainPoll(const SessionPtr& s);
@@ -167,7 +168,7 @@ class Worker {
   // Admission caps and handshake rate: true when it refused the handshake (503/429).
   bool RefuseByAdmission(const SessionPtr& s, const RouteMatch& match);
   // Message rate on a client message: false when the message must not go further.
-  bool AdmitClientMessage(const SessionPtr& s);
+  bool AdmitClientMessage(Session& s);
   // Sends towards the client under the route's send-queue bound. True when the caller should
   // pause the feeding leg (the built-in backpressure, used when the route sets no bound).
   bool SendToClientBounded(const SessionPtr& s, const MessagePtr& msg);
@@ -189,11 +190,14 @@ class Worker {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   ServerEndpoint server_;
   ClientEndpoint client_;
-  // Masking keys for messages the proxy frames itself before sending them upstream
-  // (frame_in_place.h): the same kind of generator as the client endpoint's own.
+  // Masking keys for frames the relay writes upstream itself and upstream handshake keys: the
+  // same kind of generator as the client endpoint's own.
   SecureRandom32 mask_rng_;
+  // What every ProxyRelay of this worker shares: the read buffer, the masking-key generator.
+  std::unique_ptr<RelayContext> relay_ctx_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_timer_;
+  boost::asio::ip::tcp::endpoint accept_peer_;  // filled in by the pending accept
   uint16_t local_port_ = 0;
 
   // The http_bridge and external_client route kinds (outbound_kinds.h).

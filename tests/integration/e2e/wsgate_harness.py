@@ -432,17 +432,22 @@ def raw_handshake(port, path, source="127.0.0.1", rcvbuf=None):
     return status, headers, s
 
 
+def recv_exact(sock, n):
+    """Exactly n bytes from a blocking socket; ConnectionError when it closes first."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed mid-frame")
+        buf += chunk
+    return buf
+
+
 def read_frame(sock):
     """(opcode, payload) of the next server frame (servers never mask); ConnectionError when the
     connection closes first."""
     def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("connection closed mid-frame")
-            buf += chunk
-        return buf
+        return recv_exact(sock, n)
     b0, b1 = exact(2)
     n = b1 & 0x7F
     if n == 126:
