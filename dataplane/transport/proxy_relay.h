@@ -147,13 +147,14 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
         : relay(r), sock(ioc), scanner(is_client), client(is_client) {}
     void OnEvents(uint32_t events) override { relay->OnEvents(*this, events); }
     ProxyRelay* const relay;
-    // Asio's socket until the leg is connected, then the raw descriptor (released from Asio)
-    // registered with the worker's EdgePoller.
+    // The client's socket comes from Asio's acceptor and is released from Asio at start; the
+    // upstream's is our own. Either way `fd`, registered with the worker's EdgePoller.
     boost::asio::ip::tcp::socket sock;
     int fd = -1;
     uint64_t poll_id = 0;
     bool read_ready = false;  // an edge said readable and no recv() has drained it since
     bool rdhup = false;       // the peer's FIN (or an error) is pending
+    bool connecting = false;  // the upstream's non-blocking connect is in flight
     relay::FrameScanner scanner;
     const bool client;
     // Input side.
@@ -184,7 +185,8 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   // Set-up.
   void ConsumeHead();
   void ConnectUpstream(const UpstreamSide& up);
-  void OnUpstreamConnected(const boost::system::error_code& ec);
+  void ConnectTo(size_t index);  // upstream_endpoints_[index], or 502 past the end
+  void OnUpstreamConnected();
   void OnUpstreamAnswer();
   void OpenRelay(size_t answer_head_bytes);
   void WriteHttpAndClose(int status, std::string_view body);
@@ -226,6 +228,8 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   Leg upstream_;
   boost::asio::steady_timer timer_;  // connect deadline, then the close-handshake deadline
   std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
+  std::vector<boost::asio::ip::tcp::endpoint> upstream_endpoints_;
+  size_t next_endpoint_ = 0;
   RelayLimits limits_;
   ClientSide client_side_;
   std::string expected_accept_;
