@@ -23,11 +23,10 @@
 // header makes a message too big (1009, before any of its payload is buffered), the send-queue
 // bound of the client leg, the built-in backpressure of both legs.
 //
-// Threading: everything runs on the worker thread that owns the io_context. Asynchronous
-// operations hold a shared_ptr to the relay; the host is told when both legs are gone.
-// Reads use a wait for readability followed by recv() into the worker's scratch buffer, so an
-// idle connection holds no read buffer at all (dataplane/relay/README.md explains the
-// edge-triggered rule this relies on).
+// Threading: everything runs on the worker thread that owns the io_context. Both sockets are
+// registered with the worker's EdgePoller (edge_poller.h); an edge is followed by recv() into
+// the worker's scratch buffer, so an idle connection holds no read buffer at all
+// (dataplane/relay/README.md, "Readiness"). The host is told when both legs are gone.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
