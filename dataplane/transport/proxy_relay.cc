@@ -1,11 +1,15 @@
 #include "dataplane/transport/proxy_relay.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <cstring>
 #include <spdlog/spdlog.h>
 
 #include "dataplane/relay/ws_handshake.h"
@@ -54,11 +58,53 @@ const char* ReasonPhrase(int status) {
 ProxyRelay::ProxyRelay(RelayContext& ctx, tcp::socket client, std::unique_ptr<RelayHost> host)
     : ctx_(ctx),
       host_(std::move(host)),
-      client_(std::move(client), /*is_client=*/true),
-      upstream_(ctx.ioc, /*is_client=*/false),
+      client_(this, std::move(client), /*is_client=*/true),
+      upstream_(this, ctx.ioc, /*is_client=*/false),
       timer_(ctx.ioc) {}
 
-ProxyRelay::~ProxyRelay() = default;
+// A relay normally ends through CloseSocket on both legs (which unregisters them) before its
+// session lets it go. Only a worker being torn down drops a relay with a leg still open; the
+// poller may be gone by then (it is destroyed before the io_context whose pending handlers hold
+// relays), so only the descriptor is closed here.
+ProxyRelay::~ProxyRelay() {
+  for (Leg* leg : {&client_, &upstream_}) {
+    if (leg->fd >= 0) ::close(leg->fd);
+  }
+}
+
+// The socket leaves Asio's reactor (one epoll_ctl DEL) for the worker's EdgePoller (one ADD),
+// for the rest of its life: no per-wait re-registration, and EPOLLRDHUP.
+bool ProxyRelay::Register(Leg& leg) {
+  boost::system::error_code ec;
+  leg.fd = leg.sock.release(ec);
+  if (ec) {
+    leg.fd = -1;
+    return false;
+  }
+  int one = 1;
+  ::setsockopt(leg.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  leg.poll_id = ctx_.poller.Add(leg.fd, &leg);
+  return leg.poll_id != 0;
+}
+
+void ProxyRelay::OnEvents(Leg& leg, uint32_t events) {
+  if (leg.done) return;
+  if (leg.connecting) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) OnUpstreamConnected();
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    leg.read_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) leg.rdhup = true;
+    // The client is not read before the upstream accepted (its bytes wait in the kernel).
+    if (!leg.paused && (opened_ || !leg.client || draining_)) ReadLoop(leg);
+  }
+  if (leg.done) return;
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && leg.writing) {
+    leg.writing = false;
+    Flush(leg);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Set-up: the client's head, the upstream's handshake.
@@ -68,8 +114,14 @@ void ProxyRelay::Start(ClientSide client, UpstreamSide upstream, RelayLimits lim
   client_side_ = std::move(client);
   expected_accept_ = std::move(upstream.expected_accept);
   // Every recv() and send() here passes MSG_DONTWAIT: no FIONBIO needed on either socket.
-  boost::system::error_code ec;
-  client_.sock.set_option(tcp::no_delay(true), ec);
+  if (!Register(client_)) {
+    refused_ = true;
+    host_->OnRefused(0);
+    CloseSocket(client_);
+    upstream_.done = true;
+    MaybeDone();
+    return;
+  }
   ConsumeHead();
   if (client_.done) return;
   connect_started_ = std::chrono::steady_clock::now();
@@ -86,7 +138,7 @@ void ProxyRelay::Start(ClientSide client, UpstreamSide upstream, RelayLimits lim
 void ProxyRelay::ConsumeHead() {
   size_t left = client_side_.head_bytes;
   while (left > 0) {
-    ssize_t n = ::recv(client_.sock.native_handle(), ctx_.scratch.data(),
+    ssize_t n = ::recv(client_.fd, ctx_.scratch.data(),
                        std::min(left, ctx_.scratch.size()), MSG_DONTWAIT);
     if (n > 0) {
       left -= static_cast<size_t>(n);
@@ -104,14 +156,11 @@ void ProxyRelay::ConsumeHead() {
 }
 
 void ProxyRelay::ConnectUpstream(const UpstreamSide& up) {
-  auto self = shared_from_this();
   boost::system::error_code aec;
   boost::asio::ip::address address = boost::asio::ip::make_address(up.host, aec);
   if (!aec) {
-    upstream_.sock.async_connect(tcp::endpoint(address, up.port),
-                                 [self](const boost::system::error_code& ec) {
-                                   self->OnUpstreamConnected(ec);
-                                 });
+    upstream_endpoints_.emplace_back(address, up.port);
+    ConnectTo(0);
     return;
   }
   // A host name: Asio's resolver (getaddrinfo on its helper thread), then the first address
@@ -119,32 +168,64 @@ void ProxyRelay::ConnectUpstream(const UpstreamSide& up) {
   resolver_ = std::make_unique<tcp::resolver>(ctx_.ioc);
   resolver_->async_resolve(
       up.host, std::to_string(up.port),
-      [self](const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
-        if (self->refused_ || self->opened_) return;
+      [self = shared_from_this()](const boost::system::error_code& ec,
+                                  const tcp::resolver::results_type& results) {
+        if (self->refused_ || self->opened_ || self->client_.done) return;
         if (ec) {
-          self->OnUpstreamConnected(ec);
+          spdlog::debug("upstream name not resolved: {}", ec.message());
+          self->Refuse(502, "upstream unavailable\n");
           return;
         }
-        boost::asio::async_connect(
-            self->upstream_.sock, results,
-            [self](const boost::system::error_code& cec, const tcp::endpoint&) {
-              self->OnUpstreamConnected(cec);
-            });
+        for (const auto& entry : results) self->upstream_endpoints_.push_back(entry.endpoint());
+        self->ConnectTo(0);
       });
 }
 
-void ProxyRelay::OnUpstreamConnected(const boost::system::error_code& ec) {
-  if (refused_ || opened_ || client_.done) return;  // timed out, or the client went away
-  if (ec) {
-    spdlog::debug("upstream connect failed: {}", ec.message());
+// A non-blocking connect of our own, registered with the poller right away (its EPOLLOUT edge
+// says the connect finished): five system calls, where Asio's connect and handing the socket
+// over cost ten.
+void ProxyRelay::ConnectTo(size_t index) {
+  Leg& up = upstream_;
+  if (up.poll_id != 0) ctx_.poller.Remove(up.poll_id);
+  if (up.fd >= 0) ::close(up.fd);
+  up.poll_id = 0;
+  up.fd = -1;
+  if (index >= upstream_endpoints_.size()) {
     Refuse(502, "upstream unavailable\n");
     return;
   }
-  boost::system::error_code oec;
-  upstream_.sock.set_option(tcp::no_delay(true), oec);
-  Flush(upstream_);  // the handshake request
-  if (upstream_.done) return;
-  ArmRead(upstream_);
+  next_endpoint_ = index + 1;
+  const tcp::endpoint& ep = upstream_endpoints_[index];
+  up.fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                   IPPROTO_TCP);
+  if (up.fd < 0) {
+    spdlog::warn("cannot open a socket for an upstream: {}", std::strerror(errno));
+    Refuse(502, "upstream unavailable\n");
+    return;
+  }
+  int one = 1;
+  ::setsockopt(up.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (::connect(up.fd, ep.data(), static_cast<socklen_t>(ep.size())) != 0 &&
+      errno != EINPROGRESS) {
+    ConnectTo(next_endpoint_);
+    return;
+  }
+  up.connecting = true;
+  up.poll_id = ctx_.poller.Add(up.fd, &up);
+  if (up.poll_id == 0) ConnectTo(upstream_endpoints_.size());  // i.e. 502
+}
+
+void ProxyRelay::OnUpstreamConnected() {
+  upstream_.connecting = false;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (::getsockopt(upstream_.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    spdlog::debug("upstream connect failed: {}", std::strerror(err));
+    ConnectTo(next_endpoint_);
+    return;
+  }
+  Flush(upstream_);  // the handshake request; the answer comes as an event
 }
 
 void ProxyRelay::OnUpstreamAnswer() {
@@ -214,37 +295,23 @@ void ProxyRelay::WriteHttpAndClose(int status, std::string_view body) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading. Readiness first, then recv() into the worker's scratch buffer. Asio registers sockets
-// edge-triggered. A wait is armed right after a recv() that returned EAGAIN or a short read; a
-// short read does not prove the socket drained (a FIN that arrived with the data is reported by
-// the next recv() only, and its edge is already spent), but async_wait re-registers the
-// descriptor (epoll_ctl MOD), which re-evaluates readiness, so a pending FIN or byte still wakes
-// it. Every other (re)start of reading begins with a recv() (PostRead).
-
-void ProxyRelay::ArmRead(Leg& leg) {
-  if (leg.reading || leg.done || leg.paused) return;
-  leg.reading = true;
-  leg.sock.async_wait(tcp::socket::wait_read,
-                      [self = shared_from_this(), &leg](const boost::system::error_code& ec) {
-                        leg.reading = false;
-                        if (ec == boost::asio::error::operation_aborted || leg.done) return;
-                        self->ReadLoop(leg);  // an error shows in recv()
-                      });
-}
+// Reading: the poller reports an edge (OnEvents), then recv() into the worker's scratch buffer
+// until EAGAIN, or until a short read when no FIN is pending (EPOLLRDHUP tells: without it a
+// short read does not prove the socket drained). The next edge comes with the next bytes.
+// Restarting after a pause (no edge will come for bytes already there) begins with a recv()
+// (PostRead).
 
 void ProxyRelay::PostRead(Leg& leg) {
-  boost::asio::post(ctx_.ioc, [self = shared_from_this(), &leg] {
-    if (!leg.reading) self->ReadLoop(leg);
-  });
+  boost::asio::post(ctx_.ioc, [self = shared_from_this(), &leg] { self->ReadLoop(leg); });
 }
 
 void ProxyRelay::ReadLoop(Leg& leg) {
   std::vector<char>& buf = ctx_.scratch;
   for (int round = 0; round < kReadsPerWakeup; ++round) {
-    if (leg.done || leg.paused) return;
-    ssize_t n = ::recv(leg.sock.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+    if (leg.done || leg.paused || leg.fd < 0) return;
+    ssize_t n = ::recv(leg.fd, buf.data(), buf.size(), MSG_DONTWAIT);
     if (n > 0) {
-      const bool drained = static_cast<size_t>(n) < buf.size();
+      const bool drained = static_cast<size_t>(n) < buf.size() && !leg.rdhup;
       if (&leg == &upstream_ && !opened_) {
         answer_.append(buf.data(), static_cast<size_t>(n));
         OnUpstreamAnswer();
@@ -254,14 +321,14 @@ void ProxyRelay::ReadLoop(Leg& leg) {
       }  // else: after a close or a refusal nothing read matters any more
       if (leg.done || leg.paused || (&leg == &upstream_ && refused_)) return;
       if (drained) {
-        ArmRead(leg);
+        leg.read_ready = false;
         return;
       }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      ArmRead(leg);
+      leg.read_ready = false;
       return;
     }
     // EOF or an error.
@@ -521,9 +588,9 @@ void ProxyRelay::SendClose(Leg& leg, uint16_t code, std::string_view reason) {
 }
 
 void ProxyRelay::Flush(Leg& leg) {
-  if (leg.done || leg.writing) return;
+  if (leg.done || leg.writing || leg.fd < 0) return;
   while (leg.sent < leg.out.size()) {
-    ssize_t n = ::send(leg.sock.native_handle(), leg.out.data() + leg.sent,
+    ssize_t n = ::send(leg.fd, leg.out.data() + leg.sent,
                        leg.out.size() - leg.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       leg.sent += static_cast<size_t>(n);
@@ -531,13 +598,7 @@ void ProxyRelay::Flush(Leg& leg) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      leg.writing = true;
-      leg.sock.async_wait(tcp::socket::wait_write,
-                          [self = shared_from_this(), &leg](const boost::system::error_code& ec) {
-                            leg.writing = false;
-                            if (ec == boost::asio::error::operation_aborted || leg.done) return;
-                            self->Flush(leg);
-                          });
+      leg.writing = true;  // the EPOLLOUT edge calls Flush again (OnEvents)
       ResumeOther(leg);
       return;
     }
@@ -559,9 +620,8 @@ void ProxyRelay::OnDrained(Leg& leg) {
     // A refused handshake's answer is out: stop writing, read until the client closes.
     if (!leg.finishing) {
       leg.finishing = true;
-      boost::system::error_code ec;
-      leg.sock.shutdown(tcp::socket::shutdown_send, ec);
-      ArmRead(leg);
+      ::shutdown(leg.fd, SHUT_WR);
+      PostRead(leg);
     }
     return;
   }
@@ -584,8 +644,7 @@ void ProxyRelay::OnDrained(Leg& leg) {
       // The peer broke the protocol and may still be sending: stop writing and read until its
       // FIN, so that unread bytes do not reset the connection before it reads our close frame.
       leg.finishing = true;
-      boost::system::error_code ec;
-      leg.sock.shutdown(tcp::socket::shutdown_send, ec);
+      ::shutdown(leg.fd, SHUT_WR);
       leg.paused = false;
       PostRead(leg);
     }
@@ -688,8 +747,12 @@ void ProxyRelay::LegGone(Leg& leg) {
 void ProxyRelay::CloseSocket(Leg& leg) {
   if (leg.done) return;
   leg.done = true;
+  if (leg.poll_id != 0) ctx_.poller.Remove(leg.poll_id);  // before the close: no stale events
+  leg.poll_id = 0;
+  if (leg.fd >= 0) ::close(leg.fd);  // also takes it out of the epoll set
+  leg.fd = -1;
   boost::system::error_code ec;
-  leg.sock.close(ec);  // cancels the pending waits
+  leg.sock.close(ec);  // before Register: cancels a connect in flight
   std::string().swap(leg.out);
   std::string().swap(leg.pending_control);
   std::string().swap(leg.pending_data);

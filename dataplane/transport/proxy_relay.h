@@ -23,11 +23,10 @@
 // header makes a message too big (1009, before any of its payload is buffered), the send-queue
 // bound of the client leg, the built-in backpressure of both legs.
 //
-// Threading: everything runs on the worker thread that owns the io_context. Asynchronous
-// operations hold a shared_ptr to the relay; the host is told when both legs are gone.
-// Reads use a wait for readability followed by recv() into the worker's scratch buffer, so an
-// idle connection holds no read buffer at all (dataplane/relay/README.md explains the
-// edge-triggered rule this relies on).
+// Threading: everything runs on the worker thread that owns the io_context. Both sockets are
+// registered with the worker's EdgePoller (edge_poller.h); an edge is followed by recv() into
+// the worker's scratch buffer, so an idle connection holds no read buffer at all
+// (dataplane/relay/README.md, "Readiness"). The host is told when both legs are gone.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -43,6 +42,7 @@
 #include <vector>
 
 #include "dataplane/relay/frame_scanner.h"
+#include "dataplane/transport/edge_poller.h"
 #include "dataplane/transport/secure_rng.h"
 
 namespace wsgate::dataplane::transport {
@@ -77,8 +77,10 @@ class RelayHost {
 
 // Per worker: what every relay of the worker shares (the worker owns it).
 struct RelayContext {
+  RelayContext(boost::asio::io_context& io, SecureRandom32& r) : ioc(io), rng(r), poller(io) {}
   boost::asio::io_context& ioc;
   SecureRandom32& rng;  // masking keys of frames the relay writes upstream itself
+  EdgePoller poller;    // readiness of every relay socket of the worker
   // Reads land here and are consumed before the next read: one buffer for all connections.
   std::vector<char> scratch = std::vector<char>(64 * 1024);
   // Built-in backpressure: stop reading a leg while the other leg has more queued than this.
@@ -137,16 +139,24 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
  private:
   // One socket and both directions of its bytes: `in` what we read from it, `out` what we
   // write to it.
-  struct Leg {
-    Leg(boost::asio::ip::tcp::socket s, bool is_client)
-        : sock(std::move(s)), scanner(is_client), client(is_client) {}
-    Leg(boost::asio::io_context& ioc, bool is_client)
-        : sock(ioc), scanner(is_client), client(is_client) {}
+  struct Leg final : EdgePoller::Watcher {
+    Leg(ProxyRelay* r, boost::asio::ip::tcp::socket s, bool is_client)
+        : relay(r), sock(std::move(s)), scanner(is_client), client(is_client) {}
+    Leg(ProxyRelay* r, boost::asio::io_context& ioc, bool is_client)
+        : relay(r), sock(ioc), scanner(is_client), client(is_client) {}
+    void OnEvents(uint32_t events) override { relay->OnEvents(*this, events); }
+    ProxyRelay* const relay;
+    // The client's socket comes from Asio's acceptor and is released from Asio at start; the
+    // upstream's is our own. Either way `fd`, registered with the worker's EdgePoller.
     boost::asio::ip::tcp::socket sock;
+    int fd = -1;
+    uint64_t poll_id = 0;
+    bool read_ready = false;  // an edge said readable and no recv() has drained it since
+    bool rdhup = false;       // the peer's FIN (or an error) is pending
+    bool connecting = false;  // the upstream's non-blocking connect is in flight
     relay::FrameScanner scanner;
     const bool client;
     // Input side.
-    bool reading = false;   // a readability wait is pending
     bool paused = false;    // backpressure: not read until the other leg drains
     bool forwarding = false;  // the current frame's payload goes to the other leg
     bool dropping = false;    // the current data message is dropped (rate limit, closing)
@@ -158,7 +168,7 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
     // Output side.
     std::string out;
     size_t sent = 0;
-    bool writing = false;  // a writability wait is pending
+    bool writing = false;  // send() hit EAGAIN: waiting for the EPOLLOUT edge
     bool mid_frame = false;    // `out` ends inside a forwarded frame
     bool mid_message = false;  // `out` ends inside a forwarded fragmented message
     std::string pending_control;  // frames to put in at the next frame boundary
@@ -174,13 +184,16 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   // Set-up.
   void ConsumeHead();
   void ConnectUpstream(const UpstreamSide& up);
-  void OnUpstreamConnected(const boost::system::error_code& ec);
+  void ConnectTo(size_t index);  // upstream_endpoints_[index], or 502 past the end
+  void OnUpstreamConnected();
   void OnUpstreamAnswer();
   void OpenRelay(size_t answer_head_bytes);
   void WriteHttpAndClose(int status, std::string_view body);
 
   // Reading and the frame loop.
-  void ArmRead(Leg& leg);
+  // Takes the leg's socket out of Asio and registers it with the poller.
+  bool Register(Leg& leg);
+  void OnEvents(Leg& leg, uint32_t events);
   void ReadLoop(Leg& leg);
   void PostRead(Leg& leg);
   void Process(Leg& src, const char* data, size_t size);
@@ -214,6 +227,8 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   Leg upstream_;
   boost::asio::steady_timer timer_;  // connect deadline, then the close-handshake deadline
   std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
+  std::vector<boost::asio::ip::tcp::endpoint> upstream_endpoints_;
+  size_t next_endpoint_ = 0;
   RelayLimits limits_;
   ClientSide client_side_;
   std::string expected_accept_;

@@ -246,7 +246,7 @@ Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, Work
   }
   outbound_kinds_ =
       std::make_unique<OutboundKinds>(ioc_, client_, index_, options_.external_clients);
-  relay_ctx_ = std::make_unique<RelayContext>(RelayContext{ioc_, mask_rng_});
+  relay_ctx_ = std::make_unique<RelayContext>(ioc_, mask_rng_);
   relay_ctx_->backpressure_bytes = options_.send_queue_bytes;
   server_.set_user_agent("wsgate");
   client_.set_user_agent("wsgate");
