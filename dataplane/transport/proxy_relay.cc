@@ -115,11 +115,7 @@ void ProxyRelay::Start(ClientSide client, UpstreamSide upstream, RelayLimits lim
   expected_accept_ = std::move(upstream.expected_accept);
   // Every recv() and send() here passes MSG_DONTWAIT: no FIONBIO needed on either socket.
   if (!Register(client_)) {
-    refused_ = true;
-    host_->OnRefused(0);
-    CloseSocket(client_);
-    upstream_.done = true;
-    MaybeDone();
+    ClientGoneBeforeAnswer();
     return;
   }
   ConsumeHead();
@@ -145,14 +141,18 @@ void ProxyRelay::ConsumeHead() {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    // The client is gone already.
-    refused_ = true;
-    host_->OnRefused(0);
-    CloseSocket(client_);
-    upstream_.done = true;
-    MaybeDone();
+    ClientGoneBeforeAnswer();
     return;
   }
+}
+
+// The client's socket failed before anything was sent upstream: end without an answer.
+void ProxyRelay::ClientGoneBeforeAnswer() {
+  refused_ = true;
+  host_->OnRefused(0);
+  CloseSocket(client_);
+  upstream_.done = true;
+  MaybeDone();
 }
 
 void ProxyRelay::ConnectUpstream(const UpstreamSide& up) {

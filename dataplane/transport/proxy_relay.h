@@ -183,6 +183,7 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
 
   // Set-up.
   void ConsumeHead();
+  void ClientGoneBeforeAnswer();
   void ConnectUpstream(const UpstreamSide& up);
   void ConnectTo(size_t index);  // upstream_endpoints_[index], or 502 past the end
   void OnUpstreamConnected();
