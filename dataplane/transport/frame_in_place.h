@@ -1,4 +1,9 @@
-// Frames a received message for sending on the other leg without a second message.
+// Frames a received message for sending again without a second message.
+//
+// Used today by `echo` (a websocketpp connection sending back what it read, unmasked) and, for
+// MaskInPlace and EncodeFrameHeader, by the relay (proxy_relay.cc) for the frames it makes
+// itself. It was written for the websocketpp proxy path, which the relay replaced; the history
+// below is why it exists.
 //
 // websocketpp's connection::send(msg) frames a message that is not "prepared" by allocating a new
 // message (a make_shared and a payload string), copying (and for the client role masking) the

@@ -55,11 +55,11 @@ const char* ReasonPhrase(int status) {
 
 }  // namespace
 
-ProxyRelay::ProxyRelay(RelayContext& ctx, tcp::socket client, std::unique_ptr<RelayHost> host)
+ProxyRelay::ProxyRelay(RelayContext& ctx, int client_fd, std::unique_ptr<RelayHost> host)
     : ctx_(ctx),
       host_(std::move(host)),
-      client_(this, std::move(client), /*is_client=*/true),
-      upstream_(this, ctx.ioc, /*is_client=*/false),
+      client_(this, client_fd, /*is_client=*/true),
+      upstream_(this, -1, /*is_client=*/false),
       timer_(ctx.ioc) {}
 
 // A relay normally ends through CloseSocket on both legs (which unregisters them) before its
@@ -72,19 +72,14 @@ ProxyRelay::~ProxyRelay() {
   }
 }
 
-// The socket leaves Asio's reactor (one epoll_ctl DEL) for the worker's EdgePoller (one ADD),
-// for the rest of its life: no per-wait re-registration, and EPOLLRDHUP.
-bool ProxyRelay::Register(Leg& leg) {
-  boost::system::error_code ec;
-  leg.fd = leg.sock.release(ec);
-  if (ec) {
-    leg.fd = -1;
-    return false;
-  }
+// The client's socket left Asio's reactor (one epoll_ctl DEL, in the worker) for the worker's
+// EdgePoller (one ADD), for the rest of its life: no per-wait re-registration, and EPOLLRDHUP.
+bool ProxyRelay::RegisterClient() {
+  if (client_.fd < 0) return false;
   int one = 1;
-  ::setsockopt(leg.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  leg.poll_id = ctx_.poller.Add(leg.fd, &leg);
-  return leg.poll_id != 0;
+  ::setsockopt(client_.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  client_.poll_id = ctx_.poller.Add(client_.fd, &client_);
+  return client_.poll_id != 0;
 }
 
 void ProxyRelay::OnEvents(Leg& leg, uint32_t events) {
@@ -114,7 +109,7 @@ void ProxyRelay::Start(ClientSide client, UpstreamSide upstream, RelayLimits lim
   client_side_ = std::move(client);
   expected_accept_ = std::move(upstream.expected_accept);
   // Every recv() and send() here passes MSG_DONTWAIT: no FIONBIO needed on either socket.
-  if (!Register(client_)) {
+  if (!RegisterClient()) {
     ClientGoneBeforeAnswer();
     return;
   }
@@ -751,8 +746,6 @@ void ProxyRelay::CloseSocket(Leg& leg) {
   leg.poll_id = 0;
   if (leg.fd >= 0) ::close(leg.fd);  // also takes it out of the epoll set
   leg.fd = -1;
-  boost::system::error_code ec;
-  leg.sock.close(ec);  // before Register: cancels a connect in flight
   std::string().swap(leg.out);
   std::string().swap(leg.pending_control);
   std::string().swap(leg.pending_data);

@@ -109,8 +109,9 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   };
   enum class State { kConnecting, kOpen, kClosing, kClosed };
 
-  ProxyRelay(RelayContext& ctx, boost::asio::ip::tcp::socket client,
-             std::unique_ptr<RelayHost> host);
+  // `client_fd`: the accepted client socket, already out of Asio (released) and non-blocking;
+  // the relay owns it from here (-1: the hand-over failed, Start ends the session).
+  ProxyRelay(RelayContext& ctx, int client_fd, std::unique_ptr<RelayHost> host);
   ~ProxyRelay();
   ProxyRelay(const ProxyRelay&) = delete;
   ProxyRelay& operator=(const ProxyRelay&) = delete;
@@ -140,15 +141,12 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   // One socket and both directions of its bytes: `in` what we read from it, `out` what we
   // write to it.
   struct Leg final : EdgePoller::Watcher {
-    Leg(ProxyRelay* r, boost::asio::ip::tcp::socket s, bool is_client)
-        : relay(r), sock(std::move(s)), scanner(is_client), client(is_client) {}
-    Leg(ProxyRelay* r, boost::asio::io_context& ioc, bool is_client)
-        : relay(r), sock(ioc), scanner(is_client), client(is_client) {}
+    Leg(ProxyRelay* r, int socket_fd, bool is_client)
+        : relay(r), fd(socket_fd), scanner(is_client), client(is_client) {}
     void OnEvents(uint32_t events) override { relay->OnEvents(*this, events); }
     ProxyRelay* const relay;
-    // The client's socket comes from Asio's acceptor and is released from Asio at start; the
-    // upstream's is our own. Either way `fd`, registered with the worker's EdgePoller.
-    boost::asio::ip::tcp::socket sock;
+    // The client's socket comes from Asio's acceptor (released from Asio by the worker); the
+    // upstream's is the relay's own. Registered with the worker's EdgePoller.
     int fd = -1;
     uint64_t poll_id = 0;
     bool read_ready = false;  // an edge said readable and no recv() has drained it since
@@ -192,8 +190,8 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   void WriteHttpAndClose(int status, std::string_view body);
 
   // Reading and the frame loop.
-  // Takes the leg's socket out of Asio and registers it with the poller.
-  bool Register(Leg& leg);
+  // Registers the client's socket with the poller (TCP_NODELAY on the way).
+  bool RegisterClient();
   void OnEvents(Leg& leg, uint32_t events);
   void ReadLoop(Leg& leg);
   void PostRead(Leg& leg);

@@ -161,7 +161,6 @@ struct Worker::Session {
   explicit Session(boost::asio::io_context& ioc) : timer(ioc) {}
 
   enum class Plan { kUndecided, kHttp, kReject, kEcho, kProxy, kKind };
-  enum class Upstream { kNone, kConnecting, kOpen, kFailed, kTimedOut, kClosed };
 
   uint64_t id = 0;
   // The client leg while websocketpp serves it (every plan but kProxy, whose socket moves to
@@ -190,8 +189,6 @@ struct Worker::Session {
   bool client_done = false;
   bool outcome_counted = false;
 
-  Upstream up = Upstream::kNone;
-  bool upstream_done = true;  // true while there is no upstream leg
   std::string upstream_subprotocol;
   ConnectionLimits limits;  // issue 5
 
@@ -680,7 +677,7 @@ void Worker::DrainBeforeClose(const SessionPtr& s) {
 }
 
 void Worker::Finish(const SessionPtr& s) {
-  if (!s->client_done || !s->upstream_done) return;
+  if (!s->client_done) return;  // a relay's session: set when both of its legs are gone
   s->limits.ticket.reset();  // frees the admission place now, not when the last handler lets go
   if (sessions_.erase(s->id) == 0) return;
   if (!s->sid.empty()) {
@@ -711,7 +708,6 @@ class Worker::RelayHostImpl : public RelayHost {
   void OnRefused(int status) override {
     SessionPtr s = s_.lock();
     if (!s) return;
-    s->up = status == 504 ? Session::Upstream::kTimedOut : Session::Upstream::kFailed;
     if (!s->outcome_counted) {
       s->counters->CountOutcome(status == 504   ? ConnectionOutcome::kUpstreamTimeout
                                 : status == 502 ? ConnectionOutcome::kUpstreamError
@@ -752,10 +748,8 @@ class Worker::RelayHostImpl : public RelayHost {
   void OnDone() override {
     SessionPtr s = s_.lock();
     if (!s) return;
-    s->up = Session::Upstream::kClosed;
     s->client_open = false;
     s->client_done = true;
-    s->upstream_done = true;
     w_->Finish(s);
   }
 
@@ -801,7 +795,6 @@ void Worker::StartRelay(const SessionPtr& s, const RequestHead& head) {
   const RouteConfig& route = *s->route;
   const WebSocketProxySettings& ws = route.websocket;
   if (ws.upstreams.empty()) {
-    s->up = Session::Upstream::kFailed;
     StartClient(s);  // websocketpp answers 502 (OnValidate)
     return;
   }
@@ -811,7 +804,6 @@ void Worker::StartRelay(const SessionPtr& s, const RequestHead& head) {
   if (target.url.rfind("wss://", 0) == 0) {
     // The relay speaks plain TCP only so far.
     spdlog::warn("route {}: wss:// upstreams are not supported yet ({})", route.name, target.url);
-    s->up = Session::Upstream::kFailed;
     StartClient(s);
     return;
   }
@@ -870,18 +862,19 @@ void Worker::StartRelay(const SessionPtr& s, const RequestHead& head) {
     s->lowat_raised = false;
   }
   s->client_started = true;
-  s->up = Session::Upstream::kConnecting;
-  s->upstream_done = false;
-  s->relay = std::make_shared<ProxyRelay>(*relay_ctx_, std::move(s->client->get_raw_socket()),
-                                          std::make_unique<RelayHostImpl>(this, s));
+  // Out of Asio's reactor: the relay registers the descriptor with the worker's EdgePoller.
+  boost::system::error_code rec;
+  int fd = s->client->get_raw_socket().release(rec);
+  if (rec) fd = -1;  // the relay then ends the session at once
   s->client.reset();
+  s->relay = std::make_shared<ProxyRelay>(*relay_ctx_, fd,
+                                          std::make_unique<RelayHostImpl>(this, s));
   std::shared_ptr<ProxyRelay> relay = s->relay;  // Start may finish the session at once
   relay->Start(std::move(client_side), std::move(upstream_side), RelayLimitsOf(route.limits));
 }
 
 void Worker::OnRelayOpen(const SessionPtr& s, const std::string& subprotocol,
                          double connect_seconds) {
-  s->up = Session::Upstream::kOpen;
   s->upstream_subprotocol = subprotocol;
   s->counters->ObserveUpstreamConnect(connect_seconds);
   s->client_open = true;
