@@ -28,6 +28,10 @@ struct DataPlaneOptions {
   // Message bus of the room and pubsub kinds: empty = in-memory (this process only), else a
   // redis:// URL (Redis Pub/Sub across processes). A malformed URL fails Start.
   std::string redis_url;
+  // Open client connections the whole process accepts; over it a new connection gets 503 before
+  // its head is read. 0: from the descriptor limit (limits/connection_cap.h), leaving room for
+  // upstream legs, Redis and the admin and gRPC ports.
+  int64_t max_connections = 0;
 };
 
 class DataPlane {

@@ -114,6 +114,7 @@ class Gateway {
     dp_options.port = settings_.port;
     dp_options.workers = settings_.workers;
     dp_options.redis_url = settings_.redis_url;
+    dp_options.max_connections = settings_.max_connections;
     absl::StatusOr<std::unique_ptr<dataplane::DataPlane>> dp =
         dataplane::DataPlane::Start(dp_options, store_->snapshot(), &stats_, &health_);
     if (!dp.ok()) {

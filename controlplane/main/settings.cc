@@ -17,6 +17,7 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   CliFlags f;
   std::string listen, grpc_listen;
   int port = 0, admin_port = 0, grpc_port = 0, workers = 0;
+  int64_t max_connections = 0;
   double grace = 0;
 
   app.set_version_flag("--version", "wsgate " + version);
@@ -38,6 +39,11 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                                    "Data-plane worker threads (default: "
                                    "number of cores)")
                         ->check(CLI::Range(1, 1024));
+  auto* o_max_conns =
+      app.add_option("--max-connections", max_connections,
+                     "Open client connections the process accepts, 503 over it (default: from "
+                     "the open-files limit)")
+          ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
   auto* o_grace = app.add_option("--shutdown-grace", grace,
                                  "Seconds clients get after SIGTERM before the 1001 close (env "
                                  "SHUTDOWN_GRACE_PERIOD_SECS)")
@@ -60,6 +66,7 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   if (o_admin->count() > 0) f.admin_port = admin_port;
   if (o_grpc->count() > 0) f.grpc_port = grpc_port;
   if (o_workers->count() > 0) f.workers = workers;
+  if (o_max_conns->count() > 0) f.max_connections = max_connections;
   if (o_grace->count() > 0) f.shutdown_grace_seconds = grace;
   return CliParseResult{std::move(f), 0};
 }
@@ -173,6 +180,18 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
     s.workers = static_cast<int>(server.workers());
   } else {
     s.workers = default_workers < 1 ? 1 : default_workers;
+  }
+
+  // Connection cap: --max-connections > server.max_connections > from the open-files limit.
+  if (flags.max_connections) {
+    s.max_connections = *flags.max_connections;
+  } else if (server.max_connections() != 0) {
+    if (server.max_connections() > 100000000) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "server.max_connections: must be at most 100000000 (got ", server.max_connections(),
+          ")"));
+    }
+    s.max_connections = static_cast<int64_t>(server.max_connections());
   }
 
   // Grace: --shutdown-grace > SHUTDOWN_GRACE_PERIOD_SECS > server.shutdown_grace_ms > 30 s.

@@ -24,6 +24,7 @@ struct CliFlags {
   std::optional<int> admin_port;                   // --admin-port
   std::optional<int> grpc_port;                    // --grpc-port
   std::optional<int> workers;                      // --workers
+  std::optional<int64_t> max_connections;          // --max-connections
   std::optional<double> shutdown_grace_seconds;    // --shutdown-grace
   std::string log_format = "text";                 // --log-format: text | json
   std::string log_level;                           // --log-level; empty: WSGATE_LOG_LEVEL, info
@@ -45,6 +46,8 @@ struct Settings {
   uint16_t grpc_port = 50051;
   std::string grpc_listen_address = "0.0.0.0";
   int workers = 1;
+  // Process-wide cap on open client connections; 0: from the open-files limit.
+  int64_t max_connections = 0;
   double shutdown_grace_seconds = 30;
   // Message bus: REDIS_URL > server.redis_url > empty (in-memory). Parsed by the data plane.
   std::string redis_url;

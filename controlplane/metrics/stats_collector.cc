@@ -1,5 +1,7 @@
 #include "controlplane/metrics/stats_collector.h"
 
+#include "dataplane/stats/handshake_refusals.h"
+
 #include <limits>
 #include <sstream>
 #include <utility>
@@ -98,6 +100,19 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
                                    "name). Limits never hit are omitted.",
                                    MetricType::Counter);
 
+  MetricFamily refusals =
+      Family("wsgate_handshakes_refused_total",
+             "Connections refused before any route took them, by reason (head_timeout, "
+             "head_too_large, malformed, no_route, bad_version, bad_key, over_capacity, "
+             "shutting_down, descriptors_exhausted).",
+             MetricType::Counter);
+  const auto refused_by_reason = stats_->refusals().Fold();
+  for (int r = 0; r < static_cast<int>(dataplane::RefusalReason::kCount); ++r) {
+    AddMetric(refusals, {{"reason", dataplane::RefusalReasonLabel(
+                                        static_cast<dataplane::RefusalReason>(r))}})
+        .counter.value = static_cast<double>(refused_by_reason[r]);
+  }
+
   stats_->ForEach([&](const dataplane::RouteStats& rs) {
     const dataplane::RouteTotals t = rs.Fold();
     const std::string& route = rs.route();
@@ -168,7 +183,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   AddMetric(build, {{"version", build_version_}}).gauge.value = 1;
 
   std::vector<MetricFamily> out;
-  out.reserve(13);
+  out.reserve(14);
   out.push_back(std::move(active));
   out.push_back(std::move(connections));
   out.push_back(std::move(messages));
@@ -180,6 +195,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   out.push_back(std::move(external_active));
   out.push_back(std::move(refused));
   out.push_back(std::move(limit_hits));
+  out.push_back(std::move(refusals));
   out.push_back(std::move(version));
   out.push_back(std::move(build));
   return out;

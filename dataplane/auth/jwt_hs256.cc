@@ -7,18 +7,11 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/text/base64.h"
+
 namespace wsgate::dataplane::auth {
 
 namespace {
-
-int Base64UrlValue(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
 
 // A JSON object parsed from bytes, or a discarded value (not JSON, or JSON but not an object).
 nlohmann::json ParseObject(const std::string& bytes) {
@@ -28,44 +21,6 @@ nlohmann::json ParseObject(const std::string& bytes) {
 }
 
 }  // namespace
-
-bool Base64UrlDecode(std::string_view in, std::string* out) {
-  out->clear();
-  if (in.size() % 4 == 1) return false;  // no 4-character group leaves one character
-  out->reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    int v = Base64UrlValue(c);
-    if (v < 0) return false;  // padding, whitespace and the '+' '/' alphabet included
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
-}
-
-std::string Base64UrlEncode(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 63]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
-  return out;
-}
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
@@ -95,7 +50,7 @@ JwtOutcome VerifyJwtHs256(std::string_view token, std::string_view secret,
   if (header_b64.empty() || payload_b64.empty()) return JwtOutcome::kMalformed;
 
   std::string header_json;
-  if (!Base64UrlDecode(header_b64, &header_json)) return JwtOutcome::kMalformed;
+  if (!text::Base64UrlDecode(header_b64, &header_json)) return JwtOutcome::kMalformed;
   nlohmann::json header = ParseObject(header_json);
   if (header.is_discarded()) return JwtOutcome::kMalformed;
   // The algorithm is fixed by the route, never chosen by the token: anything but HS256 ("none",
@@ -108,7 +63,7 @@ JwtOutcome VerifyJwtHs256(std::string_view token, std::string_view secret,
   if (header.contains("crit")) return JwtOutcome::kWrongAlg;
 
   std::string signature;
-  if (!Base64UrlDecode(signature_b64, &signature)) return JwtOutcome::kMalformed;
+  if (!text::Base64UrlDecode(signature_b64, &signature)) return JwtOutcome::kMalformed;
   std::string expected = HmacSha256(secret, token.substr(0, dot2));
   if (expected.empty() || signature.size() != expected.size() ||
       CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
@@ -116,7 +71,7 @@ JwtOutcome VerifyJwtHs256(std::string_view token, std::string_view secret,
   }
 
   std::string payload_json;
-  if (!Base64UrlDecode(payload_b64, &payload_json)) return JwtOutcome::kMalformed;
+  if (!text::Base64UrlDecode(payload_b64, &payload_json)) return JwtOutcome::kMalformed;
   nlohmann::json claims = ParseObject(payload_json);
   if (claims.is_discarded()) return JwtOutcome::kMalformed;
 

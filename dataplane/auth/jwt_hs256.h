@@ -41,9 +41,6 @@ int JwtHttpStatus(JwtOutcome outcome);
 const char* JwtOutcomeReason(JwtOutcome outcome);
 
 // Helpers, exposed for tests and for building tokens in tests.
-// Decodes unpadded base64url; false on any other character or an impossible length.
-bool Base64UrlDecode(std::string_view in, std::string* out);
-std::string Base64UrlEncode(std::string_view in);
 // HMAC-SHA256(key, data): 32 raw bytes.
 std::string HmacSha256(std::string_view key, std::string_view data);
 

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/bus/asio_hiredis.h"
 #include "dataplane/bus/bus_core.h"
-#include "dataplane/bus/utf8.h"
+#include "common/text/utf8.h"
 
 namespace wsgate::dataplane::bus {
 namespace {
@@ -444,7 +444,7 @@ class RedisBus final : public BusCore {
     if (kind == "message") {
       if (reply->element[2]->type != REDIS_REPLY_STRING) return;
       std::string payload(ReplyString(reply->element[2]));
-      bool binary = !IsValidUtf8(payload);
+      bool binary = !text::IsValidUtf8(payload);
       self->HubDeliver(std::make_shared<const BusMessage>(
           BusMessage{std::move(channel), std::move(payload), binary}));
     } else if (kind == "subscribe") {

@@ -1,5 +1,5 @@
-// Small encoders shared by the codecs: base64, UTF-8 validation, query-component
-// percent-encoding, the seed's timestamp format and a JSON nesting pre-check.
+// Small encoders shared by the codecs: query-component percent-encoding, the seed's timestamp
+// format and a JSON nesting pre-check. Base64 and UTF-8 validation are common/text/.
 #pragma once
 
 #include <chrono>
@@ -10,14 +10,6 @@
 #include "absl/status/statusor.h"
 
 namespace wsgate::dataplane::protocol {
-
-// Standard alphabet, with padding.
-std::string Base64Encode(std::string_view bytes);
-// Standard alphabet; padding optional; whitespace and the URL-safe alphabet are rejected.
-absl::StatusOr<std::string> Base64Decode(std::string_view text);
-
-// True when `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool IsValidUtf8(std::string_view bytes);
 
 // Percent-encodes everything but the RFC 3986 unreserved set (A-Z a-z 0-9 - . _ ~), so a space
 // becomes %20, never '+': the result means the same to every server.

@@ -1,5 +1,9 @@
 #include "dataplane/protocol/external_client_codec.h"
 
+#include "common/text/base64.h"
+#include "common/text/token.h"
+#include "common/text/utf8.h"
+
 #include <nlohmann/json.hpp>
 
 #include "dataplane/protocol/encoding.h"
@@ -14,11 +18,6 @@ std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_hand
 
 ExternalCommandError Invalid(std::string message) {
   return ExternalCommandError{std::move(message)};
-}
-
-bool IsTokenChar(unsigned char c) {
-  return text::IsAlnum(c) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 // The WebSocket client builds the handshake itself; letting a client set these would break it or
@@ -43,7 +42,7 @@ ExternalCommand ParseConnect(const Json& msg) {
         return Invalid("protocols must be an array of strings");
       }
       for (unsigned char c : p.get_ref<const std::string&>()) {
-        if (!IsTokenChar(c)) return Invalid("invalid subprotocol name");
+        if (!wsgate::text::IsTokenChar(c)) return Invalid("invalid subprotocol name");
       }
       cmd.protocols.push_back(p.get<std::string>());
     }
@@ -53,7 +52,7 @@ ExternalCommand ParseConnect(const Json& msg) {
     for (const auto& [name, value] : it->items()) {
       if (name.empty() || name.size() > 256) return Invalid("invalid header name");
       for (unsigned char c : name) {
-        if (!IsTokenChar(c)) return Invalid("invalid header name");
+        if (!wsgate::text::IsTokenChar(c)) return Invalid("invalid header name");
       }
       if (IsReservedHeader(text::Lower(name))) {
         return Invalid(text::Cat("header '", name, "' is set by the gateway"));
@@ -88,7 +87,7 @@ ExternalCommand ParseSend(const Json& msg) {
     }
   }
   if (cmd.binary) {
-    auto bytes = Base64Decode(cmd.content);
+    auto bytes = wsgate::text::Base64Decode(cmd.content);
     if (!bytes.ok()) return Invalid("binary content must be base64");
     cmd.payload = *std::move(bytes);
   } else {
@@ -174,7 +173,7 @@ std::string ConnectionErrorEvent(std::string_view error, ExternalErrorCode code,
 
 std::string MessageReceivedEvent(std::string_view payload, bool binary, Clock::time_point now) {
   Json j = Event("message_received");
-  j["content"] = binary ? Base64Encode(payload) : std::string(payload);
+  j["content"] = binary ? wsgate::text::Base64Encode(payload) : std::string(payload);
   j["message_type"] = binary ? "binary" : "text";
   return Finish(std::move(j), now);
 }

@@ -1,5 +1,9 @@
 #include "dataplane/protocol/http_bridge_codec.h"
 
+#include "common/text/base64.h"
+#include "common/text/token.h"
+#include "common/text/utf8.h"
+
 #include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -21,30 +25,6 @@ std::string Dump(const Json& j) {
 BridgeError Error(BridgeErrorCode code, std::string message,
                   const std::optional<std::string>& id = std::nullopt) {
   return BridgeError{code, std::move(message), id};
-}
-
-bool IsTokenChar(unsigned char c) {
-  if (text::IsAlnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
 }
 
 // Framing and routing are the gateway's business: a client-chosen Host would let it reach another
@@ -220,7 +200,7 @@ std::variant<BridgeRequest, BridgeError> ParseBridgeRequest(std::string_view mes
         return Error(BridgeErrorCode::kInvalidFormat, "invalid header name", id);
       }
       for (unsigned char c : name) {
-        if (!IsTokenChar(c)) {
+        if (!wsgate::text::IsTokenChar(c)) {
           return Error(BridgeErrorCode::kInvalidFormat, "invalid header name", id);
         }
       }
@@ -333,12 +313,12 @@ std::string BuildBridgeResponse(const BridgeHttpResponse& response,
       done = true;
     }
   }
-  if (!done && IsTextualType(media) && IsValidUtf8(body)) {
+  if (!done && IsTextualType(media) && wsgate::text::IsValidUtf8(body)) {
     out["content"] = body;
     done = true;
   }
   if (!done) {
-    out["content"] = Base64Encode(body);
+    out["content"] = wsgate::text::Base64Encode(body);
     out["content_encoding"] = "base64";
   }
   if (id_json) out["id"] = Json::parse(*id_json, nullptr, false);

@@ -42,11 +42,7 @@ inline bool IsAlnum(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-// RFC 9110 token characters (header names, subprotocols).
-inline bool IsTokenChar(unsigned char c) {
-  return IsAlnum(c) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
+// Token characters, UTF-8 and base64: common/text/.
 
 namespace internal {
 inline void AppendPart(std::string& out, std::string_view s) { out.append(s); }

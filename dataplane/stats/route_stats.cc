@@ -1,5 +1,7 @@
 #include "dataplane/stats/route_stats.h"
 
+#include "dataplane/stats/handshake_refusals.h"
+
 #include <algorithm>
 
 namespace wsgate::dataplane {
@@ -122,6 +124,10 @@ RouteTotals RouteStats::Fold() const {
   }
   return t;
 }
+
+StatsRegistry::StatsRegistry(int workers)
+    : workers_(workers), refusals_(std::make_unique<HandshakeRefusals>(workers)) {}
+StatsRegistry::~StatsRegistry() = default;
 
 RouteStats* StatsRegistry::ForRoute(const std::string& route) {
   std::lock_guard<std::mutex> lock(mu_);

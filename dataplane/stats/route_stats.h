@@ -20,6 +20,8 @@
 
 namespace wsgate::dataplane {
 
+class HandshakeRefusals;  // handshake_refusals.h
+
 // A counter with one writer thread.
 class SingleWriterCounter {
  public:
@@ -150,8 +152,11 @@ class RouteStats {
 // message. Thread-safe.
 class StatsRegistry {
  public:
-  explicit StatsRegistry(int workers) : workers_(workers) {}
+  explicit StatsRegistry(int workers);
+  ~StatsRegistry();
   int workers() const { return workers_; }
+  // Connections refused before a route kind took them (handshake_refusals.h).
+  HandshakeRefusals& refusals() const { return *refusals_; }
   // Returns the stats of `route`, creating them on first use. The pointer stays valid for the
   // registry's lifetime.
   RouteStats* ForRoute(const std::string& route);
@@ -163,6 +168,7 @@ class StatsRegistry {
 
  private:
   const int workers_;
+  const std::unique_ptr<HandshakeRefusals> refusals_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<RouteStats>> routes_;
 };

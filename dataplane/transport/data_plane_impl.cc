@@ -1,5 +1,8 @@
 #include "dataplane/transport/data_plane_impl.h"
 
+#include "common/text/utf8.h"
+#include "dataplane/transport/run_on_workers.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,14 +11,13 @@
 #include <cstdlib>
 #include <mutex>
 #include <utility>
-#include <websocketpp/utf8_validator.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "dataplane/bus/in_memory_bus.h"
 #include "dataplane/bus/redis_bus.h"
 #include "dataplane/bus/redis_url.h"
-#include "dataplane/transport/fanout_kinds.h"
-#include "dataplane/transport/outbound_kinds.h"
+#include "dataplane/kinds/fanout/fanout_kinds.h"
+#include "dataplane/kinds/outbound/outbound_kinds.h"
 
 namespace wsgate::dataplane {
 
@@ -60,6 +62,10 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
   // One registry of external_client connections for all workers (per-client caps, REST).
   WorkerOptions shared_options = worker_options;
   if (!shared_options.admission) shared_options.admission = std::make_shared<limits::Admission>();
+  if (!shared_options.connection_cap) {
+    shared_options.connection_cap = std::make_shared<limits::ConnectionCap>(options.max_connections);
+  }
+  if (shared_options.refusals == nullptr) shared_options.refusals = &stats->refusals();
   if (!shared_options.external_clients) {
     shared_options.external_clients = std::make_shared<ExternalClientRegistry>();
   }
@@ -168,42 +174,9 @@ void DataPlaneImpl::Stop(std::chrono::steady_clock::time_point deadline) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Session registry (issue 5): post to every worker, gather on the calling thread.
+// Session registry: run on every worker (run_on_workers.h), merge on the calling thread.
 
 namespace {
-
-// How long a caller waits for every worker to answer. A worker answers in microseconds unless
-// it is stopped (shutdown) or wedged; then the call fails instead of hanging a gRPC thread.
-constexpr std::chrono::seconds kGatherTimeout{5};
-
-// Answers of `expected` workers. Shared with the posted handlers, so an answer that arrives
-// after the caller gave up is harmless.
-template <typename T>
-class Gather {
- public:
-  explicit Gather(size_t expected) : expected_(expected) {}
-  void Add(T value) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      values_.push_back(std::move(value));
-    }
-    cv_.notify_all();
-  }
-  // All answers, or nullopt on timeout.
-  std::optional<std::vector<T>> Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, kGatherTimeout, [this] { return values_.size() == expected_; })) {
-      return std::nullopt;
-    }
-    return std::move(values_);
-  }
-
- private:
-  const size_t expected_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<T> values_;
-};
 
 absl::Status GatherTimeout() {
   return absl::UnavailableError("the data plane did not answer (shutting down?)");
@@ -223,12 +196,8 @@ absl::Status OpStatus(const std::vector<Worker::SessionOpResult>& results, const
 
 absl::StatusOr<sessions::SessionPage> DataPlaneImpl::ListSessions(
     const sessions::SessionQuery& query) {
-  auto q = std::make_shared<const sessions::SessionQuery>(query);
-  auto gather = std::make_shared<Gather<sessions::SessionPage>>(workers_.size());
-  for (auto& worker : workers_) {
-    worker->PostQuerySessions(q, [gather](sessions::SessionPage p) { gather->Add(std::move(p)); });
-  }
-  std::optional<std::vector<sessions::SessionPage>> pages = gather->Wait();
+  std::optional<std::vector<sessions::SessionPage>> pages =
+      RunOnEveryWorker(workers_, [query](Worker& w) { return w.QuerySessions(query); });
   if (!pages) return GatherTimeout();
   // Every worker sent its first `limit` after the cursor: the first `limit` of their union are
   // the page.
@@ -252,11 +221,7 @@ absl::StatusOr<sessions::SessionPage> DataPlaneImpl::ListSessions(
 absl::StatusOr<std::map<std::string, sessions::RouteSessionCounts>>
 DataPlaneImpl::CountSessions() {
   using Counts = std::map<std::string, sessions::RouteSessionCounts>;
-  auto gather = std::make_shared<Gather<Counts>>(workers_.size());
-  for (auto& worker : workers_) {
-    worker->PostCountSessions([gather](Counts c) { gather->Add(std::move(c)); });
-  }
-  auto all = gather->Wait();
+  auto all = RunOnEveryWorker(workers_, [](Worker& w) { return w.CountSessions(); });
   if (!all) return GatherTimeout();
   Counts out;
   for (const Counts& c : *all) {
@@ -272,12 +237,7 @@ DataPlaneImpl::CountSessions() {
 }
 
 absl::StatusOr<sessions::SessionInfo> DataPlaneImpl::GetSession(const std::string& id) {
-  auto gather = std::make_shared<Gather<std::optional<sessions::SessionInfo>>>(workers_.size());
-  for (auto& worker : workers_) {
-    worker->PostFindSession(
-        id, [gather](std::optional<sessions::SessionInfo> s) { gather->Add(std::move(s)); });
-  }
-  auto found = gather->Wait();
+  auto found = RunOnEveryWorker(workers_, [id](Worker& w) { return w.FindSessionInfo(id); });
   if (!found) return GatherTimeout();
   for (auto& s : *found) {
     if (s) return *std::move(s);
@@ -296,32 +256,26 @@ absl::Status DataPlaneImpl::CloseSession(const std::string& id, uint32_t code,
     return absl::InvalidArgumentError(
         absl::StrCat("reason: at most 123 bytes, got ", reason.size()));
   }
-  if (!websocketpp::utf8_validator::validate(reason)) {
+  if (!text::IsValidUtf8(reason)) {
     return absl::InvalidArgumentError("reason: must be valid UTF-8");
   }
-  auto gather = std::make_shared<Gather<Worker::SessionOpResult>>(workers_.size());
-  for (auto& worker : workers_) {
-    worker->PostCloseSession(id, static_cast<uint16_t>(code), reason,
-                             [gather](Worker::SessionOpResult r) { gather->Add(r); });
-  }
-  auto results = gather->Wait();
+  auto results = RunOnEveryWorker(workers_, [id, code, reason](Worker& w) {
+    return w.CloseSession(id, static_cast<uint16_t>(code), reason);
+  });
   if (!results) return GatherTimeout();
   return OpStatus(*results, id);
 }
 
 absl::Status DataPlaneImpl::SendToSession(const std::string& id, std::string payload,
                                           bool binary) {
-  if (!binary && !websocketpp::utf8_validator::validate(payload)) {
+  if (!binary && !text::IsValidUtf8(payload)) {
     return absl::InvalidArgumentError("text: must be valid UTF-8");
   }
   // Only one worker holds the id; the others answer kNotFound without touching the payload.
   auto shared = std::make_shared<const std::string>(std::move(payload));
-  auto gather = std::make_shared<Gather<Worker::SessionOpResult>>(workers_.size());
-  for (auto& worker : workers_) {
-    worker->PostSendToSession(id, shared, binary,
-                              [gather](Worker::SessionOpResult r) { gather->Add(r); });
-  }
-  auto results = gather->Wait();
+  auto results = RunOnEveryWorker(workers_, [id, shared, binary](Worker& w) {
+    return w.SendToSession(id, *shared, binary);
+  });
   if (!results) return GatherTimeout();
   return OpStatus(*results, id);
 }

@@ -92,12 +92,35 @@ HeadParseResult ParseRequestHead(std::string_view bytes, size_t max_bytes) {
                      &head.subprotocols);
     }
   }
-  head.websocket_handshake_plausible = head.is_websocket_upgrade &&
-                                       !head.Header("sec-websocket-key").empty() &&
-                                       Trim(head.Header("sec-websocket-version")) == "13";
+  if (head.is_websocket_upgrade) {
+    using Problem = RequestHead::HandshakeProblem;
+    if (!head.HasHeader("sec-websocket-version")) {
+      head.handshake_problem = Problem::kNoVersion;
+    } else if (Trim(head.Header("sec-websocket-version")) != "13") {
+      head.handshake_problem = Problem::kBadVersion;
+    } else if (!IsValidWebSocketKey(head.Header("sec-websocket-key"))) {
+      head.handshake_problem = Problem::kBadKey;
+    }
+    head.websocket_handshake_plausible = head.handshake_problem == Problem::kNone;
+  }
   result.head_bytes = used;
   result.status = HeadStatus::kComplete;
   return result;
+}
+
+bool IsValidWebSocketKey(std::string_view key) {
+  key = Trim(key);
+  // A repeated header joins as "a, b": more than one key is not a valid key either.
+  if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+  // The last character's 4 unused bits are not checked: lenient decoders accept them, and so
+  // do the servers clients are tested against.
+  for (size_t i = 0; i < 22; ++i) {
+    const char c = key[i];
+    const bool b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '+' || c == '/';
+    if (!b64) return false;
+  }
+  return true;
 }
 
 std::string_view TargetPath(std::string_view target) {

@@ -24,8 +24,17 @@ struct RequestHead {
 
   // GET, HTTP/1.1, "Connection: upgrade" and "Upgrade: websocket" (RFC 6455 section 4.2.1).
   bool is_websocket_upgrade = false;
-  // The rest of what websocketpp checks before calling the validate handler: when false,
-  // websocketpp answers 400 itself, so starting an upstream leg would be wasted.
+  // What is wrong with an upgrade request's RFC 6455 fields (section 4.2.1), checked the same
+  // way for every route kind before anything is opened for the connection. kNone when the
+  // request is not an upgrade at all.
+  enum class HandshakeProblem {
+    kNone,
+    kNoVersion,   // no Sec-WebSocket-Version (Hixie-76 and other pre-RFC drafts): 400
+    kBadVersion,  // a version other than 13 (hybi-07/08...): 426 with "Sec-WebSocket-Version: 13"
+    kBadKey,      // Sec-WebSocket-Key missing or not the base64 of 16 bytes: 400
+  };
+  HandshakeProblem handshake_problem = HandshakeProblem::kNone;
+  // An upgrade request with no handshake problem.
   bool websocket_handshake_plausible = false;
   // Sec-WebSocket-Protocol offers, in order, split on commas and trimmed.
   std::vector<std::string> subprotocols;
@@ -51,6 +60,10 @@ struct HeadParseResult {
 
 // `bytes` is everything received so far, from the first byte of the connection.
 HeadParseResult ParseRequestHead(std::string_view bytes, size_t max_bytes = kMaxRequestHeadBytes);
+
+// True when `key` is a valid Sec-WebSocket-Key: the base64 encoding of 16 bytes (24 characters,
+// the last two "=="), surrounding spaces allowed.
+bool IsValidWebSocketKey(std::string_view key);
 
 // The path of a request target, without query string or fragment.
 std::string_view TargetPath(std::string_view target);

@@ -31,6 +31,8 @@
 #include "common/health_state.h"
 #include "dataplane/bus/message_bus.h"
 #include "dataplane/limits/admission.h"
+#include "dataplane/limits/connection_cap.h"
+#include "dataplane/stats/handshake_refusals.h"
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/sessions/session_events.h"
 #include "dataplane/sessions/session_ids.h"
@@ -67,6 +69,12 @@ struct WorkerOptions {
   // data plane fills them in when null.
   std::shared_ptr<sessions::SessionIdRegistry> session_ids;
   std::shared_ptr<sessions::SessionEventHub> session_events;
+  // The process-wide cap on open client connections (connection_cap.h), shared by all workers;
+  // the data plane fills it in when null (from the descriptor limit).
+  std::shared_ptr<limits::ConnectionCap> connection_cap;
+  // Where refused connections are counted (the data plane's StatsRegistry); a worker made
+  // without one (tests) counts into its own.
+  HandshakeRefusals* refusals = nullptr;
 };
 
 class Worker {
@@ -99,20 +107,19 @@ class Worker {
   int64_t live_connections() const { return live_connections_.load(std::memory_order_relaxed); }
   bool is_current_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
 
-  // Session registry (issue 5). Thread-safe: each posts to the worker and calls `done` on the
-  // worker thread with the answer (it must not block).
+  // Thread-safe: runs `fn` on the worker thread (between two events). The one way other
+  // threads reach the session registry below: see run_on_workers.h.
+  void Post(std::function<void()> fn);
+
+  // Session registry. Worker thread only (through Post / RunOnEveryWorker).
   // The worker's sessions matching `query`, at most query.limit after query.after, in order.
-  void PostQuerySessions(std::shared_ptr<const sessions::SessionQuery> query,
-                         std::function<void(sessions::SessionPage)> done);
-  void PostCountSessions(
-      std::function<void(std::map<std::string, sessions::RouteSessionCounts>)> done);
+  sessions::SessionPage QuerySessions(const sessions::SessionQuery& query) const;
+  std::map<std::string, sessions::RouteSessionCounts> CountSessions() const;
+  // The session when this worker holds it.
+  std::optional<sessions::SessionInfo> FindSessionInfo(const std::string& id) const;
   enum class SessionOpResult { kDone, kNotFound, kNotOpen };
-  // `done` gets the session (when this worker holds it) or nullopt.
-  void PostFindSession(std::string id, std::function<void(std::optional<sessions::SessionInfo>)> done);
-  void PostCloseSession(std::string id, uint16_t code, std::string reason,
-                        std::function<void(SessionOpResult)> done);
-  void PostSendToSession(std::string id, std::shared_ptr<const std::string> payload, bool binary,
-                         std::function<void(SessionOpResult)> done);
+  SessionOpResult CloseSession(const std::string& id, uint16_t code, const std::string& reason);
+  SessionOpResult SendToSession(const std::string& id, const std::string& payload, bool binary);
 
  private:
   struct Session;
@@ -126,14 +133,24 @@ class Worker {
   void OnHead(const SessionPtr& s, const RequestHead& head);
   // Refuses a handshake before anything is opened for it: malformed (400), shutting down (503),
   // or `missing_backend` (503 with that body) when it is not null. True when it refused.
-  bool RefuseHandshake(const SessionPtr& s, const RequestHead& head, const char* missing_backend);
+  bool RefuseHandshake(const SessionPtr& s, const char* missing_backend);
+  // Answers an upgrade whose RFC 6455 fields are wrong (version, key) ourselves: websocketpp
+  // would accept old drafts (hybi-07/08, Hixie-76) past every admission check, or answer 500.
+  void RefuseBadHandshake(const SessionPtr& s, RequestHead::HandshakeProblem problem);
+  // Counts a connection refused before a route kind took it, and logs it at most once per
+  // reason every kRefusalLogInterval (a slowloris flood must not flood the log either).
+  void CountRefusal(RefusalReason reason, const std::string& client_ip);
+  // Accept failed for lack of descriptors: sheds what waits in the backlog with a 503 (using
+  // the spare descriptor) and retries with a growing backoff instead of spinning.
+  void OnAcceptExhausted(const boost::system::error_code& ec);
   void InstallClientHandlers(const SessionPtr& s);
   void StartClient(const SessionPtr& s);
   // Kind `websocket`: hands the connection to a ProxyRelay (proxy_relay.h).
   void StartRelay(const SessionPtr& s, const RequestHead& head);
   void AbortBeforeStart(const SessionPtr& s);
+  // `extra_headers`: complete header lines ("Name: value\r\n") added to the response.
   void RejectBeforeStart(const SessionPtr& s, int status, std::string_view phrase,
-                         std::string_view body);
+                         std::string_view body, std::string_view extra_headers = {});
   void DrainBeforeClose(const SessionPtr& s);
   void Finish(const SessionPtr& s);
 
@@ -166,7 +183,9 @@ class Worker {
   // limit-driven close goes through CountLimitHit (`limit` is the Limits field name).
   void CountLimitHit(Session& s, std::string_view limit);
   // Admission caps and handshake rate: true when it refused the handshake (503/429).
-  bool RefuseByAdmission(const SessionPtr& s, const RouteMatch& match);
+  // `websocketpp_can_answer`: a handshake websocketpp would parse (version 13, valid key); any
+  // other is answered by the worker itself.
+  bool RefuseByAdmission(const SessionPtr& s, const RouteMatch& match, bool websocketpp_can_answer);
   // Message rate on a client message: false when the message must not go further.
   bool AdmitClientMessage(Session& s);
   // Sends towards the client under the route's send-queue bound. True when the caller should
@@ -199,6 +218,20 @@ class Worker {
   boost::asio::steady_timer accept_retry_timer_;
   boost::asio::ip::tcp::endpoint accept_peer_;  // filled in by the pending accept
   uint16_t local_port_ = 0;
+  // Opened at start and given up only while accept() lacks a descriptor, so that the
+  // connections waiting in the backlog can still be answered (503) and closed.
+  int spare_fd_ = -1;
+  std::chrono::milliseconds accept_backoff_{0};
+  uint64_t accept_failures_ = 0;   // since the last warning
+  int64_t accept_warned_ms_ = 0;
+  // Refused connections: a worker made without a data plane counts into its own.
+  std::unique_ptr<HandshakeRefusals> own_refusals_;
+  HandshakeRefusals* refusals_ = nullptr;
+  struct RefusalLogState {
+    int64_t logged_ms = 0;
+    uint64_t suppressed = 0;
+  };
+  std::array<RefusalLogState, static_cast<int>(RefusalReason::kCount)> refusal_log_{};
 
   // The http_bridge and external_client route kinds (outbound_kinds.h).
   std::unique_ptr<OutboundKinds> outbound_kinds_;

@@ -1,11 +1,12 @@
 // ParseRedisUrl and IsValidUtf8: pure functions.
+#include "common/text/base64.h"
+#include "common/text/utf8.h"
 #include "dataplane/bus/redis_url.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "dataplane/bus/utf8.h"
 
 namespace wsgate::dataplane::bus {
 namespace {
@@ -99,24 +100,24 @@ INSTANTIATE_TEST_SUITE_P(
         BadUrl{"redis://h!st:1", "host"}));
 
 TEST(Utf8Test, AcceptsValidText) {
-  EXPECT_TRUE(IsValidUtf8(""));
-  EXPECT_TRUE(IsValidUtf8("plain ascii"));
-  EXPECT_TRUE(IsValidUtf8(std::string("nul\0inside", 10)));  // U+0000 is valid UTF-8
-  EXPECT_TRUE(IsValidUtf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
-  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
+  EXPECT_TRUE(wsgate::text::IsValidUtf8(""));
+  EXPECT_TRUE(wsgate::text::IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(wsgate::text::IsValidUtf8(std::string("nul\0inside", 10)));  // U+0000 is valid UTF-8
+  EXPECT_TRUE(wsgate::text::IsValidUtf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_TRUE(wsgate::text::IsValidUtf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
 }
 
 TEST(Utf8Test, RejectsInvalidSequences) {
-  EXPECT_FALSE(IsValidUtf8("\xff"));
-  EXPECT_FALSE(IsValidUtf8("\x80"));                  // lone continuation
-  EXPECT_FALSE(IsValidUtf8("\xc3"));                  // truncated
-  EXPECT_FALSE(IsValidUtf8("\xe2\x82"));              // truncated
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));              // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xe0\x80\xaf"));          // overlong
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));          // surrogate U+D800
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));      // above U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("ok\xc3(bad"));            // bad continuation
-  EXPECT_FALSE(IsValidUtf8("\xf8\x88\x80\x80\x80"));  // 5-byte form
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xff"));
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\x80"));                  // lone continuation
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xc3"));                  // truncated
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xe2\x82"));              // truncated
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xc0\xaf"));              // overlong '/'
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xe0\x80\xaf"));          // overlong
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xed\xa0\x80"));          // surrogate U+D800
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xf4\x90\x80\x80"));      // above U+10FFFF
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("ok\xc3(bad"));            // bad continuation
+  EXPECT_FALSE(wsgate::text::IsValidUtf8("\xf8\x88\x80\x80\x80"));  // 5-byte form
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-// EdgePoller (transport/edge_poller.h) on real loopback TCP connections, driven by a real
+// EdgePoller (kinds/websocket/edge_poller.h) on real loopback TCP connections, driven by a real
 // io_context: readable and writable edges reach the watcher, a peer's FIN comes with
 // EPOLLRDHUP (what lets the relay trust a short read), and a removed registration gets nothing.
-#include "dataplane/transport/edge_poller.h"
+#include "dataplane/kinds/websocket/edge_poller.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>

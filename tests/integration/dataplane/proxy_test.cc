@@ -209,7 +209,10 @@ TEST_F(ProxyTest, BadHandshakeIsRefusedWithoutContactingUpstream) {
   std::string bad_version =
       "GET /proxy HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n";
-  EXPECT_EQ(StatusOf(RawExchange(gw_.port(), bad_version)), 400);
+  // RFC 6455 section 4.4: an unsupported version is 426 with the version spoken (was 400).
+  std::string answer = RawExchange(gw_.port(), bad_version);
+  EXPECT_EQ(StatusOf(answer), 426);
+  EXPECT_NE(answer.find("Sec-WebSocket-Version: 13\r\n"), std::string::npos);
   EXPECT_EQ(upstream_.requests().size(), 0u);
 }
 

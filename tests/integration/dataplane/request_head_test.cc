@@ -104,3 +104,41 @@ TEST(RequestHeadTest, TargetPath) {
 
 }  // namespace
 }  // namespace wsgate::dataplane::transport
+
+namespace wsgate::dataplane::transport {
+namespace {
+
+TEST(RequestHeadTest, HandshakeProblemsAreNamed) {
+  using Problem = RequestHead::HandshakeProblem;
+  auto problem = [](const std::string& version, const std::string& key) {
+    std::string s = "GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    if (!version.empty()) s += "Sec-WebSocket-Version: " + version + "\r\n";
+    if (!key.empty()) s += "Sec-WebSocket-Key: " + key + "\r\n";
+    HeadParseResult r = ParseRequestHead(s + "\r\n");
+    EXPECT_EQ(r.status, HeadStatus::kComplete);
+    return r.head.handshake_problem;
+  };
+  const std::string key = "dGhlIHNhbXBsZSBub25jZQ==";
+  EXPECT_EQ(problem("13", key), Problem::kNone);
+  EXPECT_EQ(problem("8", key), Problem::kBadVersion);
+  EXPECT_EQ(problem("13, 8", key), Problem::kBadVersion);
+  EXPECT_EQ(problem("", key), Problem::kNoVersion);
+  EXPECT_EQ(problem("13", ""), Problem::kBadKey);
+  EXPECT_EQ(problem("13", "abc"), Problem::kBadKey);
+  // A plain request has no handshake problem at all.
+  EXPECT_EQ(ParseRequestHead("GET / HTTP/1.1\r\nHost: h\r\n\r\n").head.handshake_problem,
+            Problem::kNone);
+}
+
+TEST(RequestHeadTest, WebSocketKeyIsTheBase64OfSixteenBytes) {
+  EXPECT_TRUE(IsValidWebSocketKey("dGhlIHNhbXBsZSBub25jZQ=="));
+  EXPECT_TRUE(IsValidWebSocketKey(" dGhlIHNhbXBsZSBub25jZQ== "));
+  EXPECT_FALSE(IsValidWebSocketKey("abc"));
+  EXPECT_FALSE(IsValidWebSocketKey("dGhlIHNhbXBsZSBub25jZQ"));     // no padding
+  EXPECT_FALSE(IsValidWebSocketKey("dGhlIHNhbXBsZSBub25jZQ=a"));   // bad padding
+  EXPECT_FALSE(IsValidWebSocketKey("dGhlIHNhbXBsZSBub25jZ!=="));   // not base64
+  EXPECT_FALSE(IsValidWebSocketKey("dGhlIHNhbXBsZSBub25jZXh0cmE="));  // 20 bytes
+}
+
+}  // namespace
+}  // namespace wsgate::dataplane::transport

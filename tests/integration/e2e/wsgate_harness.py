@@ -54,7 +54,8 @@ def http_request(port, path, method="GET", headers=None, body=None, timeout=5.0)
 class Gateway:
     """One wsgate process on free ports."""
 
-    def __init__(self, config_yaml=None, state_dir=None, args=(), env=None, workers=2):
+    def __init__(self, config_yaml=None, state_dir=None, args=(), env=None, workers=2,
+                 preexec_fn=None):
         self.port = free_port()
         self.admin_port = free_port()
         self.grpc_port = free_port()
@@ -77,12 +78,14 @@ class Gateway:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
+        self.preexec_fn = preexec_fn  # e.g. to lower RLIMIT_NOFILE in the child only
         self.log_path = os.path.join(self.tmp.name, "wsgate.log")
 
     def start(self, wait=True):
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=self.env, stdin=subprocess.DEVNULL)
+                                     env=self.env, stdin=subprocess.DEVNULL,
+                                     preexec_fn=self.preexec_fn)
         if wait:
             self.wait_ready()
         return self

@@ -1,5 +1,7 @@
 #include "dataplane/auth/jwt_hs256.h"
 
+#include "common/text/base64.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -13,8 +15,8 @@ constexpr char kSecret[] = "0123456789abcdef0123456789abcdef";
 // Builds a compact JWS from raw header and claims text, signed with `secret`.
 std::string Sign(const std::string& header, const std::string& claims,
                  const std::string& secret = kSecret) {
-  std::string input = Base64UrlEncode(header) + "." + Base64UrlEncode(claims);
-  return input + "." + Base64UrlEncode(HmacSha256(secret, input));
+  std::string input = wsgate::text::Base64UrlEncode(header) + "." + wsgate::text::Base64UrlEncode(claims);
+  return input + "." + wsgate::text::Base64UrlEncode(HmacSha256(secret, input));
 }
 
 const std::string kHs256 = R"({"alg":"HS256","typ":"JWT"})";
@@ -22,15 +24,15 @@ const std::string kHs256 = R"({"alg":"HS256","typ":"JWT"})";
 TEST(Base64Url, RoundTripsAndRefusesOtherAlphabets) {
   for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar", "\xff\xfe\x00\x01"}) {
     std::string back;
-    ASSERT_TRUE(Base64UrlDecode(Base64UrlEncode(s), &back));
+    ASSERT_TRUE(wsgate::text::Base64UrlDecode(wsgate::text::Base64UrlEncode(s), &back));
     EXPECT_EQ(back, s);
   }
   std::string out;
-  EXPECT_EQ(Base64UrlEncode("\xfb\xff"), "-_8");
-  EXPECT_FALSE(Base64UrlDecode("+/8", &out));     // standard base64 alphabet
-  EXPECT_FALSE(Base64UrlDecode("Zm9vYg==", &out));  // padding
-  EXPECT_FALSE(Base64UrlDecode("Zm9vY", &out));     // impossible length
-  EXPECT_FALSE(Base64UrlDecode("Zm 9v", &out));
+  EXPECT_EQ(wsgate::text::Base64UrlEncode("\xfb\xff"), "-_8");
+  EXPECT_FALSE(wsgate::text::Base64UrlDecode("+/8", &out));     // standard base64 alphabet
+  EXPECT_FALSE(wsgate::text::Base64UrlDecode("Zm9vYg==", &out));  // padding
+  EXPECT_FALSE(wsgate::text::Base64UrlDecode("Zm9vY", &out));     // impossible length
+  EXPECT_FALSE(wsgate::text::Base64UrlDecode("Zm 9v", &out));
 }
 
 TEST(HmacSha256, MatchesRfc4231TestCase2) {
@@ -71,8 +73,8 @@ TEST(JwtHs256, TamperedClaimsAreBadSignature) {
 
 TEST(JwtHs256, OtherAlgorithmsAreRefused) {
   // alg "none" with an empty signature: the classic bypass.
-  std::string none = Base64UrlEncode(R"({"alg":"none"})") + "." +
-                     Base64UrlEncode(R"({"session_id":"S1"})") + ".";
+  std::string none = wsgate::text::Base64UrlEncode(R"({"alg":"none"})") + "." +
+                     wsgate::text::Base64UrlEncode(R"({"session_id":"S1"})") + ".";
   EXPECT_EQ(VerifyJwtHs256(none, kSecret, "S1", kNow), JwtOutcome::kWrongAlg);
   // Correctly HMAC-signed, but the header names another algorithm.
   EXPECT_EQ(VerifyJwtHs256(Sign(R"({"alg":"HS512"})", R"({"session_id":"S1"})"), kSecret, "S1",

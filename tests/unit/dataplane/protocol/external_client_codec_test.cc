@@ -1,3 +1,5 @@
+#include "common/text/base64.h"
+#include "common/text/utf8.h"
 #include "dataplane/protocol/external_client_codec.h"
 
 #include <gtest/gtest.h>
@@ -40,12 +42,12 @@ TEST(ParseExternalCommand, SendTextAndBinary) {
   EXPECT_FALSE(std::get<SendExternalMessage>(dflt).binary);
   std::string bytes("\x00\x01\xfe\xff", 4);
   auto bin = ParseExternalCommand(R"({"type":"send_message","message_type":"binary","content":")" +
-                                  Base64Encode(bytes) + "\"}");
+                                  wsgate::text::Base64Encode(bytes) + "\"}");
   auto* b = std::get_if<SendExternalMessage>(&bin);
   ASSERT_NE(b, nullptr);
   EXPECT_TRUE(b->binary);
   EXPECT_EQ(b->payload, bytes);
-  EXPECT_EQ(b->content, Base64Encode(bytes));
+  EXPECT_EQ(b->content, wsgate::text::Base64Encode(bytes));
 }
 
 TEST(ParseExternalCommand, Disconnect) {
@@ -106,7 +108,7 @@ TEST(ExternalEvents, MatchTheSeedExactly) {
                             "message_type":"text","timestamp":"2025-01-01T12:00:00.000Z"})"));
   json bin = json::parse(MessageReceivedEvent(std::string("\x00\xff", 2), true, kNoon));
   EXPECT_EQ(bin["message_type"], "binary");
-  EXPECT_EQ(*Base64Decode(bin["content"].get<std::string>()), std::string("\x00\xff", 2));
+  EXPECT_EQ(*wsgate::text::Base64Decode(bin["content"].get<std::string>()), std::string("\x00\xff", 2));
   EXPECT_EQ(json::parse(MessageSentEvent("Original message content", kNoon)),
             json::parse(R"({"type":"message_sent","content":"Original message content",
                             "timestamp":"2025-01-01T12:00:00.000Z"})"));

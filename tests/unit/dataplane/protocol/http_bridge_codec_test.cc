@@ -1,3 +1,5 @@
+#include "common/text/base64.h"
+#include "common/text/utf8.h"
 #include "dataplane/protocol/http_bridge_codec.h"
 
 #include <gtest/gtest.h>
@@ -190,11 +192,11 @@ TEST(BuildBridgeResponse, ContentKinds) {
   std::string png("\x89PNG\r\n\x1a\n\x00\x01\xff", 11);
   json bin = Built({200, {{"Content-Type", "image/png"}}, png});
   EXPECT_EQ(bin["content_encoding"], "base64");
-  EXPECT_EQ(*Base64Decode(bin["content"].get<std::string>()), png);
+  EXPECT_EQ(*wsgate::text::Base64Decode(bin["content"].get<std::string>()), png);
   // Declared text but not UTF-8: base64 rather than corrupted text.
   json latin1 = Built({200, {{"Content-Type", "text/plain; charset=latin1"}}, "caf\xe9"});
   EXPECT_EQ(latin1["content_encoding"], "base64");
-  EXPECT_EQ(*Base64Decode(latin1["content"].get<std::string>()), "caf\xe9");
+  EXPECT_EQ(*wsgate::text::Base64Decode(latin1["content"].get<std::string>()), "caf\xe9");
   // octet-stream is binary even when it happens to be ASCII.
   EXPECT_EQ(Built({200, {{"Content-Type", "application/octet-stream"}}, "abc"})["content"], "YWJj");
   // HEAD and empty bodies: "".
