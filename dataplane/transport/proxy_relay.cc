@@ -12,6 +12,7 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "dataplane/bus/utf8.h"
 #include "dataplane/relay/ws_handshake.h"
 #include "dataplane/transport/frame_in_place.h"
 
@@ -472,6 +473,12 @@ void ProxyRelay::OnControl(Leg& src, uint8_t opcode) {
           return;
         }
         reason.assign(p, 2, std::string::npos);
+        // RFC 6455 section 5.5.1: the reason is UTF-8. Forwarding one that is not would hand
+        // the other peer a frame it must fail on; the connection fails here instead (1007).
+        if (!bus::IsValidUtf8(reason)) {
+          ProtocolError(src, 1007, "close reason is not valid UTF-8");
+          return;
+        }
       }
       src.close_received = true;
       SendClose(src, code, reason);  // the echo; nothing if we had sent ours already
