@@ -98,7 +98,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
                                    "name). Limits never hit are omitted.",
                                    MetricType::Counter);
 
-  stats_->ForEach([&](const dataplane::RouteStats& rs) {
+  stats_->ForEachLive([&](const dataplane::RouteStats& rs) {
     const dataplane::RouteTotals t = rs.Fold();
     const std::string& route = rs.route();
 

@@ -127,7 +127,19 @@ RouteStats* StatsRegistry::ForRoute(const std::string& route) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = routes_[route];
   if (!slot) slot = std::make_unique<RouteStats>(route, workers_);
+  slot->set_live(true);
   return slot.get();
+}
+
+void StatsRegistry::RetainOnly(const std::set<std::string>& routes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, stats] : routes_) stats->set_live(routes.count(name) != 0);
+}
+
+bool StatsRegistry::IsLive(const std::string& route) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = routes_.find(route);
+  return it != routes_.end() && it->second->live();
 }
 
 void StatsRegistry::ForEach(const std::function<void(const RouteStats&)>& fn) const {
@@ -135,9 +147,16 @@ void StatsRegistry::ForEach(const std::function<void(const RouteStats&)>& fn) co
   for (const auto& [name, stats] : routes_) fn(*stats);
 }
 
+void StatsRegistry::ForEachLive(const std::function<void(const RouteStats&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, stats] : routes_) {
+    if (stats->live()) fn(*stats);
+  }
+}
+
 std::map<std::pair<std::string, std::string>, uint64_t> StatsRegistry::LimitHits() const {
   std::map<std::pair<std::string, std::string>, uint64_t> out;
-  ForEach([&](const RouteStats& rs) {
+  ForEachLive([&](const RouteStats& rs) {
     const RouteTotals t = rs.Fold();
     for (int k = 0; k < limits::kLimitKindCount; ++k) {
       if (t.limit_hits[k] == 0) continue;

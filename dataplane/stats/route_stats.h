@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -139,11 +140,16 @@ class RouteStats {
   // Only worker `w` may call this (and write through the result).
   RouteWorkerCounters& ForWorker(int w) { return slots_[w]; }
   RouteTotals Fold() const;
+  // False once the route was deleted (until a route of that name is configured again): its
+  // series leave /metrics, while connections that outlive the route still count here.
+  bool live() const { return live_.load(std::memory_order_relaxed); }
+  void set_live(bool live) { live_.store(live, std::memory_order_relaxed); }
 
  private:
   std::string route_;
   int workers_;
   std::unique_ptr<RouteWorkerCounters[]> slots_;
+  std::atomic<bool> live_{true};
 };
 
 // Name -> RouteStats. The mutex is taken when a snapshot is built and at scrape time, never per
@@ -152,13 +158,22 @@ class StatsRegistry {
  public:
   explicit StatsRegistry(int workers) : workers_(workers) {}
   int workers() const { return workers_; }
-  // Returns the stats of `route`, creating them on first use. The pointer stays valid for the
-  // registry's lifetime.
+  // Returns the stats of `route`, creating them on first use (and marking them live). The
+  // pointer stays valid for the registry's lifetime.
   RouteStats* ForRoute(const std::string& route);
-  // Calls fn for every route ever seen, in name order.
+  // A new configuration was applied: routes not in `routes` are no longer live. Their objects
+  // stay (connections keep raw pointers to them), so each name ever configured costs one
+  // RouteStats for the process's life; only the exported series go away.
+  void RetainOnly(const std::set<std::string>& routes);
+  // Whether `route` is configured now.
+  bool IsLive(const std::string& route) const;
+  // Calls fn for every route ever seen, in name order (deleted ones included: their
+  // connections may still be open).
   void ForEach(const std::function<void(const RouteStats&)>& fn) const;
-  // Limit hits summed over workers, per (route, limit name), zero entries left out. Thread-safe
-  // (the inventory and the metrics call it from their own threads).
+  // Calls fn for every route configured now, in name order: what /metrics exports.
+  void ForEachLive(const std::function<void(const RouteStats&)>& fn) const;
+  // Limit hits summed over workers, per (live route, limit name), zero entries left out.
+  // Thread-safe (the inventory and the metrics call it from their own threads).
   std::map<std::pair<std::string, std::string>, uint64_t> LimitHits() const;
 
  private:
