@@ -119,8 +119,25 @@ RouteTotals RouteStats::Fold() const {
     t.external_connections_opened += s.external_connections_opened.Get();
     for (int r = 0; r < kRefusalReasonCount; ++r) t.targets_refused[r] += s.targets_refused[r].Get();
     for (int k = 0; k < limits::kLimitKindCount; ++k) t.limit_hits[k] += s.limit_hits[k].Get();
+    t.pubsub_up_buffered += s.pubsub_up_buffered.Get();
+    for (int r = 0; r < kPubSubUpDropCount; ++r) {
+      t.pubsub_up_dropped[r] += s.pubsub_up_dropped[r].Get();
+    }
   }
   return t;
+}
+
+const char* PubSubUpDropLabel(int reason) {
+  switch (static_cast<PubSubUpDrop>(reason)) {
+    case PubSubUpDrop::kBufferFull:
+      return "buffer_full";
+    case PubSubUpDrop::kSessionClosed:
+      return "session_closed";
+    case PubSubUpDrop::kBusStopped:
+      return "bus_stopped";
+    default:
+      return "other";
+  }
 }
 
 RouteStats* StatsRegistry::ForRoute(const std::string& route) {

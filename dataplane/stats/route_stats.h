@@ -81,6 +81,14 @@ const char* RefusalReasonLabel(int reason);
 constexpr std::array<double, 12> kBridgeRequestBuckets = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
 
+// pubsub client messages for the up channel that the bus never got (wsgate_pubsub_up_dropped_total
+// `reason`): "buffer_full" (an outage outlasted the session's buffer), "session_closed" (the
+// client left while its messages waited for the bus), "bus_stopped" (the gateway is shutting
+// down).
+enum class PubSubUpDrop { kBufferFull = 0, kSessionClosed, kBusStopped, kCount };
+constexpr int kPubSubUpDropCount = static_cast<int>(PubSubUpDrop::kCount);
+const char* PubSubUpDropLabel(int reason);
+
 struct alignas(64) RouteWorkerCounters {
   SingleWriterGauge connections_active;
   SingleWriterCounter connections[static_cast<int>(ConnectionOutcome::kCount)];
@@ -98,6 +106,9 @@ struct alignas(64) RouteWorkerCounters {
   SingleWriterCounter targets_refused[kRefusalReasonCount];
   // wsgate_limit_hits_total: refusals, drops and closes caused by a limit (issue 5).
   SingleWriterCounter limit_hits[limits::kLimitKindCount];
+  // pubsub up channel across a bus outage: messages held for the bus, and the ones it never got.
+  SingleWriterCounter pubsub_up_buffered;
+  SingleWriterCounter pubsub_up_dropped[kPubSubUpDropCount];
 
   void CountLimitHit(limits::LimitKind k) {
     if (k != limits::LimitKind::kCount) limit_hits[static_cast<int>(k)].Add();
@@ -129,6 +140,8 @@ struct RouteTotals {
   uint64_t external_connections_opened = 0;
   uint64_t targets_refused[kRefusalReasonCount] = {};
   uint64_t limit_hits[limits::kLimitKindCount] = {};
+  uint64_t pubsub_up_buffered = 0;
+  uint64_t pubsub_up_dropped[kPubSubUpDropCount] = {};
 };
 
 // Counters of one route name, one slot per worker. Never freed while the registry lives, so a
