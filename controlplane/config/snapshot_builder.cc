@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <set>
+#include <string>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -274,6 +276,12 @@ dataplane::SnapshotPtr BuildSnapshot(const std::vector<wsgate::v1::Route>& route
     }
     rc->stats = stats != nullptr ? stats->ForRoute(r.name()) : nullptr;
     out.push_back(std::move(rc));
+  }
+  if (stats != nullptr) {
+    // A deleted route's series leave /metrics with it.
+    std::set<std::string> names;
+    for (const auto& r : routes) names.insert(r.name());
+    stats->RetainOnly(names);
   }
   return std::make_shared<const dataplane::Snapshot>(version, std::move(out));
 }

@@ -130,7 +130,7 @@ class Gateway {
 
     collector_ = std::make_unique<StatsCollector>(
         &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
-    fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get());
+    fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
     AdminServerOptions admin_options;
     admin_options.listen_address = settings_.listen_address;
     admin_options.port = settings_.admin_port;

@@ -56,6 +56,7 @@ std::vector<MetricFamily> FanoutCollector::Collect() const {
   members.help = "Room members connected to this process, by route.";
   members.type = MetricType::Gauge;
   for (const auto& [route, n] : counts.room_members) {
+    if (!Live(route)) continue;
     members.metric.emplace_back();
     members.metric.back().label = {{"route", route}};
     members.metric.back().gauge.value = static_cast<double>(n);
@@ -66,6 +67,7 @@ std::vector<MetricFamily> FanoutCollector::Collect() const {
   slow.help = "Room and pubsub clients closed with 1008 for reading too slowly, by route.";
   slow.type = MetricType::Counter;
   for (const auto& [route, n] : counts.backpressure_closes) {
+    if (!Live(route)) continue;
     slow.metric.emplace_back();
     slow.metric.back().label = {{"route", route}};
     slow.metric.back().counter.value = static_cast<double>(n);
@@ -78,6 +80,7 @@ std::vector<MetricFamily> FanoutCollector::Collect() const {
       "mismatch, unavailable).";
   auth.type = MetricType::Counter;
   for (const auto& [key, n] : counts.auth_failures) {
+    if (!Live(key.first)) continue;
     auth.metric.emplace_back();
     auth.metric.back().label = {{"route", key.first}, {"reason", key.second}};
     auth.metric.back().counter.value = static_cast<double>(n);

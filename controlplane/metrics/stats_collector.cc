@@ -113,7 +113,18 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
         .counter.value = static_cast<double>(refused_by_reason[r]);
   }
 
-  stats_->ForEach([&](const dataplane::RouteStats& rs) {
+  MetricFamily up_buffered = Family(
+      "wsgate_pubsub_up_buffered_total",
+      "pubsub client messages held for the up channel while the message bus was down, by route "
+      "(published once it is back). Routes that never buffered are omitted.",
+      MetricType::Counter);
+  MetricFamily up_dropped = Family(
+      "wsgate_pubsub_up_dropped_total",
+      "pubsub client messages the up channel never got, by route and reason (buffer_full, "
+      "session_closed, bus_stopped). Zero entries are omitted.",
+      MetricType::Counter);
+
+  stats_->ForEachLive([&](const dataplane::RouteStats& rs) {
     const dataplane::RouteTotals t = rs.Fold();
     const std::string& route = rs.route();
 
@@ -172,6 +183,15 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
       AddMetric(limit_hits, {{"route", route}, {"limit", limit}}).counter.value =
           static_cast<double>(t.limit_hits[k]);
     }
+    if (t.pubsub_up_buffered != 0) {
+      AddMetric(up_buffered, {{"route", route}}).counter.value =
+          static_cast<double>(t.pubsub_up_buffered);
+    }
+    for (int r = 0; r < dataplane::kPubSubUpDropCount; ++r) {
+      if (t.pubsub_up_dropped[r] == 0) continue;
+      AddMetric(up_dropped, {{"route", route}, {"reason", dataplane::PubSubUpDropLabel(r)}})
+          .counter.value = static_cast<double>(t.pubsub_up_dropped[r]);
+    }
   });
 
   MetricFamily version = Family(
@@ -183,7 +203,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   AddMetric(build, {{"version", build_version_}}).gauge.value = 1;
 
   std::vector<MetricFamily> out;
-  out.reserve(14);
+  out.reserve(16);
   out.push_back(std::move(active));
   out.push_back(std::move(connections));
   out.push_back(std::move(messages));
@@ -196,6 +216,8 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   out.push_back(std::move(refused));
   out.push_back(std::move(limit_hits));
   out.push_back(std::move(refusals));
+  out.push_back(std::move(up_buffered));
+  out.push_back(std::move(up_dropped));
   out.push_back(std::move(version));
   out.push_back(std::move(build));
   return out;

@@ -121,6 +121,10 @@ RouteTotals RouteStats::Fold() const {
     t.external_connections_opened += s.external_connections_opened.Get();
     for (int r = 0; r < kRefusalReasonCount; ++r) t.targets_refused[r] += s.targets_refused[r].Get();
     for (int k = 0; k < limits::kLimitKindCount; ++k) t.limit_hits[k] += s.limit_hits[k].Get();
+    t.pubsub_up_buffered += s.pubsub_up_buffered.Get();
+    for (int r = 0; r < kPubSubUpDropCount; ++r) {
+      t.pubsub_up_dropped[r] += s.pubsub_up_dropped[r].Get();
+    }
   }
   return t;
 }
@@ -129,11 +133,36 @@ StatsRegistry::StatsRegistry(int workers)
     : workers_(workers), refusals_(std::make_unique<HandshakeRefusals>(workers)) {}
 StatsRegistry::~StatsRegistry() = default;
 
+const char* PubSubUpDropLabel(int reason) {
+  switch (static_cast<PubSubUpDrop>(reason)) {
+    case PubSubUpDrop::kBufferFull:
+      return "buffer_full";
+    case PubSubUpDrop::kSessionClosed:
+      return "session_closed";
+    case PubSubUpDrop::kBusStopped:
+      return "bus_stopped";
+    default:
+      return "other";
+  }
+}
+
 RouteStats* StatsRegistry::ForRoute(const std::string& route) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = routes_[route];
   if (!slot) slot = std::make_unique<RouteStats>(route, workers_);
+  slot->set_live(true);
   return slot.get();
+}
+
+void StatsRegistry::RetainOnly(const std::set<std::string>& routes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, stats] : routes_) stats->set_live(routes.count(name) != 0);
+}
+
+bool StatsRegistry::IsLive(const std::string& route) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = routes_.find(route);
+  return it != routes_.end() && it->second->live();
 }
 
 void StatsRegistry::ForEach(const std::function<void(const RouteStats&)>& fn) const {
@@ -141,9 +170,16 @@ void StatsRegistry::ForEach(const std::function<void(const RouteStats&)>& fn) co
   for (const auto& [name, stats] : routes_) fn(*stats);
 }
 
+void StatsRegistry::ForEachLive(const std::function<void(const RouteStats&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, stats] : routes_) {
+    if (stats->live()) fn(*stats);
+  }
+}
+
 std::map<std::pair<std::string, std::string>, uint64_t> StatsRegistry::LimitHits() const {
   std::map<std::pair<std::string, std::string>, uint64_t> out;
-  ForEach([&](const RouteStats& rs) {
+  ForEachLive([&](const RouteStats& rs) {
     const RouteTotals t = rs.Fold();
     for (int k = 0; k < limits::kLimitKindCount; ++k) {
       if (t.limit_hits[k] == 0) continue;

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -82,6 +83,14 @@ const char* RefusalReasonLabel(int reason);
 constexpr std::array<double, 12> kBridgeRequestBuckets = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
 
+// pubsub client messages for the up channel that the bus never got (wsgate_pubsub_up_dropped_total
+// `reason`): "buffer_full" (an outage outlasted the session's buffer), "session_closed" (the
+// client left while its messages waited for the bus), "bus_stopped" (the gateway is shutting
+// down).
+enum class PubSubUpDrop { kBufferFull = 0, kSessionClosed, kBusStopped, kCount };
+constexpr int kPubSubUpDropCount = static_cast<int>(PubSubUpDrop::kCount);
+const char* PubSubUpDropLabel(int reason);
+
 struct alignas(64) RouteWorkerCounters {
   SingleWriterGauge connections_active;
   SingleWriterCounter connections[static_cast<int>(ConnectionOutcome::kCount)];
@@ -99,6 +108,9 @@ struct alignas(64) RouteWorkerCounters {
   SingleWriterCounter targets_refused[kRefusalReasonCount];
   // wsgate_limit_hits_total: refusals, drops and closes caused by a limit (issue 5).
   SingleWriterCounter limit_hits[limits::kLimitKindCount];
+  // pubsub up channel across a bus outage: messages held for the bus, and the ones it never got.
+  SingleWriterCounter pubsub_up_buffered;
+  SingleWriterCounter pubsub_up_dropped[kPubSubUpDropCount];
 
   void CountLimitHit(limits::LimitKind k) {
     if (k != limits::LimitKind::kCount) limit_hits[static_cast<int>(k)].Add();
@@ -130,6 +142,8 @@ struct RouteTotals {
   uint64_t external_connections_opened = 0;
   uint64_t targets_refused[kRefusalReasonCount] = {};
   uint64_t limit_hits[limits::kLimitKindCount] = {};
+  uint64_t pubsub_up_buffered = 0;
+  uint64_t pubsub_up_dropped[kPubSubUpDropCount] = {};
 };
 
 // Counters of one route name, one slot per worker. Never freed while the registry lives, so a
@@ -141,11 +155,16 @@ class RouteStats {
   // Only worker `w` may call this (and write through the result).
   RouteWorkerCounters& ForWorker(int w) { return slots_[w]; }
   RouteTotals Fold() const;
+  // False once the route was deleted (until a route of that name is configured again): its
+  // series leave /metrics, while connections that outlive the route still count here.
+  bool live() const { return live_.load(std::memory_order_relaxed); }
+  void set_live(bool live) { live_.store(live, std::memory_order_relaxed); }
 
  private:
   std::string route_;
   int workers_;
   std::unique_ptr<RouteWorkerCounters[]> slots_;
+  std::atomic<bool> live_{true};
 };
 
 // Name -> RouteStats. The mutex is taken when a snapshot is built and at scrape time, never per
@@ -157,13 +176,22 @@ class StatsRegistry {
   int workers() const { return workers_; }
   // Connections refused before a route kind took them (handshake_refusals.h).
   HandshakeRefusals& refusals() const { return *refusals_; }
-  // Returns the stats of `route`, creating them on first use. The pointer stays valid for the
-  // registry's lifetime.
+  // Returns the stats of `route`, creating them on first use (and marking them live). The
+  // pointer stays valid for the registry's lifetime.
   RouteStats* ForRoute(const std::string& route);
-  // Calls fn for every route ever seen, in name order.
+  // A new configuration was applied: routes not in `routes` are no longer live. Their objects
+  // stay (connections keep raw pointers to them), so each name ever configured costs one
+  // RouteStats for the process's life; only the exported series go away.
+  void RetainOnly(const std::set<std::string>& routes);
+  // Whether `route` is configured now.
+  bool IsLive(const std::string& route) const;
+  // Calls fn for every route ever seen, in name order (deleted ones included: their
+  // connections may still be open).
   void ForEach(const std::function<void(const RouteStats&)>& fn) const;
-  // Limit hits summed over workers, per (route, limit name), zero entries left out. Thread-safe
-  // (the inventory and the metrics call it from their own threads).
+  // Calls fn for every route configured now, in name order: what /metrics exports.
+  void ForEachLive(const std::function<void(const RouteStats&)>& fn) const;
+  // Limit hits summed over workers, per (live route, limit name), zero entries left out.
+  // Thread-safe (the inventory and the metrics call it from their own threads).
   std::map<std::pair<std::string, std::string>, uint64_t> LimitHits() const;
 
  private:

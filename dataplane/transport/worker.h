@@ -130,6 +130,8 @@ class Worker {
   void Accept();
   void OnAccept(ServerConnectionPtr con, const boost::system::error_code& ec);
   void TryReadHead(const SessionPtr& s);
+  // Reads the head again once the socket is readable (more bytes, or EOF).
+  void WaitForMoreHead(const SessionPtr& s);
   void OnHead(const SessionPtr& s, const RequestHead& head);
   // Refuses a handshake before anything is opened for it: malformed (400), shutting down (503),
   // or `missing_backend` (503 with that body) when it is not null. True when it refused.

@@ -149,6 +149,20 @@ void Worker::CountRefusal(RefusalReason reason, const std::string& client_ip) {
   log.suppressed = 0;
 }
 
+void Worker::WaitForMoreHead(const SessionPtr& s) {
+  WeakSession weak = s;
+  s->client->get_raw_socket().async_wait(
+      tcp::socket::wait_read, [this, weak](const boost::system::error_code& ec) {
+        SessionPtr locked = weak.lock();
+        if (!locked || locked->client_started) return;
+        if (ec) {
+          AbortBeforeStart(locked);
+        } else {
+          TryReadHead(locked);
+        }
+      });
+}
+
 // Peeks (does not consume) what the client has sent so far and parses it as a request head.
 // websocketpp reads the same bytes again once the connection is started. While the head is
 // incomplete, SO_RCVLOWAT makes the socket readable only when more bytes than already seen have
@@ -158,16 +172,7 @@ void Worker::TryReadHead(const SessionPtr& s) {
   boost::system::error_code ec;
   size_t n = socket.receive(boost::asio::buffer(head_buf_), tcp::socket::message_peek, ec);
   if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
-    WeakSession weak = s;
-    socket.async_wait(tcp::socket::wait_read, [this, weak](const boost::system::error_code& wec) {
-      SessionPtr locked = weak.lock();
-      if (!locked || locked->client_started) return;
-      if (wec) {
-        AbortBeforeStart(locked);
-      } else {
-        TryReadHead(locked);
-      }
-    });
+    WaitForMoreHead(s);
     return;
   }
   // n == peeked: readable but nothing new, i.e. the client shut down mid-head.
@@ -184,19 +189,7 @@ void Worker::TryReadHead(const SessionPtr& s) {
         return;
       }
       s->lowat_raised = true;
-      {
-        WeakSession weak = s;
-        socket.async_wait(tcp::socket::wait_read,
-                          [this, weak](const boost::system::error_code& wec) {
-                            SessionPtr locked = weak.lock();
-                            if (!locked || locked->client_started) return;
-                            if (wec) {
-                              AbortBeforeStart(locked);
-                            } else {
-                              TryReadHead(locked);
-                            }
-                          });
-      }
+      WaitForMoreHead(s);
       return;
     case HeadStatus::kTooLarge:
       CountRefusal(RefusalReason::kHeadTooLarge, s->client_ip);

@@ -12,9 +12,11 @@
 #include <websocketpp/config/core.hpp>
 #include <websocketpp/config/core_client.hpp>
 #include <websocketpp/extensions/permessage_deflate/disabled.hpp>
+#include <websocketpp/http/response.hpp>
 #include <websocketpp/logger/basic.hpp>
 #include <websocketpp/message_buffer/alloc.hpp>
 #include <websocketpp/message_buffer/message.hpp>
+#include <websocketpp/processors/hybi13.hpp>
 #include <websocketpp/server.hpp>
 #include <websocketpp/transport/asio/endpoint.hpp>
 
@@ -22,6 +24,18 @@
 #include "dataplane/transport/secure_rng.h"
 
 namespace wsgate::dataplane::transport {
+
+// websocketpp's HTTP response with one fix: a request its parser refuses (HTTP/1.0, no Host, a
+// bad header line) is answered with the parser exception's message as the reason phrase, and
+// those messages are empty ("HTTP/1.1 400 \r\n"). An empty phrase becomes the standard one.
+class HttpResponse : public websocketpp::http::parser::response {
+ public:
+  using base = websocketpp::http::parser::response;
+  void set_status(websocketpp::http::status_code::value code) { base::set_status(code); }
+  void set_status(websocketpp::http::status_code::value code, const std::string& msg) {
+    base::set_status(code, msg.empty() ? websocketpp::http::status_code::get_string(code) : msg);
+  }
+};
 
 // Settings shared by both roles. `Base` is websocketpp's core (server) or core_client config; we
 // keep its HTTP parser, and both roles use the same message type so that a message read on one
@@ -36,7 +50,7 @@ struct WsConfig : public Base {
   static const bool enable_multithreading = false;
 
   using request_type = typename base::request_type;
-  using response_type = typename base::response_type;
+  using response_type = HttpResponse;
   // Messages are recycled per thread instead of allocated per frame (recycling_msg_manager.h).
   using message_type = websocketpp::message_buffer::message<RecyclingMsgManager>;
   using con_msg_manager_type = RecyclingMsgManager<message_type>;
@@ -101,3 +115,30 @@ using ClientConnectionPtr = ClientEndpoint::connection_ptr;
 using MessagePtr = ServerConfig::message_type::ptr;
 
 }  // namespace wsgate::dataplane::transport
+
+// RFC 6455 section 5.2 on the frames clients send to websocketpp-served routes: a length in more
+// bytes than needed, or a 64-bit length with its most significant bit set, is a protocol error
+// (close 1002). websocketpp 0.8.2 closes the first with 1011 (its non_minimal_encoding error has
+// no close code of its own) and lets the second through to its size check (1009). This
+// specialization of its header check, seen by every translation unit that includes this header
+// before anything instantiates it, answers both with protocol_violation, i.e. 1002.
+template <>
+inline websocketpp::lib::error_code
+websocketpp::processor::hybi13<wsgate::dataplane::transport::ServerConfig>::
+    validate_incoming_extended_header(websocketpp::frame::basic_header h,
+                                      websocketpp::frame::extended_header e) const {
+  const uint8_t basic_size = frame::get_basic_size(h);
+  const uint64_t payload_size = frame::get_payload_size(h, e);
+  if (basic_size == frame::payload_size_code_16bit &&
+      payload_size <= frame::limits::payload_size_basic) {
+    return make_error_code(error::protocol_violation);
+  }
+  if (basic_size == frame::payload_size_code_64bit &&
+      (payload_size <= frame::limits::payload_size_extended || (payload_size >> 63) != 0)) {
+    return make_error_code(error::protocol_violation);
+  }
+  if (sizeof(size_t) == 4 && (payload_size >> 32)) {
+    return make_error_code(error::requires_64bit);
+  }
+  return lib::error_code();
+}

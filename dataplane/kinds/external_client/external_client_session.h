@@ -1,8 +1,9 @@
 // Kind `external_client` (seed 003): the client drives one outbound WebSocket of its own
 // choosing with connect_external / send_message / disconnect_external and receives the seed's
 // typed events. The target is checked against the route's allow-list before anything is
-// attempted and the address actually connected to is checked again before the handshake is
-// sent. Seed limits (route defaults): 10 external connections per client_id across the
+// attempted; the host is resolved here, every address is checked against the route's ranges,
+// and only an address that passed is connected to (checked once more before the handshake is
+// sent). Seed limits (route defaults): 10 external connections per client_id across the
 // gateway, 30 s connect timeout, 1 MiB messages, 100 client messages per minute (one more
 // closes the client with 1008).
 //

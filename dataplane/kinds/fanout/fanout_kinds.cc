@@ -438,6 +438,7 @@ class PubSubSession : public KindSession,
         down_(std::move(down_channel)),
         up_(std::move(up_channel)),
         con_(con),
+        counters_(counters),
         client_(std::move(con), counters, route_->pubsub.max_queued_bytes,
                 [&kinds, name = route_->name] { kinds.events().CountBackpressureClose(name); }) {}
 
@@ -527,10 +528,7 @@ class PubSubSession : public KindSession,
       return;
     }
     if (up_.empty()) return;  // the route does not publish client messages
-    absl::Status s = kinds_.bus()->Publish(up_, msg->get_payload(), binary);
-    if (!s.ok() && spdlog::should_log(spdlog::level::debug)) {
-      spdlog::debug("route {}: client message to {} lost: {}", route_->name, up_, s.ToString());
-    }
+    PublishUp(msg->get_payload(), binary);
   }
 
   void OnTerminated() override {
@@ -539,6 +537,11 @@ class PubSubSession : public KindSession,
     if (subscribed_) kinds_.bus()->Unsubscribe(kinds_.worker_index(), down_, this);
     subscribed_ = false;
     if (ping_timer_) ping_timer_->cancel();
+    // Held messages go out if the bus is back already (the retry timer may not have run yet);
+    // whatever is still held is lost with the session.
+    if (!up_pending_.empty()) FlushUp();
+    if (up_retry_timer_) up_retry_timer_->cancel();
+    DropPending(PubSubUpDrop::kSessionClosed);
   }
 
   // A message on the session's down channel: to the client as-is, in order.
@@ -548,6 +551,80 @@ class PubSubSession : public KindSession,
   void Refuse(const char* reason) {
     refused_ = true;
     client_.Close(1003, reason);
+  }
+
+  // The up channel across a bus outage. Publish fails fast while the bus is down; instead of
+  // losing the message, the session holds it (and every later one, so order is kept) within the
+  // route's max_queued_bytes, and publishes them in order once the bus is back. Past that budget
+  // the client is told: closed with 1013 (try again later), and what was held is dropped. Every
+  // message the bus never gets is counted in wsgate_pubsub_up_dropped_total.
+  void PublishUp(const std::string& payload, bool binary) {
+    if (!up_pending_.empty()) {
+      HoldUp(payload, binary);
+      return;
+    }
+    absl::Status s = kinds_.bus()->Publish(up_, payload, binary);
+    if (s.ok()) return;
+    if (s.code() == absl::StatusCode::kUnavailable) {
+      HoldUp(payload, binary);
+      return;
+    }
+    counters_->pubsub_up_dropped[static_cast<int>(PubSubUpDrop::kBusStopped)].Add();
+  }
+
+  void HoldUp(const std::string& payload, bool binary) {
+    if (up_pending_bytes_ + payload.size() > route_->pubsub.max_queued_bytes) {
+      counters_->pubsub_up_dropped[static_cast<int>(PubSubUpDrop::kBufferFull)].Add();
+      DropPending(PubSubUpDrop::kBufferFull);
+      refused_ = true;  // frames already read are dropped like this one
+      client_.Close(1013, "message bus unavailable: client messages were not delivered");
+      return;
+    }
+    up_pending_bytes_ += payload.size();
+    up_pending_.emplace_back(payload, binary);
+    counters_->pubsub_up_buffered.Add();
+    if (up_pending_.size() == 1) ScheduleUpRetry();
+  }
+
+  void DropPending(PubSubUpDrop reason) {
+    if (!up_pending_.empty()) {
+      counters_->pubsub_up_dropped[static_cast<int>(reason)].Add(up_pending_.size());
+    }
+    up_pending_.clear();
+    up_pending_bytes_ = 0;
+  }
+
+  // Polls the bus while messages wait: the bus has no "back up" event, and a check of an atomic
+  // every 100 ms per waiting session costs nothing next to an outage.
+  void ScheduleUpRetry() {
+    if (!up_retry_timer_) {
+      up_retry_timer_ =
+          std::make_unique<boost::asio::steady_timer>(con_->get_raw_socket().get_executor());
+    }
+    std::weak_ptr<PubSubSession> weak = weak_from_this();
+    up_retry_timer_->expires_after(std::chrono::milliseconds(100));
+    up_retry_timer_->async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->terminated_) return;
+      self->FlushUp();
+    });
+  }
+
+  void FlushUp() {
+    bus::MessageBus* bus = kinds_.bus();
+    while (!up_pending_.empty() && bus->up()) {
+      auto& [payload, binary] = up_pending_.front();
+      const size_t size = payload.size();
+      absl::Status s = bus->Publish(up_, payload, binary);
+      if (s.code() == absl::StatusCode::kUnavailable) break;  // down again: keep waiting
+      if (!s.ok()) {
+        DropPending(PubSubUpDrop::kBusStopped);
+        return;
+      }
+      up_pending_.pop_front();
+      up_pending_bytes_ -= size;
+    }
+    if (!up_pending_.empty() && !terminated_) ScheduleUpRetry();
   }
 
   void StartPings() {
@@ -592,8 +669,13 @@ class PubSubSession : public KindSession,
   const std::string down_;
   const std::string up_;
   ServerConnectionPtr con_;
+  RouteWorkerCounters* const counters_;
   FanoutClient client_;
   std::unique_ptr<boost::asio::steady_timer> ping_timer_;
+  // Client messages waiting for the bus (see PublishUp), oldest first, and their payload bytes.
+  std::deque<std::pair<std::string, bool>> up_pending_;
+  uint64_t up_pending_bytes_ = 0;
+  std::unique_ptr<boost::asio::steady_timer> up_retry_timer_;
   bool awaiting_pong_ = false;
   bool subscribed_ = false;
   bool terminated_ = false;

@@ -62,6 +62,25 @@ void RespondJson(ServerEndpoint::connection_type& c, int status, const nlohmann:
   RespondHttp(c, status, body.dump(), "application/json");
 }
 
+// The value of `name` in the query of a request target ("" when absent). Route names need no
+// percent-decoding (the config validator allows no character that would be encoded).
+std::string QueryParameter(std::string_view target, std::string_view name) {
+  size_t q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -105,6 +124,27 @@ ExternalClientRegistry::Listing ExternalClientRegistry::List() const {
   }
   out.external_connections.assign(external.begin(), external.end());
   return out;
+}
+
+bool ExternalClientRegistry::AllowTest(const std::string& address,
+                                       std::chrono::steady_clock::time_point now) {
+  const auto window = std::chrono::minutes(1);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Bounded memory under a flood of addresses: sweep the ones with nothing in the window.
+  if (++tests_seen_ % 1024 == 0) {
+    for (auto it = tests_.begin(); it != tests_.end();) {
+      if (it->second.empty() || now - it->second.back() >= window) {
+        it = tests_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  std::deque<std::chrono::steady_clock::time_point>& recent = tests_[address];
+  while (!recent.empty() && now - recent.front() >= window) recent.pop_front();
+  if (recent.size() >= kTestsPerMinute) return false;
+  recent.push_back(now);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,18 +253,36 @@ bool OutboundKinds::HandleHttp(const ServerConnectionPtr& con, std::string_view 
     RespondJson(c, 405, {{"detail", "Method Not Allowed"}});
     return true;
   }
-  // The allow-list and timeout of the first external_client route.
+  // At most kTestsPerMinute probes per client address, before any other work is done.
+  boost::system::error_code aec;
+  const auto remote = c.get_raw_socket().remote_endpoint(aec);
+  const std::string address = aec ? std::string("unknown") : remote.address().to_string();
+  if (!registry_->AllowTest(address, std::chrono::steady_clock::now())) {
+    RespondJson(c, 429,
+                {{"status", "error"},
+                 {"message", "Too many connection tests from this address (at most " +
+                                 std::to_string(ExternalClientRegistry::kTestsPerMinute) +
+                                 " per minute)"}});
+    c.replace_header("Retry-After", "60");
+    return true;
+  }
+  // `?route=NAME` picks the external_client route whose allow-list and timeout apply; without
+  // it, the first external_client route in name order.
+  const std::string wanted = QueryParameter(c.get_resource(), "route");
   std::shared_ptr<const RouteConfig> route;
   if (snapshot) {
     for (const auto& r : snapshot->routes) {
-      if (r->kind == RouteKind::kExternalClient) {
-        route = r;
-        break;
-      }
+      if (r->kind != RouteKind::kExternalClient) continue;
+      if (!wanted.empty() && r->name != wanted) continue;
+      route = r;
+      break;
     }
   }
   if (!route) {
-    RespondJson(c, 404, {{"status", "error"}, {"message", "no external_client route"}});
+    RespondJson(c, 404,
+                {{"status", "error"},
+                 {"message", wanted.empty() ? "no external_client route"
+                                            : "no external_client route of that name"}});
     return true;
   }
   // The body is the seed's {url, protocols, headers}: the connect_external command without its

@@ -12,7 +12,9 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,10 +52,19 @@ class ExternalClientRegistry {
   };
   Listing List() const;
 
+  // POST /api/websocket/test-connection makes the gateway open a connection of the caller's
+  // choosing, so each client address may run at most kTestsPerMinute of them in any 60 s,
+  // whichever worker answers. True when one more may run now (and counts it).
+  static constexpr uint32_t kTestsPerMinute = 10;
+  bool AllowTest(const std::string& address, std::chrono::steady_clock::time_point now);
+
  private:
   mutable std::mutex mu_;
   std::map<std::string, int> clients_;                                // client_id -> connections
   std::map<std::pair<std::string, std::string>, uint32_t> external_;  // (route, id) -> count
+  // Client address -> start times of its tests in the last minute (sliding window).
+  std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> tests_;
+  uint64_t tests_seen_ = 0;  // every so often, addresses quiet for a minute are forgotten
 };
 
 // Per-worker state of the outbound kinds: the worker's HTTP client (created on first use) and

@@ -1,4 +1,4 @@
-// FrameInPlace (dataplane/transport/frame_in_place.h) must put on the wire exactly what
+// FrameInPlace (dataplane/codec/frame_in_place.h) must put on the wire exactly what
 // websocketpp's own hybi13::prepare_data_frame produces for the same message and masking key:
 // same header bytes, same (masked) payload bytes, for every header length class.
 #include "dataplane/codec/frame_in_place.h"

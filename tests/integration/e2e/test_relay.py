@@ -494,6 +494,60 @@ def test_upstream_protocol_error_closes_client_1002_and_gateway_keeps_serving(gw
     assert_relay_serves(gw, raw)
 
 
+BAD_UTF8_REASON = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"  # a surrogate
+
+
+def test_client_close_reason_not_utf8_fails_1007_and_is_not_forwarded(gw, up):
+    """RFC 6455 section 5.5.1 (Autobahn 7.5.1): the connection fails; neither side gets the bad
+    reason."""
+    status, _, c = ws_client(gw.port, "/proxy")
+    try:
+        assert status == 101
+        c.sendall(frame("fine"))
+        assert read_any(c).payload == b"fine"
+        c.sendall(frame(close_payload(1000) + BAD_UTF8_REASON, opcode=CLOSE))
+        frames, (code, _) = read_until_close(c)
+        assert frames == [] and code == 1007
+    finally:
+        c.close()
+    wait_for(lambda: len(up.closed) == 1, what="the upstream's close")
+    assert up.closed[0][0] == 1007
+
+
+def test_upstream_close_reason_not_utf8_fails_1007_and_is_not_forwarded(gw, raw):
+    c, u = raw_pair(gw, raw)
+    try:
+        u.sendall(up_frame(close_payload(1000) + BAD_UTF8_REASON, opcode=CLOSE))
+        frames, (code, reason) = read_until_close(c)  # .close decodes: a bad reason would raise
+        assert frames == [] and code == 1007, (code, reason)
+        f = read_data(u)
+        assert f.opcode == CLOSE and f.close[0] == 1007 and f.masked
+    finally:
+        c.close()
+        u.close()
+    assert_relay_serves(gw, raw)
+
+
+@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2000, 5000])
+def test_close_codes_invalid_on_the_wire_close_1002_from_either_side(gw, raw, code):
+    c, u = raw_pair(gw, raw)
+    try:
+        c.sendall(frame(close_payload(code), opcode=CLOSE))
+        frames, (got, _) = read_until_close(c)
+        assert frames == [] and got == 1002
+    finally:
+        c.close()
+        u.close()
+    c, u = raw_pair(gw, raw)
+    try:
+        u.sendall(up_frame(close_payload(code), opcode=CLOSE))
+        frames, (got, _) = read_until_close(c)
+        assert frames == [] and got == 1002
+    finally:
+        c.close()
+        u.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. Pings are hop by hop.
 
