@@ -2,7 +2,7 @@
 # Installs the tools the chart tests (tests/helm/) need, into .tools/ of the checkout:
 #   helm (built from source by the Go toolchain through the Go module proxy),
 #   kubernetes-validate (PyPI, into a venv that ships the Kubernetes schemas offline),
-#   prometheus + promtool (Debian's `prometheus` package).
+# Prometheus and promtool are Debian packages: .ci/install-deps.sh installs them.
 # Idempotent: when everything is there it checks versions and exits in well under a second.
 # A tool that cannot be installed is an error (a red CI), never a skipped test.
 set -euo pipefail
@@ -35,12 +35,3 @@ if ! "$TOOLS/kv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KV_VE
   "$TOOLS/kv/bin/pip" install -q "kubernetes-validate==${KV_VERSION}"
 fi
 
-# prometheus + promtool (Debian)
-if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-  echo "install-helm-tools: installing Debian prometheus"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi

@@ -230,3 +230,19 @@ def test_ingress_websocket_timeouts():
     assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == \
         {"name": "rel-wsgate", "port": {"name": "data"}}
     assert not by_kind(render()[0], "Ingress")
+
+
+def test_readme_lists_every_value():
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    readme = open(os.path.join(CHART, "README.md")).read()
+    documented = {line.split("|")[1].strip().strip("`") for line in readme.splitlines()
+                  if line.startswith("| `")}
+
+    def leaves(prefix, node):
+        for k, v in node.items():
+            key = prefix + k
+            if key in documented:
+                continue
+            assert isinstance(v, dict) and v, f"{key} is not in the chart README's values table"
+            leaves(key + ".", v)
+    leaves("", values)
