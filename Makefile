@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps configure build run test test-release test-asan bench clean format
+.PHONY: all deps helm-tools configure build run test test-release test-asan bench clean format
 
 all: build
 
@@ -15,6 +15,10 @@ deps:
 
 $(BUILD)/build.ninja: | deps
 	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_ARGS)
+
+# helm and kubernetes-validate for tests/helm, into .tools/ (fast when already there)
+helm-tools: deps
+	@bash .ci/install-helm-tools.sh
 
 configure: $(BUILD)/build.ninja
 
@@ -27,10 +31,10 @@ run: build
 # Every test twice: against the release build, then against an AddressSanitizer + UBSan build.
 test: test-release test-asan
 
-test-release: build
+test-release: build helm-tools
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
 
-test-asan: deps
+test-asan: deps helm-tools
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) --timeout 900

@@ -15,6 +15,8 @@ PACKAGES=(
   redis-server redis-tools nginx-light
   # tools
   curl procps
+  # chart tests (tests/helm): Prometheus + promtool, PyYAML, a venv for kubernetes-validate
+  prometheus python3-yaml python3-venv
 )
 
 missing=()

@@ -47,9 +47,13 @@ AdminRoutes StandardAdminRoutes(const common::HealthState* health,
     return AdminResponse{200, "application/json", "{\"status\":\"healthy\"}", {}};
   });
   routes.Add("/ready", [health](const std::string&) {
-    if (health->ready())
-      return AdminResponse{200, "application/json", "{\"status\":\"ready\"}", {}};
-    return AdminResponse{503, "application/json", "{\"status\":\"shutting_down\"}", {}};
+    if (!health->ready())
+      return AdminResponse{503, "application/json", "{\"status\":\"shutting_down\"}", {}};
+    if (health->bus_down()) {
+      return AdminResponse{
+          503, "application/json", "{\"status\":\"not_ready\",\"redis\":\"down\"}", {}};
+    }
+    return AdminResponse{200, "application/json", "{\"status\":\"ready\"}", {}};
   });
   routes.Add("/metrics", [render = std::move(render_metrics)](const std::string&) {
     return AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", render(), {}};

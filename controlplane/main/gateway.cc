@@ -123,6 +123,11 @@ class Gateway {
       return kExitFailure;
     }
     data_plane_ = *std::move(dp);
+    // Before the admin server starts, which reads it from its own thread.
+    health_.set_bus_down_probe([dp = data_plane_.get()] {
+      const dataplane::bus::MessageBus* bus = dp->message_bus();
+      return bus != nullptr && !bus->up();
+    });
     // From here on every accepted change reaches the workers; nothing could change the store
     // before this line because the gRPC server does not exist yet.
     store_->SetListener(

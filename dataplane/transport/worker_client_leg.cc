@@ -122,11 +122,7 @@ void Worker::OnHttp(const SessionPtr& s) {
   ServerEndpoint::connection_type& c = *s->client;
   std::string_view path = TargetPath(c.get_resource());
   if (path == "/health") {
-    if (fanout_kinds_ && fanout_kinds_->bus_down()) {
-      // Seed 004: unhealthy while the configured Redis is unreachable.
-      RespondHttp(c, 503, "{\"status\":\"unhealthy\",\"redis\":\"down\"}", "application/json");
-      return;
-    }
+    // Liveness only: a Redis outage makes the gateway unready, not dead (see /ready).
     RespondHttp(c, 200, "{\"status\":\"healthy\"}", "application/json");
     return;
   }
@@ -135,7 +131,9 @@ void Worker::OnHttp(const SessionPtr& s) {
   }
   if (outbound_kinds_->HandleHttp(s->client, path, snapshot_)) return;
   if (path == "/ready") {
-    if (health_ != nullptr && health_->ready()) {
+    if (fanout_kinds_ && fanout_kinds_->bus_down()) {
+      RespondHttp(c, 503, "{\"status\":\"not_ready\",\"redis\":\"down\"}", "application/json");
+    } else if (health_ != nullptr && health_->ready()) {
       RespondHttp(c, 200, "{\"status\":\"ready\"}", "application/json");
     } else {
       RespondHttp(c, 503, "{\"status\":\"shutting_down\"}", "application/json");

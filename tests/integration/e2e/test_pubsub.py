@@ -1,8 +1,8 @@
 """Kind `pubsub` (seed 004) end to end against a real redis-server started by the test:
 `redis-cli PUBLISH session:S:down` reaches the client in order, client messages appear on
 `session:S:up`, the subscription exists before the handshake completes, Redis down -> 503 and
-/health 503, and sessions survive a Redis restart or a hung (SIGSTOP) Redis. Also the in-memory
-bus (no REDIS_URL), every outcome of both auth modes (redis_token, jwt_hs256) with the token in
+/ready 503 (/health stays 200), and sessions survive a Redis restart or a hung (SIGSTOP) Redis.
+Also the in-memory bus (no REDIS_URL), every outcome of both auth modes (redis_token, jwt_hs256) with the token in
 the header, a query parameter or a subprotocol, JSON/binary checks, ping and backpressure."""
 
 import asyncio
@@ -132,19 +132,25 @@ def test_disable_up_drops_client_messages(redis, gw):
         up.close()
 
 
-def test_redis_down_gives_503_and_health_503_then_sessions_recover(redis, gw):
+def test_redis_down_gives_503_and_ready_503_then_sessions_recover(redis, gw):
     async def main():
         async with connect(gw.url("/a/ws/survivor")) as ws:
             redis.stop()
-            wait_for(lambda: http_request(gw.port, "/health")[0] == 503, 10,
-                     what="/health 503 while Redis is down")
-            status, _, body = http_request(gw.port, "/health")
-            assert json.loads(body)["status"] == "unhealthy"
+            wait_for(lambda: http_request(gw.port, "/ready")[0] == 503, 10,
+                     what="/ready 503 while Redis is down")
+            status, _, body = http_request(gw.port, "/ready")
+            assert json.loads(body) == {"status": "not_ready", "redis": "down"}
+            # Unready, not dead: a liveness probe must not restart the pod for a Redis outage.
+            assert http_request(gw.port, "/health")[0] == 200
+            assert http_request(gw.admin_port, "/health")[0] == 200
+            status, _, body = http_request(gw.admin_port, "/ready")
+            assert (status, json.loads(body)) == (503, {"status": "not_ready", "redis": "down"})
             assert await handshake_status(gw.url("/a/ws/new-during-outage")) == 503
             assert metric(metrics(gw), "wsgate_bus_up") == 0
             redis.start()  # same port
-            wait_for(lambda: http_request(gw.port, "/health")[0] == 200, 15,
-                     what="/health 200 after Redis is back")
+            wait_for(lambda: http_request(gw.port, "/ready")[0] == 200, 15,
+                     what="/ready 200 after Redis is back")
+            assert http_request(gw.admin_port, "/ready")[0] == 200
             # The open session was kept and resubscribed.
             wait_for(lambda: numsub(redis, "session:survivor:down") == 1, 10,
                      what="resubscription")
@@ -159,11 +165,27 @@ def test_redis_down_gives_503_and_health_503_then_sessions_recover(redis, gw):
     asyncio.run(main())
 
 
+def _answers(port, path):
+    try:
+        return http_request(port, path, timeout=1)[0] == 200
+    except OSError:
+        return False
+
+
 def test_redis_unreachable_at_start_gives_503():
     dead = RedisServer()  # never started: nothing listens on its port
-    with Gateway(PUBSUB_CONFIG, env={"REDIS_URL": dead.url}, workers=1) as g:
-        assert http_request(g.port, "/health")[0] == 503
+    # Never ready (the harness waits for /ready 200): wait for the process to be alive instead.
+    g = Gateway(PUBSUB_CONFIG, env={"REDIS_URL": dead.url}, workers=1)
+    try:
+        g.start(wait=False)
+        wait_for(lambda: _answers(g.admin_port, "/health"), 15, what="admin /health")
+        assert http_request(g.admin_port, "/ready")[0] == 503
+        assert http_request(g.port, "/ready")[0] == 503
+        assert http_request(g.port, "/health")[0] == 200
         assert asyncio.run(handshake_status(g.url("/a/ws/S"))) == 503
+    finally:
+        g.stop()
+        g.tmp.cleanup()
 
 
 def test_malformed_redis_url_fails_start():
@@ -185,6 +207,8 @@ def test_in_memory_bus_when_no_redis_url():
     room: {}
 """, env=env, workers=2) as g:
         assert http_request(g.port, "/health")[0] == 200
+        assert http_request(g.port, "/ready")[0] == 200
+        assert http_request(g.admin_port, "/ready")[0] == 200
 
         async def main():
             # Without Redis a session still opens; what the client sends goes to the in-memory
@@ -220,7 +244,7 @@ def test_redis_token_auth_every_outcome(redis, gw):
         # Used once: the same token does not open a second connection.
         assert await status({"Authorization": "Bearer s3cret-token"}) == 401
         redis.stop()
-        wait_for(lambda: http_request(gw.port, "/health")[0] == 503, 10, what="Redis down")
+        wait_for(lambda: http_request(gw.port, "/ready")[0] == 503, 10, what="Redis down")
         assert await status({"Authorization": "Bearer s3cret-token"}) == 503
     asyncio.run(main())
     m = metrics(gw)
@@ -577,21 +601,21 @@ def test_route_ping_limits_switch_off_the_pubsub_pinger(redis):
         g.tmp.cleanup()
 
 
-def test_hung_redis_is_detected_by_the_health_probe(redis, gw):
+def test_hung_redis_is_detected_by_the_readiness_probe(redis, gw):
     # SIGSTOP: Redis keeps its TCP connections open and answers nothing. The bus's probe (a
     # PUBLISH on its keepalive channel every second, 3 s without an answer) must notice.
     async def main():
         async with connect(gw.url("/a/ws/hung")) as ws:
             redis.proc.send_signal(signal_module.SIGSTOP)
             try:
-                wait_for(lambda: http_request(gw.port, "/health")[0] == 503, 15,
-                         what="/health 503 while Redis is hung")
+                wait_for(lambda: http_request(gw.port, "/ready")[0] == 503, 15,
+                         what="/ready 503 while Redis is hung")
                 assert metric(metrics(gw), "wsgate_bus_up") == 0
                 assert await handshake_status(gw.url("/a/ws/new-while-hung")) == 503
             finally:
                 redis.proc.send_signal(signal_module.SIGCONT)
-            wait_for(lambda: http_request(gw.port, "/health")[0] == 200, 20,
-                     what="/health 200 once Redis answers again")
+            wait_for(lambda: http_request(gw.port, "/ready")[0] == 200, 20,
+                     what="/ready 200 once Redis answers again")
             assert metric(metrics(gw), "wsgate_bus_reconnects_total") >= 1
             # The open session survived and was resubscribed on the new connection.
             wait_for(lambda: numsub(redis, "session:hung:down") == 1, 10, what="resubscription")

@@ -274,13 +274,13 @@ def test_room_members_survive_a_redis_restart_and_handshakes_get_503_meanwhile()
                 async with connect(gw1.url("/ws/left-side")) as one, \
                         connect(gw2.url("/ws/right-side")) as two:
                     redis.stop()
-                    wait_for(lambda: http_request(gw1.port, "/health")[0] == 503 and
-                             http_request(gw2.port, "/health")[0] == 503, 10, what="Redis down")
+                    wait_for(lambda: http_request(gw1.port, "/ready")[0] == 503 and
+                             http_request(gw2.port, "/ready")[0] == 503, 10, what="Redis down")
                     # A member could not reach the others: refused like a pubsub handshake.
                     assert await handshake_status(gw1.url("/ws/during-outage")) == 503
                     redis.start()  # same port
-                    wait_for(lambda: http_request(gw1.port, "/health")[0] == 200 and
-                             http_request(gw2.port, "/health")[0] == 200, 15, what="Redis back")
+                    wait_for(lambda: http_request(gw1.port, "/ready")[0] == 200 and
+                             http_request(gw2.port, "/ready")[0] == 200, 15, what="Redis back")
                     # Both processes resubscribed the room's channel.
                     wait_for(lambda: redis.cli("PUBSUB", "NUMSUB", "room:chat:").split()[1] == "2",
                              10, what="resubscription")
