@@ -15,9 +15,17 @@ PACKAGES=(
   redis-server redis-tools nginx-light
   # tools
   curl procps
+  # the admin UI's end-to-end test: a real browser driven by Playwright (no browser download)
+  chromium
 )
 
+# The admin UI builds with Node.js 18+ and npm. The machine image may bring its own Node.js
+# (which includes npm); only when npm is absent are Debian's packages installed.
+NODE_PACKAGES=()
+command -v npm >/dev/null || NODE_PACKAGES=(nodejs npm)
+
 missing=()
+for p in "${NODE_PACKAGES[@]}"; do missing+=("$p"); done
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
