@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools configure build run test test-release test-asan bench clean format
+.PHONY: all deps helm-tools configure build ui run test test-release test-asan bench clean format
 
 all: build
 
@@ -24,6 +24,13 @@ configure: $(BUILD)/build.ninja
 
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
+	$(MAKE) --no-print-directory ui UI_OUT=$(BUILD)/controlplane/main/admin-ui
+
+# The admin UI (npm ci + buf generate + vite build) into the admin-ui folder beside the binary;
+# a no-op when that build is newer than every input.
+UI_OUT ?= $(BUILD)/controlplane/main/admin-ui
+ui:
+	bash admin-ui/build.sh $(UI_OUT)
 
 run: build
 	./$(BUILD)/controlplane/main/wsgate $(RUN_ARGS)
@@ -37,6 +44,7 @@ test-release: build helm-tools
 test-asan: deps helm-tools
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	$(MAKE) --no-print-directory ui UI_OUT=$(BUILD_ASAN)/controlplane/main/admin-ui
 	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) --timeout 900
 
 bench: build

@@ -17,9 +17,17 @@ PACKAGES=(
   curl procps
   # chart tests (tests/helm): Prometheus + promtool, PyYAML, a venv for kubernetes-validate
   prometheus python3-yaml python3-venv
+  # the admin UI's end-to-end test: a real browser driven by Playwright (no browser download)
+  chromium
 )
 
+# The admin UI builds with Node.js 18+ and npm. The machine image may bring its own Node.js
+# (which includes npm); only when npm is absent are Debian's packages installed.
+NODE_PACKAGES=()
+command -v npm >/dev/null || NODE_PACKAGES=(nodejs npm)
+
 missing=()
+for p in "${NODE_PACKAGES[@]}"; do missing+=("$p"); done
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

@@ -10,6 +10,8 @@ over 127.0.0.2..41), then times, from one gRPC client on the same machine:
   - ListSessions, page of 100 (first page, then following the token through every page),
   - ListSessions, first page with filters (route + id_prefix; remote_address),
   - GetSession of one id, GetInventory,
+  - ListSessions (page of 100) and GetInventory over the Connect protocol on the admin port, JSON
+    and binary (one keep-alive HTTP/1.1 connection, as the gRPC client keeps one channel),
 each `--samples` times sequentially (p50/p99 of wall-clock latency as the client sees it). Then,
 with the idle sessions closed, `wsload --mode throughput` (64 B, 10 connections x 40 in flight,
 5 s) against the echo route, alternating without / with one WatchSessions stream attached,
@@ -18,6 +20,7 @@ Needs build/bench/wsload (cmake --build build --target wsload).
 """
 
 import argparse
+import http.client
 import json
 import os
 import resource
@@ -83,6 +86,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--latency-only", action="store_true",
+                    help="skip the echo-rate rounds (with / without a watcher)")
     args = ap.parse_args()
     os.environ.setdefault("WSGATE_BIN", os.path.join(args.build, "controlplane", "main", "wsgate"))
     raise_nofile()  # inherited by wsgate
@@ -136,6 +141,29 @@ def main():
                 ("GetInventory", lambda: inv.GetInventory(S.inventory.GetInventoryRequest(),
                                                           timeout=30)),
             ]
+            conn = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=30)
+
+            def connect_call(method, msg, binary):
+                body = msg.SerializeToString() if binary else b"{}" if not msg.ListFields() else \
+                    json.dumps({k.camelcase_name: v for k, v in msg.ListFields()}).encode()
+                ctype = "application/proto" if binary else "application/json"
+
+                def call():
+                    conn.request("POST", f"/wsgate.v1.{method}", body=body,
+                                 headers={"Content-Type": ctype})
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"{method}: HTTP {r.status}")
+                return call
+            for binary in (False, True):
+                enc = "proto" if binary else "JSON"
+                cases.append((f"Connect {enc}: ListSessions page_size=100 (first page)",
+                              connect_call("SessionService/ListSessions", Req(page_size=100),
+                                           binary)))
+                cases.append((f"Connect {enc}: GetInventory",
+                              connect_call("InventoryService/GetInventory",
+                                           S.inventory.GetInventoryRequest(), binary)))
             for name, fn in cases:
                 log(name)
                 fn()  # warm
@@ -149,7 +177,7 @@ def main():
 
         # Echo rate, alternating without / with one watcher.
         rates = {"without": [], "with": []}
-        for r in range(args.rounds):
+        for r in range(0 if args.latency_only else args.rounds):
             order = ["without", "with"] if r % 2 == 0 else ["with", "without"]
             for mode in order:
                 stream, reader = None, None
@@ -184,6 +212,8 @@ def main():
     print("| call | sessions | p50 ms | p99 ms |\n|---|---:|---:|---:|")
     for name, t, p50, p99 in rows:
         print(f"| {name} | {t} | {p50:.2f} | {p99:.2f} |")
+    if args.latency_only:
+        return
     print("\n| echo 64 B, 10 conns x 40 in flight | msgs/s per round | median |\n|---|---|---:|")
     for mode in ("without", "with"):
         v = rates[mode]

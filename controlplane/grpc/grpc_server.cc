@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "controlplane/grpc/access.h"
 
 namespace wsgate::controlplane {
 namespace {
@@ -72,6 +73,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
                               std::min(2, options.max_threads / 2));
 
   for (grpc::Service* service : services) builder.RegisterService(service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeAuditInterceptorFactory(options.tokens));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
 
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
@@ -87,6 +91,14 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
 
 GrpcServer::~GrpcServer() {
   if (!shut_down_) Shutdown(std::chrono::system_clock::now());
+}
+
+std::shared_ptr<grpc::Channel> GrpcServer::InProcessChannel() {
+  grpc::ChannelArguments args;
+  // The Connect handler enforces its own (smaller) body limit before anything reaches gRPC;
+  // answers such as a ListSessions page of 1000 sessions can exceed gRPC's 4 MiB default.
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  return server_->InProcessChannel(args);
 }
 
 void GrpcServer::SetServing(bool serving) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "controlplane/auth/token_auth.h"
 
 namespace wsgate::controlplane {
 
@@ -24,6 +25,9 @@ struct GrpcServerOptions {
   // of a call, WatchSessions included) costs memory, not CPU: 16 leaves room for a dozen such
   // clients while still bounding what gRPC can take.
   int max_threads = 16;
+  // Bearer tokens the services check (null: open); the audit interceptor names callers from it.
+  // Must outlive the server.
+  const TokenTable* tokens = nullptr;
 };
 
 // Start, SetServing and Shutdown may be called from any thread; Shutdown once.
@@ -35,6 +39,9 @@ class GrpcServer {
   ~GrpcServer();  // Shuts down now if Shutdown was not called.
 
   uint16_t port() const { return port_; }
+  // A channel to this server that skips the network: the admin port's Connect API calls the
+  // same services through it. Thread-safe; the channel must not be used after Shutdown returns.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
   // grpc.health.v1.Health status of every service (and of ""): SERVING or NOT_SERVING.
   void SetServing(bool serving);
   // Refuses new calls, lets running ones finish until `deadline`, then cancels them.

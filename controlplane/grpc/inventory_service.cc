@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "controlplane/grpc/access.h"
 #include "controlplane/grpc/status.h"
 
 namespace wsgate::controlplane {
@@ -98,9 +99,14 @@ void SetRates(const RateSampler::Rates& r, wsgate::v1::Rates* out) {
 
 }  // namespace
 
-grpc::Status InventoryServiceImpl::GetInventory(grpc::ServerContext*,
+grpc::Status InventoryServiceImpl::GetInventory(grpc::ServerContext* context,
                                                 const wsgate::v1::GetInventoryRequest*,
                                                 wsgate::v1::Inventory* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.InventoryService/GetInventory");
+      !denied.ok()) {
+    return denied;
+  }
   response->set_config_version(data_plane_ != nullptr ? data_plane_->applied_version()
                                                       : store_->version());
   response->set_workers(

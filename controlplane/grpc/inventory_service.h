@@ -2,6 +2,8 @@
 // the data plane's applied version, the folded per-worker counters and the session registry.
 #pragma once
 
+#include "controlplane/auth/token_auth.h"
+
 #include <array>
 #include <chrono>
 #include <condition_variable>
@@ -72,7 +74,12 @@ class InventoryServiceImpl final : public wsgate::v1::InventoryService::Service 
 
   RateSampler& sampler() { return sampler_; }
 
+  // Requires a bearer token on every call (null: open). Call before the server starts;
+  // `tokens` must outlive the service.
+  void RequireTokens(const TokenTable* tokens) { tokens_ = tokens; }
+
  private:
+  const TokenTable* tokens_ = nullptr;
   const ConfigStore* const store_;
   dataplane::DataPlane* const data_plane_;
   const dataplane::StatsRegistry* const stats_;

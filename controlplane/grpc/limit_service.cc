@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controlplane/config/snapshot_builder.h"
+#include "controlplane/grpc/access.h"
 #include "controlplane/grpc/status.h"
 
 namespace wsgate::controlplane {
@@ -62,9 +63,14 @@ bool LimitServiceImpl::AppliesToOpenConnections(const std::string& field) {
   return kNewOnly.count(field) == 0;
 }
 
-grpc::Status LimitServiceImpl::GetLimits(grpc::ServerContext*,
+grpc::Status LimitServiceImpl::GetLimits(grpc::ServerContext* context,
                                          const wsgate::v1::GetLimitsRequest* request,
                                          wsgate::v1::GetLimitsResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.LimitService/GetLimits");
+      !denied.ok()) {
+    return denied;
+  }
   // Version first (as RouteService.ListRoutes): never newer than what follows.
   response->set_config_version(store_->version());
   const Limits defaults = store_->default_limits();
@@ -85,9 +91,14 @@ grpc::Status LimitServiceImpl::GetLimits(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LimitServiceImpl::UpdateLimits(grpc::ServerContext*,
+grpc::Status LimitServiceImpl::UpdateLimits(grpc::ServerContext* context,
                                             const wsgate::v1::UpdateLimitsRequest* request,
                                             wsgate::v1::UpdateLimitsResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kWrite, "wsgate.v1.LimitService/UpdateLimits");
+      !denied.ok()) {
+    return denied;
+  }
   // The mask's paths are Limits field names; "limits.<name>" is accepted too.
   const auto* desc = Limits::descriptor();
   std::vector<const FieldDescriptor*> fields;

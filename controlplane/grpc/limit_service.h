@@ -4,6 +4,8 @@
 // (Worker::ApplyLimitsToOpenSessions).
 #pragma once
 
+#include "controlplane/auth/token_auth.h"
+
 #include <string>
 #include <vector>
 
@@ -28,7 +30,12 @@ class LimitServiceImpl final : public wsgate::v1::LimitService::Service {
   // connections opened afterwards (false: the connection caps and the handshake rate).
   static bool AppliesToOpenConnections(const std::string& field);
 
+  // Requires a bearer token on every call (null: open). Call before the server starts;
+  // `tokens` must outlive the service.
+  void RequireTokens(const TokenTable* tokens) { tokens_ = tokens; }
+
  private:
+  const TokenTable* tokens_ = nullptr;
   ConfigStore* const store_;
 };
 

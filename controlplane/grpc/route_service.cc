@@ -5,13 +5,19 @@
 #include <optional>
 #include <utility>
 
+#include "controlplane/grpc/access.h"
 #include "controlplane/grpc/status.h"
 
 namespace wsgate::controlplane {
 
-grpc::Status RouteServiceImpl::ListRoutes(grpc::ServerContext*,
+grpc::Status RouteServiceImpl::ListRoutes(grpc::ServerContext* context,
                                           const wsgate::v1::ListRoutesRequest*,
                                           wsgate::v1::ListRoutesResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.RouteService/ListRoutes");
+      !denied.ok()) {
+    return denied;
+  }
   // Version first: a change landing between the two calls makes the version look older than
   // the routes, which a client retrying with expected_version will notice, never the reverse.
   response->set_config_version(store_->version());
@@ -21,9 +27,14 @@ grpc::Status RouteServiceImpl::ListRoutes(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RouteServiceImpl::GetRoute(grpc::ServerContext*,
+grpc::Status RouteServiceImpl::GetRoute(grpc::ServerContext* context,
                                         const wsgate::v1::GetRouteRequest* request,
                                         wsgate::v1::Route* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.RouteService/GetRoute");
+      !denied.ok()) {
+    return denied;
+  }
   if (request->name().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "name: required");
   }
@@ -33,9 +44,14 @@ grpc::Status RouteServiceImpl::GetRoute(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RouteServiceImpl::PutRoute(grpc::ServerContext*,
+grpc::Status RouteServiceImpl::PutRoute(grpc::ServerContext* context,
                                         const wsgate::v1::PutRouteRequest* request,
                                         wsgate::v1::PutRouteResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kWrite, "wsgate.v1.RouteService/PutRoute");
+      !denied.ok()) {
+    return denied;
+  }
   if (!request->has_route()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "route: required");
   }
@@ -52,9 +68,14 @@ grpc::Status RouteServiceImpl::PutRoute(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RouteServiceImpl::DeleteRoute(grpc::ServerContext*,
+grpc::Status RouteServiceImpl::DeleteRoute(grpc::ServerContext* context,
                                            const wsgate::v1::DeleteRouteRequest* request,
                                            wsgate::v1::DeleteRouteResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kWrite, "wsgate.v1.RouteService/DeleteRoute");
+      !denied.ok()) {
+    return denied;
+  }
   if (request->name().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "name: required");
   }

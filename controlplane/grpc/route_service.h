@@ -2,6 +2,8 @@
 // Validation, persistence and publication to the data plane are the store's job.
 #pragma once
 
+#include "controlplane/auth/token_auth.h"
+
 #include "controlplane/config/config_store.h"
 #include "wsgate/v1/route_service.grpc.pb.h"
 
@@ -25,7 +27,12 @@ class RouteServiceImpl final : public wsgate::v1::RouteService::Service {
                            const wsgate::v1::DeleteRouteRequest* request,
                            wsgate::v1::DeleteRouteResponse* response) override;
 
+  // Requires a bearer token on every call (null: open). Call before the server starts;
+  // `tokens` must outlive the service.
+  void RequireTokens(const TokenTable* tokens) { tokens_ = tokens; }
+
  private:
+  const TokenTable* tokens_ = nullptr;
   ConfigStore* const store_;
 };
 

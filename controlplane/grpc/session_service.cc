@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "controlplane/grpc/access.h"
 #include "controlplane/grpc/status.h"
 
 namespace wsgate::controlplane {
@@ -223,9 +224,14 @@ void SessionServiceImpl::Pump() {
   }
 }
 
-grpc::Status SessionServiceImpl::ListSessions(grpc::ServerContext*,
+grpc::Status SessionServiceImpl::ListSessions(grpc::ServerContext* context,
                                               const wsgate::v1::ListSessionsRequest* request,
                                               wsgate::v1::ListSessionsResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.SessionService/ListSessions");
+      !denied.ok()) {
+    return denied;
+  }
   sessions::SessionQuery q;
   q.filter.route = request->route();
   q.filter.id_prefix = request->id_prefix();
@@ -266,9 +272,14 @@ grpc::Status SessionServiceImpl::ListSessions(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status SessionServiceImpl::GetSession(grpc::ServerContext*,
+grpc::Status SessionServiceImpl::GetSession(grpc::ServerContext* context,
                                             const wsgate::v1::GetSessionRequest* request,
                                             wsgate::v1::Session* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.SessionService/GetSession");
+      !denied.ok()) {
+    return denied;
+  }
   if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: required");
   absl::StatusOr<sessions::SessionInfo> s = data_plane_->GetSession(request->id());
   if (!s.ok()) return ToGrpcStatus(s.status());
@@ -276,9 +287,14 @@ grpc::Status SessionServiceImpl::GetSession(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status SessionServiceImpl::CloseSession(grpc::ServerContext*,
+grpc::Status SessionServiceImpl::CloseSession(grpc::ServerContext* context,
                                               const wsgate::v1::CloseSessionRequest* request,
                                               wsgate::v1::CloseSessionResponse*) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kWrite, "wsgate.v1.SessionService/CloseSession");
+      !denied.ok()) {
+    return denied;
+  }
   if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: required");
   absl::Status s = data_plane_->CloseSession(request->id(), request->code(), request->reason());
   if (s.ok()) {
@@ -288,9 +304,14 @@ grpc::Status SessionServiceImpl::CloseSession(grpc::ServerContext*,
   return ToGrpcStatus(s);
 }
 
-grpc::Status SessionServiceImpl::SendToSession(grpc::ServerContext*,
+grpc::Status SessionServiceImpl::SendToSession(grpc::ServerContext* context,
                                                const wsgate::v1::SendToSessionRequest* request,
                                                wsgate::v1::SendToSessionResponse*) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kWrite, "wsgate.v1.SessionService/SendToSession");
+      !denied.ok()) {
+    return denied;
+  }
   if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: required");
   switch (request->payload_case()) {
     case wsgate::v1::SendToSessionRequest::kText:
@@ -302,14 +323,35 @@ grpc::Status SessionServiceImpl::SendToSession(grpc::ServerContext*,
   }
 }
 
+namespace {
+
+// A stream refused before it starts: finishes with `status` and deletes itself when done.
+class RefusedWatch final : public grpc::ServerWriteReactor<wsgate::v1::SessionEvent> {
+ public:
+  explicit RefusedWatch(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 grpc::ServerWriteReactor<wsgate::v1::SessionEvent>* SessionServiceImpl::WatchSessions(
-    grpc::CallbackServerContext*, const wsgate::v1::WatchSessionsRequest* request) {
+    grpc::CallbackServerContext* context, const wsgate::v1::WatchSessionsRequest* request) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kRead, "wsgate.v1.SessionService/WatchSessions");
+      !denied.ok()) {
+    return new RefusedWatch(std::move(denied));
+  }
   return new WatchReactor(this, request->route());
 }
 
-grpc::Status SessionServiceImpl::Publish(grpc::ServerContext*,
+grpc::Status SessionServiceImpl::Publish(grpc::ServerContext* context,
                                          const wsgate::v1::PublishRequest* request,
                                          wsgate::v1::PublishResponse* response) {
+  if (grpc::Status denied =
+          CheckAccess(tokens_, *context, Access::kWrite, "wsgate.v1.SessionService/Publish");
+      !denied.ok()) {
+    return denied;
+  }
   if (request->channel().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "channel: required");
   }

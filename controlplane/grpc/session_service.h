@@ -8,6 +8,8 @@
 // streams, one write in flight per stream.
 #pragma once
 
+#include "controlplane/auth/token_auth.h"
+
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -56,7 +58,12 @@ class SessionServiceImpl final
   grpc::Status Publish(grpc::ServerContext* context, const wsgate::v1::PublishRequest* request,
                        wsgate::v1::PublishResponse* response) override;
 
+  // Requires a bearer token on every call (null: open). Call before the server starts;
+  // `tokens` must outlive the service.
+  void RequireTokens(const TokenTable* tokens) { tokens_ = tokens; }
+
  private:
+  const TokenTable* tokens_ = nullptr;
   class WatchReactor;
   friend class WatchReactor;
 

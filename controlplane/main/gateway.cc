@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +18,8 @@
 #include "common/health_state.h"
 #include "common/log.h"
 #include "controlplane/admin/admin_server.h"
+#include "controlplane/admin/connect_handler.h"
+#include "controlplane/auth/token_auth.h"
 #include "controlplane/config/config_loader.h"
 #include "controlplane/config/config_store.h"
 #include "controlplane/config/config_validator.h"
@@ -59,6 +62,14 @@ int CheckConfig(const std::string& path) {
   }
   std::printf("%s: ok\n", path.c_str());
   return kExitOk;
+}
+
+// The admin UI installed beside the binary: <dir of wsgate>/admin-ui.
+std::string DefaultUiDir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "admin-ui";
+  return (exe.parent_path() / "admin-ui").string();
 }
 
 int64_t ActiveConnections(const dataplane::StatsRegistry& stats) {
@@ -136,14 +147,42 @@ class Gateway {
     collector_ = std::make_unique<StatsCollector>(
         &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
     fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
+    if (!settings_.admin_token_file.empty()) {
+      absl::StatusOr<TokenTable> tokens = TokenTable::Load(settings_.admin_token_file);
+      if (!tokens.ok()) {
+        spdlog::error("cannot start: --admin-token-file {}",
+                      std::string(tokens.status().message()));
+        return kExitUsage;
+      }
+      tokens_ = std::make_unique<TokenTable>(*std::move(tokens));
+      spdlog::info("control plane: {} bearer tokens from {}; gRPC and the admin API need one",
+                   tokens_->size(), settings_.admin_token_file);
+    } else {
+      spdlog::warn("no --admin-token-file: the gRPC and admin APIs are open to anyone who can "
+                   "reach their ports");
+    }
+    connect_ = std::make_unique<ConnectHandler>(tokens_.get());
+    AdminRoutes admin_routes = StandardAdminRoutes(
+        &health_, [c = collector_.get(), f = fanout_collector_.get(), k = connect_->collector()] {
+          return SerializeMetrics({c, f, k});
+        });
+    connect_->Register(admin_routes);
+    const std::string ui_dir =
+        settings_.admin_ui_dir.empty() ? DefaultUiDir() : settings_.admin_ui_dir;
+    if (absl::StatusOr<StaticFiles> ui = StaticFiles::Load(ui_dir); ui.ok()) {
+      spdlog::info("admin UI: {} files from {}", ui->size(), ui_dir);
+      admin_routes.SetStaticFiles(*std::move(ui));
+    } else if (!settings_.admin_ui_dir.empty()) {
+      spdlog::error("cannot start: --admin-ui-dir {}", std::string(ui.status().message()));
+      return kExitUsage;
+    } else {
+      spdlog::warn("admin UI not served: {} (run make build)", std::string(ui.status().message()));
+    }
     AdminServerOptions admin_options;
     admin_options.listen_address = settings_.listen_address;
     admin_options.port = settings_.admin_port;
-    absl::StatusOr<std::unique_ptr<AdminServer>> admin = AdminServer::Start(
-        admin_options,
-        StandardAdminRoutes(&health_, [c = collector_.get(), f = fanout_collector_.get()] {
-          return SerializeMetrics({c, f});
-        }));
+    absl::StatusOr<std::unique_ptr<AdminServer>> admin =
+        AdminServer::Start(admin_options, std::move(admin_routes));
     if (!admin.ok()) {
       spdlog::error("cannot start: {}", std::string(admin.status().message()));
       return kExitFailure;
@@ -156,9 +195,14 @@ class Gateway {
         store_.get(), data_plane_.get(), &stats_, WSGATE_VERSION,
         [this] { return stats_.LimitHits(); });
     session_service_ = std::make_unique<SessionServiceImpl>(data_plane_.get());
+    route_service_->RequireTokens(tokens_.get());
+    limit_service_->RequireTokens(tokens_.get());
+    inventory_service_->RequireTokens(tokens_.get());
+    session_service_->RequireTokens(tokens_.get());
     GrpcServerOptions grpc_options;
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
+    grpc_options.tokens = tokens_.get();
     absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
         GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get(),
                                          limit_service_.get(), session_service_.get()});
@@ -167,6 +211,7 @@ class Gateway {
       return kExitFailure;
     }
     grpc_ = *std::move(grpc);
+    connect_->Attach(grpc_->InProcessChannel());
 
     health_.set_ready(true);
     spdlog::info(
@@ -210,6 +255,9 @@ class Gateway {
       StopDataPlane();
     }
     if (session_service_) session_service_->EndWatches();
+    // The Connect calls in flight end before the server they call and the admin loop they answer
+    // on go away.
+    if (connect_) connect_->Shutdown(kGrpcShutdownDeadline);
     if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownDeadline);
     if (admin_) admin_->Stop();
     grpc_.reset();
@@ -237,6 +285,8 @@ class Gateway {
   bool data_plane_stopped_ = false;
   std::unique_ptr<StatsCollector> collector_;
   std::unique_ptr<FanoutCollector> fanout_collector_;  // wsgate_bus_*, wsgate_room_members
+  std::unique_ptr<TokenTable> tokens_;  // null: open
+  std::unique_ptr<ConnectHandler> connect_;  // outlives admin_, whose routes call it
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<RouteServiceImpl> route_service_;
   std::unique_ptr<LimitServiceImpl> limit_service_;

@@ -53,6 +53,14 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   app.add_option("--log-level", f.log_level,
                  "trace, debug, info, warn, error, critical, off (env WSGATE_LOG_LEVEL)");
 
+  std::string token_file, ui_dir;
+  auto* o_tokens = app.add_option("--admin-token-file", token_file,
+                                  "'ROLE TOKEN' lines (admin, viewer): bearer tokens required on "
+                                  "gRPC and the admin API (env WSGATE_ADMIN_TOKEN_FILE)");
+  auto* o_ui = app.add_option("--admin-ui-dir", ui_dir,
+                              "The admin UI's built files (env WSGATE_ADMIN_UI_DIR; default: "
+                              "admin-ui beside the binary)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -68,6 +76,8 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   if (o_workers->count() > 0) f.workers = workers;
   if (o_max_conns->count() > 0) f.max_connections = max_connections;
   if (o_grace->count() > 0) f.shutdown_grace_seconds = grace;
+  if (o_tokens->count() > 0) f.admin_token_file = token_file;
+  if (o_ui->count() > 0) f.admin_ui_dir = ui_dir;
   return CliParseResult{std::move(f), 0};
 }
 
@@ -215,6 +225,21 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
     s.redis_url = *env_redis;
   } else {
     s.redis_url = server.redis_url();
+  }
+
+  // Admin tokens and UI files: flag > environment > none / beside the binary.
+  if (flags.admin_token_file) {
+    if (flags.admin_token_file->empty()) {
+      return absl::InvalidArgumentError("--admin-token-file: must not be empty");
+    }
+    s.admin_token_file = *flags.admin_token_file;
+  } else if (auto env_tokens = env("WSGATE_ADMIN_TOKEN_FILE")) {
+    s.admin_token_file = *env_tokens;
+  }
+  if (flags.admin_ui_dir) {
+    s.admin_ui_dir = *flags.admin_ui_dir;
+  } else if (auto env_ui = env("WSGATE_ADMIN_UI_DIR")) {
+    s.admin_ui_dir = *env_ui;
   }
   return s;
 }

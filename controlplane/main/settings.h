@@ -28,6 +28,8 @@ struct CliFlags {
   std::optional<double> shutdown_grace_seconds;    // --shutdown-grace
   std::string log_format = "text";                 // --log-format: text | json
   std::string log_level;                           // --log-level; empty: WSGATE_LOG_LEVEL, info
+  std::optional<std::string> admin_token_file;     // --admin-token-file
+  std::optional<std::string> admin_ui_dir;         // --admin-ui-dir
 };
 
 struct CliParseResult {
@@ -51,6 +53,12 @@ struct Settings {
   double shutdown_grace_seconds = 30;
   // Message bus: REDIS_URL > server.redis_url > empty (in-memory). Parsed by the data plane.
   std::string redis_url;
+  // Bearer tokens with roles for gRPC and the admin API: --admin-token-file >
+  // WSGATE_ADMIN_TOKEN_FILE > none (open).
+  std::string admin_token_file;
+  // The admin UI's built files: --admin-ui-dir > WSGATE_ADMIN_UI_DIR > "" (the admin-ui folder
+  // beside the binary).
+  std::string admin_ui_dir;
 };
 
 // Returns the value of an environment variable, nullopt when unset.

@@ -119,6 +119,29 @@ TEST(ResolveSettingsTest, FlagsBeatEnvironmentAndConfig) {
   EXPECT_EQ(s->shutdown_grace_seconds, 0);
 }
 
+TEST(ResolveSettingsTest, AdminTokenFileAndUiDirFromFlagThenEnvironment) {
+  absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({}), 1);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->admin_token_file, "");  // open
+  EXPECT_EQ(s->admin_ui_dir, "");      // beside the binary
+  const auto env =
+      Env({{"WSGATE_ADMIN_TOKEN_FILE", "/env/tokens"}, {"WSGATE_ADMIN_UI_DIR", "/env/ui"}});
+  s = ResolveSettings({}, {}, env, 1);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->admin_token_file, "/env/tokens");
+  EXPECT_EQ(s->admin_ui_dir, "/env/ui");
+  CliFlags flags;
+  flags.admin_token_file = "/flag/tokens";
+  flags.admin_ui_dir = "/flag/ui";
+  s = ResolveSettings(flags, {}, env, 1);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->admin_token_file, "/flag/tokens");
+  EXPECT_EQ(s->admin_ui_dir, "/flag/ui");
+  flags.admin_token_file = "";
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, env, 1).status().message()),
+              HasSubstr("--admin-token-file"));
+}
+
 TEST(ResolveSettingsTest, BadEnvironmentValuesNameTheVariable) {
   struct Case {
     std::map<std::string, std::string> env;

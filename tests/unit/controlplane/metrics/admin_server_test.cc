@@ -10,6 +10,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "common/health_state.h"
@@ -130,7 +132,7 @@ TEST_F(AdminServerTest, OversizedBodyIsRefused) {
   const std::string res =
       Exchange(server_->port(), "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: " +
                                     std::to_string(body.size()) + "\r\n\r\n" + body);
-  EXPECT_THAT(res, StartsWith("HTTP/1.1 400 "));
+  EXPECT_THAT(res, StartsWith("HTTP/1.1 413 "));
 }
 
 TEST_F(AdminServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -178,6 +180,57 @@ TEST(AdminRoutesTest, CustomRoutesDispatchByExactPath) {
   EXPECT_EQ(r.body, "{\"path\":\"/api/x\"}");
   EXPECT_EQ(routes.Dispatch("GET", "/api").status, 404);
   EXPECT_EQ(routes.Dispatch("PATCH", "/api/x").status, 405);
+}
+
+}  // namespace
+}  // namespace wsgate::controlplane
+
+namespace wsgate::controlplane {
+namespace {
+
+TEST(AdminRoutesTest, RpcPathsAreTwoSegmentsWithADottedService) {
+  AdminRoutes routes;
+  EXPECT_FALSE(routes.IsRpcPath("/wsgate.v1.RouteService/ListRoutes"));  // no handler yet
+  routes.SetRpcHandler([](AdminRequest, std::shared_ptr<AdminReply>) {}, 1024);
+  routes.Add("/metrics", [](const std::string&) { return AdminResponse{}; });
+  EXPECT_TRUE(routes.IsRpcPath("/wsgate.v1.RouteService/ListRoutes"));
+  EXPECT_TRUE(routes.IsRpcPath("/a.B/C"));
+  EXPECT_FALSE(routes.IsRpcPath("/metrics"));
+  EXPECT_FALSE(routes.IsRpcPath("/routes/echo"));
+  EXPECT_FALSE(routes.IsRpcPath("/a.B/C/D"));
+  EXPECT_FALSE(routes.IsRpcPath("/a.B/"));
+  EXPECT_FALSE(routes.IsRpcPath("/assets/index.js"));
+}
+
+TEST(StaticFilesTest, ServesFilesAndFallsBackToIndexForAppRoutes) {
+  char dir_template[] = "/tmp/wsgate-ui-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  ASSERT_EQ(system(("mkdir -p " + dir + "/assets && printf '<html>app</html>' > " + dir +
+                    "/index.html && printf 'js()' > " + dir + "/assets/app-1.js")
+                       .c_str()),
+            0);
+  absl::StatusOr<StaticFiles> files = StaticFiles::Load(dir);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->size(), 2u);
+  AdminResponse index = files->Serve("/");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.body, "<html>app</html>");
+  EXPECT_THAT(index.content_type, StartsWith("text/html"));
+  // Deep links of the single-page app get index.html; a missing file is a 404.
+  EXPECT_EQ(files->Serve("/routes/echo").body, "<html>app</html>");
+  EXPECT_EQ(files->Serve("/assets/missing.js").status, 404);
+  AdminResponse js = files->Serve("/assets/app-1.js");
+  EXPECT_EQ(js.body, "js()");
+  EXPECT_THAT(js.content_type, StartsWith("text/javascript"));
+  bool immutable = false, csp = false;
+  for (const auto& [k, v] : js.headers) {
+    immutable |= k == "Cache-Control" && v.find("immutable") != std::string::npos;
+    csp |= k == "Content-Security-Policy" && v.find("default-src 'self'") != std::string::npos;
+  }
+  EXPECT_TRUE(immutable);
+  EXPECT_TRUE(csp);
+  EXPECT_FALSE(StaticFiles::Load("/nonexistent-ui-dir").ok());
+  ASSERT_EQ(system(("rm -rf " + dir).c_str()), 0);
 }
 
 }  // namespace
