@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,12 @@ struct DataPlaneOptions {
   // redis:// URL (Redis Pub/Sub across processes). A malformed URL fails Start.
   std::string redis_url;
 };
+
+// The checks DataPlane::Start makes of a listen address and a bus URL, without starting
+// anything, so that a configuration can be refused before start (`--check-config`). The messages
+// name no field: the caller knows where the value came from (a flag, a variable, a config field).
+absl::Status CheckListenAddress(std::string_view address);  // an IP literal, as Start binds it
+absl::Status CheckRedisUrl(std::string_view url);           // non-empty: redis://...
 
 class DataPlane {
  public:
