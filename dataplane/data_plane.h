@@ -9,7 +9,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -34,8 +33,8 @@ struct DataPlaneOptions {
 // The checks DataPlane::Start makes of a listen address and a bus URL, without starting
 // anything, so that a configuration can be refused before start (`--check-config`). The messages
 // name no field: the caller knows where the value came from (a flag, a variable, a config field).
-absl::Status CheckListenAddress(std::string_view address);  // an IP literal, as Start binds it
-absl::Status CheckRedisUrl(std::string_view url);           // non-empty: redis://...
+absl::Status CheckListenAddress(const std::string& address);  // an IP literal, as Start binds it
+absl::Status CheckRedisUrl(const std::string& url);           // non-empty: redis://...
 
 class DataPlane {
  public:

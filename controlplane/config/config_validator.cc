@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controlplane/config/url.h"
+#include "dataplane/data_plane.h"
 #include "dataplane/auth/jwt_hs256.h"
 #include "dataplane/outbound/target_policy.h"
 #include "dataplane/routing/path_template.h"
@@ -492,6 +493,18 @@ absl::Status ValidateConfig(const wsgate::v1::Config& config) {
     if (value > kMaxPort) {
       return Invalid(absl::StrCat("server.", name),
                      absl::StrCat("must be at most ", kMaxPort, ", got ", value));
+    }
+  }
+  // The same checks the data plane makes when it starts, so that a file --check-config accepts
+  // also starts (and the error names the field, not the REDIS_URL that would override it).
+  if (!server.listen_address().empty()) {
+    if (auto s = dataplane::CheckListenAddress(server.listen_address()); !s.ok()) {
+      return Invalid("server.listen_address", s.message());
+    }
+  }
+  if (!server.redis_url().empty()) {
+    if (auto s = dataplane::CheckRedisUrl(server.redis_url()); !s.ok()) {
+      return Invalid("server.redis_url", s.message());
     }
   }
   if (server.workers() > kMaxWorkers) {

@@ -19,9 +19,9 @@
 
 namespace wsgate::dataplane {
 
-absl::Status CheckListenAddress(std::string_view address) {
+absl::Status CheckListenAddress(const std::string& address) {
   boost::system::error_code ec;
-  boost::asio::ip::make_address(std::string(address), ec);
+  boost::asio::ip::make_address(address, ec);
   if (ec) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", address, "' is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)"));
@@ -29,13 +29,13 @@ absl::Status CheckListenAddress(std::string_view address) {
   return absl::OkStatus();
 }
 
-absl::Status CheckRedisUrl(std::string_view url) {
+absl::Status CheckRedisUrl(const std::string& url) {
   absl::StatusOr<bus::RedisEndpoint> endpoint = bus::ParseRedisUrl(url);
   if (endpoint.ok()) return absl::OkStatus();
   // The parser names the seed's variable; the caller names the setting the URL came from.
-  std::string_view message = endpoint.status().message();
-  constexpr std::string_view kPrefix = "REDIS_URL: ";
-  if (message.substr(0, kPrefix.size()) == kPrefix) message.remove_prefix(kPrefix.size());
+  std::string message(endpoint.status().message());
+  constexpr char kPrefix[] = "REDIS_URL: ";
+  if (message.rfind(kPrefix, 0) == 0) message.erase(0, sizeof(kPrefix) - 1);
   return absl::InvalidArgumentError(message);
 }
 

@@ -236,6 +236,11 @@ def test_check_config_and_invalid_config_errors():
             "syntax.yaml": ("routes: [\n", "line"),
             "type.yaml": ("routes:\n  - name: e\n    path: /e\n    echo: {}\n    limits: {max_message_bytes: lots}\n",
                           "max_message_bytes"),
+            # Server settings the data plane would refuse at start, named by their field.
+            "listen.yaml": ("server: {listen_address: localhost}\n" + ECHO_ONLY,
+                            "server.listen_address: 'localhost' is not an IP address"),
+            "redis.yaml": ("server: {redis_url: 'http://x'}\n" + ECHO_ONLY,
+                           "server.redis_url: must start with redis://"),
         }
         for name, (text, needle) in cases.items():
             p = os.path.join(d, name)

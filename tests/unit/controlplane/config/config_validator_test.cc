@@ -516,5 +516,27 @@ TEST(ValidateConfigTest, Workers) {
   EXPECT_EQ(ConfigError(c), "server.workers: must be 0 (one per core) or 1..64, got 65");
 }
 
+// What the data plane would refuse at start is refused here, named by its config field.
+TEST(ValidateConfigTest, ListenAddressIsAnIpLiteral) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_server()->set_listen_address("localhost");
+  EXPECT_THAT(ConfigError(c),
+              StartsWith("server.listen_address: 'localhost' is not an IP address"));
+  for (const char* good : {"0.0.0.0", "127.0.0.1", "::", "::1"}) {
+    c.mutable_server()->set_listen_address(good);
+    EXPECT_TRUE(ValidateConfig(c).ok()) << good << ": " << ValidateConfig(c);
+  }
+}
+
+TEST(ValidateConfigTest, RedisUrlIsARedisUrl) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_server()->set_redis_url("http://x");
+  const std::string error = ConfigError(c);
+  EXPECT_THAT(error, StartsWith("server.redis_url: must start with redis://"));
+  EXPECT_THAT(error, ::testing::Not(HasSubstr("REDIS_URL")));
+  c.mutable_server()->set_redis_url("redis://127.0.0.1:1/2");
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+}
+
 }  // namespace
 }  // namespace wsgate::controlplane
