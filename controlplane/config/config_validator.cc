@@ -19,6 +19,7 @@
 #include "dataplane/data_plane.h"
 #include "dataplane/auth/jwt_hs256.h"
 #include "dataplane/outbound/target_policy.h"
+#include "dataplane/outbound/tls.h"
 #include "dataplane/routing/path_template.h"
 
 namespace wsgate::controlplane {
@@ -159,6 +160,15 @@ absl::Status ValidateOutbound(const KindProto& kind, const std::string& field,
   if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
     if (tls.ca_file().empty()) {
       return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
+    }
+    // Read now: a missing or unparsable file refuses the route here instead of every https
+    // connection on it failing later.
+    dataplane::outbound::TlsSettings settings;
+    settings.verify = dataplane::outbound::TlsSettings::Verify::kCaFile;
+    settings.ca_file = tls.ca_file();
+    if (auto ctx = dataplane::outbound::MakeTlsContext(settings); !ctx.ok()) {
+      return Invalid(field + ".tls.ca_file",
+                     absl::StrCat("'", tls.ca_file(), "': ", ctx.status().message()));
     }
   } else if (!tls.ca_file().empty()) {
     return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <string>
 
 #include "tests/unit/controlplane/config/test_util.h"
@@ -150,6 +151,18 @@ TEST(ValidateRouteTest, HttpBridgeFields) {
   r = Bridge();
   r.mutable_http_bridge()->mutable_tls()->set_ca_file("/x.pem");
   EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: only meaningful"));
+  // A CA file is read when the route is validated: missing or not PEM is refused, named.
+  r.mutable_http_bridge()->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_CA_FILE);
+  r.mutable_http_bridge()->mutable_tls()->set_ca_file("/nonexistent/ca.pem");
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: '/nonexistent/ca.pem': "));
+  const std::string not_pem = ::testing::TempDir() + "/not-a-ca.pem";
+  std::ofstream(not_pem) << "not a certificate\n";
+  r.mutable_http_bridge()->mutable_tls()->set_ca_file(not_pem);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: '" + not_pem + "': "));
+  auto ec = External();
+  ec.mutable_external_client()->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_CA_FILE);
+  ec.mutable_external_client()->mutable_tls()->set_ca_file("/nonexistent/ca.pem");
+  EXPECT_THAT(RouteError(ec), StartsWith("route.external_client.tls.ca_file: '/nonexistent/"));
 }
 
 TEST(ValidateRouteTest, ExternalClientFields) {
