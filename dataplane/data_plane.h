@@ -34,6 +34,12 @@ struct DataPlaneOptions {
   int64_t max_connections = 0;
 };
 
+// The checks DataPlane::Start makes of a listen address and a bus URL, without starting
+// anything, so that a configuration can be refused before start (`--check-config`). The messages
+// name no field: the caller knows where the value came from (a flag, a variable, a config field).
+absl::Status CheckListenAddress(const std::string& address);  // an IP literal, as Start binds it
+absl::Status CheckRedisUrl(const std::string& url);           // non-empty: redis://...
+
 class DataPlane {
  public:
   virtual ~DataPlane() = default;

@@ -400,7 +400,7 @@ routes:
     path: /proxy/echo
     websocket:
       upstreams:
-        - ws://127.0.0.1:8080/echo
+        - ws://127.0.0.1:8080/echo  # replaced by DemoConfig with the data plane's address
   - name: http-bridge
     path: /ws
     http_bridge:
@@ -420,12 +420,31 @@ routes:
 )yaml";
 }  // namespace
 
-wsgate::v1::Config DemoConfig() {
+std::string DemoProxyUpstream(std::string_view data_host, uint16_t data_port) {
+  std::string host(data_host);
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") host = "127.0.0.1";
+  // An IPv6 literal needs brackets in a URL; a name or an IPv4 address has no ':'.
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return absl::StrCat("ws://", host, ":", data_port, "/echo");
+}
+
+wsgate::v1::Config DemoConfig(std::string_view data_host, uint16_t data_port) {
   auto config = ParseConfigYaml(kDemoYaml);
   if (!config.ok()) {
     spdlog::critical("the built-in demo config does not parse: {}",
                      std::string(config.status().message()));
     std::abort();
+  }
+  auto* routes = config->mutable_routes();
+  for (int i = 0; i < routes->size(); ++i) {
+    if (routes->Get(i).name() != "proxy-echo") continue;
+    if (data_port == 0) {
+      // No upstream can name the port before the data plane has bound it.
+      routes->DeleteSubrange(i, 1);
+      break;
+    }
+    routes->Mutable(i)->mutable_websocket()->set_upstreams(
+        0, DemoProxyUpstream(data_host, data_port));
   }
   return *std::move(config);
 }

@@ -16,8 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controlplane/config/url.h"
+#include "dataplane/data_plane.h"
 #include "dataplane/auth/jwt_hs256.h"
 #include "dataplane/outbound/target_policy.h"
+#include "dataplane/outbound/tls.h"
 #include "dataplane/routing/path_template.h"
 
 namespace wsgate::controlplane {
@@ -158,6 +160,15 @@ absl::Status ValidateOutbound(const KindProto& kind, const std::string& field,
   if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
     if (tls.ca_file().empty()) {
       return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
+    }
+    // Read now: a missing or unparsable file refuses the route here instead of every https
+    // connection on it failing later.
+    dataplane::outbound::TlsSettings settings;
+    settings.verify = dataplane::outbound::TlsSettings::Verify::kCaFile;
+    settings.ca_file = tls.ca_file();
+    if (auto ctx = dataplane::outbound::MakeTlsContext(settings); !ctx.ok()) {
+      return Invalid(field + ".tls.ca_file",
+                     absl::StrCat("'", tls.ca_file(), "': ", ctx.status().message()));
     }
   } else if (!tls.ca_file().empty()) {
     return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
@@ -492,6 +503,18 @@ absl::Status ValidateConfig(const wsgate::v1::Config& config) {
     if (value > kMaxPort) {
       return Invalid(absl::StrCat("server.", name),
                      absl::StrCat("must be at most ", kMaxPort, ", got ", value));
+    }
+  }
+  // The same checks the data plane makes when it starts, so that a file --check-config accepts
+  // also starts (and the error names the field, not the REDIS_URL that would override it).
+  if (!server.listen_address().empty()) {
+    if (auto s = dataplane::CheckListenAddress(server.listen_address()); !s.ok()) {
+      return Invalid("server.listen_address", s.message());
+    }
+  }
+  if (!server.redis_url().empty()) {
+    if (auto s = dataplane::CheckRedisUrl(server.redis_url()); !s.ok()) {
+      return Invalid("server.redis_url", s.message());
     }
   }
   if (server.workers() > kMaxWorkers) {

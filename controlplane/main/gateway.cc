@@ -111,7 +111,8 @@ class Gateway {
   ~Gateway() { Stop(); }
 
   // Returns the exit code to use on failure, with the error already logged.
-  int Start(const wsgate::v1::Config& config) {
+  // `demo`: `config` is DemoConfig, whose proxy-echo upstream is this process's bound data port.
+  int Start(const wsgate::v1::Config& config, bool demo) {
     absl::StatusOr<std::unique_ptr<ConfigStore>> store =
         ConfigStore::Open(config, state_dir_, &stats_);
     if (!store.ok()) {
@@ -143,6 +144,7 @@ class Gateway {
     // before this line because the gRPC server does not exist yet.
     store_->SetListener(
         [dp = data_plane_.get()](dataplane::SnapshotPtr s) { dp->ApplySnapshot(std::move(s)); });
+    if (demo && settings_.port == 0) AddDemoProxyOnBoundPort();
 
     collector_ = std::make_unique<StatsCollector>(
         &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
@@ -268,6 +270,21 @@ class Gateway {
   }
 
  private:
+  // With --port 0 the demo has no proxy-echo route (no upstream could name port 0); now that the
+  // data plane has bound, add it with the real port (one config version, before gRPC serves).
+  // Routes from a state file are left as they were persisted.
+  void AddDemoProxyOnBoundPort() {
+    if (store_->origin() != "configuration") return;
+    const wsgate::v1::Config demo =
+        DemoConfig(settings_.listen_address, data_plane_->port());
+    for (const wsgate::v1::Route& route : demo.routes()) {
+      if (route.name() != "proxy-echo") continue;
+      if (auto put = store_->PutRoute(route, 0); !put.ok()) {
+        spdlog::warn("demo route proxy-echo not added: {}", std::string(put.status().message()));
+      }
+    }
+  }
+
   void StopDataPlane() {
     data_plane_->CloseAll(1001, "server shutting down");
     data_plane_->Stop(std::chrono::steady_clock::now() + kStopDeadline);
@@ -312,8 +329,9 @@ int RunWsgate(int argc, char** argv) {
   if (!flags.check_config_path.empty()) return CheckConfig(flags.check_config_path);
 
   wsgate::v1::Config config;
-  if (flags.config_path.empty()) {
-    config = DemoConfig();
+  const bool demo = flags.config_path.empty();
+  if (demo) {
+    // Its proxy-echo upstream is this process's /echo: known once the settings are (below).
   } else {
     absl::StatusOr<wsgate::v1::Config> loaded = LoadConfigFile(flags.config_path);
     if (!loaded.ok()) {
@@ -335,6 +353,7 @@ int RunWsgate(int argc, char** argv) {
     spdlog::error("invalid settings: {}", std::string(settings.status().message()));
     return kExitUsage;
   }
+  if (demo) config = DemoConfig(settings->listen_address, settings->port);
   if (flags.state_dir.empty()) {
     spdlog::warn("no --state-dir: route changes made over gRPC are not persisted");
   }
@@ -350,7 +369,7 @@ int RunWsgate(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   Gateway gateway(*std::move(settings), flags.state_dir);
-  if (int code = gateway.Start(config); code != kExitOk) return code;
+  if (int code = gateway.Start(config, demo); code != kExitOk) return code;
 
   const int sig = WaitForSignal(signals);
   spdlog::info("{} received", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "dataplane/data_plane.h"
 
 namespace wsgate::controlplane {
 
@@ -134,6 +135,14 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
     s.listen_address = server.listen_address();
   }
 
+  // Refused here, naming where it came from, rather than by the data plane at start.
+  const char* listen_source = flags.listen_address ? "--listen"
+                              : env("HOST")        ? "HOST"
+                                                   : "server.listen_address";
+  if (absl::Status a = dataplane::CheckListenAddress(s.listen_address); !a.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(listen_source, ": ", a.message()));
+  }
+
   // Data-plane port: --port > PORT > server.port > 8080.
   if (flags.port) {
     absl::StatusOr<uint16_t> p = PortFrom("--port", *flags.port);
@@ -221,10 +230,17 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
   }
 
   // Message bus (seed 004's name): REDIS_URL > server.redis_url > in-memory.
+  const char* redis_source = "server.redis_url";
   if (auto env_redis = env("REDIS_URL"); env_redis && !env_redis->empty()) {
     s.redis_url = *env_redis;
+    redis_source = "REDIS_URL";
   } else {
     s.redis_url = server.redis_url();
+  }
+  if (!s.redis_url.empty()) {
+    if (absl::Status r = dataplane::CheckRedisUrl(s.redis_url); !r.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(redis_source, ": ", r.message()));
+    }
   }
 
   // Admin tokens and UI files: flag > environment > none / beside the binary.

@@ -4,12 +4,15 @@
 
 #include <boost/system/system_error.hpp>
 #include <exception>
+#include <mutex>
 
 #include "absl/status/status.h"
 
 namespace wsgate::dataplane::outbound {
 
-absl::StatusOr<TlsContextPtr> MakeTlsContext(const TlsSettings& settings) {
+namespace {
+
+absl::StatusOr<TlsContextPtr> BuildTlsContext(const TlsSettings& settings) {
   namespace ssl = boost::asio::ssl;
   // Boost.Asio reports OpenSSL failures as exceptions; they stop here.
   try {
@@ -38,6 +41,26 @@ absl::StatusOr<TlsContextPtr> MakeTlsContext(const TlsSettings& settings) {
   } catch (const std::exception& e) {
     return absl::InternalError(std::string("TLS context: ") + e.what());
   }
+}
+
+// The system trust store is one ~200 KB bundle parsed into X509 objects: 50-150 ms each time.
+// Every route that verifies against it shares one context, built on first use and kept for the
+// process (a bundle updated on disk is picked up by a restart, as with most TLS clients).
+absl::StatusOr<TlsContextPtr> SystemStoreContext() {
+  static std::mutex mu;
+  static TlsContextPtr shared;
+  std::lock_guard<std::mutex> lock(mu);
+  if (shared) return shared;
+  absl::StatusOr<TlsContextPtr> built = BuildTlsContext(TlsSettings{});
+  if (built.ok()) shared = *built;
+  return built;
+}
+
+}  // namespace
+
+absl::StatusOr<TlsContextPtr> MakeTlsContext(const TlsSettings& settings) {
+  if (settings.verify == TlsSettings::Verify::kSystemStore) return SystemStoreContext();
+  return BuildTlsContext(settings);
 }
 
 bool VerifiesPeer(boost::asio::ssl::context& ctx) {

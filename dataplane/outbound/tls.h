@@ -25,7 +25,9 @@ struct TlsSettings {
 
 using TlsContextPtr = std::shared_ptr<boost::asio::ssl::context>;
 
-// TLS 1.2 or later, peer verification per `settings`. Never throws.
+// TLS 1.2 or later, peer verification per `settings`. Never throws. Thread-safe. Every call with
+// Verify::kSystemStore returns the same context (the system bundle is read once per process);
+// the others build a new one (a CA file is read on every call, so a replaced file is picked up).
 absl::StatusOr<TlsContextPtr> MakeTlsContext(const TlsSettings& settings);
 
 // Whether connections made with `ctx` verify the peer (and so its host name).

@@ -77,6 +77,11 @@ def test_put_route_validation_names_the_field():
              "route.limits.max_message_bytes"),
             (s.config.Route(name="dup", path="/echo", echo=s.config.EchoRoute()), "route.path"),
             (s.config.Route(name="", path="/x", echo=s.config.EchoRoute()), "route.name"),
+            (s.config.Route(name="bad", path="/bad", http_bridge=s.config.HttpBridgeRoute(
+                allowed_targets=["https://127.0.0.1:*"],
+                tls=s.config.OutboundTls(verify=s.config.OutboundTls.VERIFY_CA_FILE,
+                                         ca_file="/nonexistent/ca.pem"))),
+             "route.http_bridge.tls.ca_file: '/nonexistent/ca.pem'"),
         ]
         for route, field in cases:
             with pytest.raises(grpc.RpcError) as e:
@@ -236,6 +241,16 @@ def test_check_config_and_invalid_config_errors():
             "syntax.yaml": ("routes: [\n", "line"),
             "type.yaml": ("routes:\n  - name: e\n    path: /e\n    echo: {}\n    limits: {max_message_bytes: lots}\n",
                           "max_message_bytes"),
+            # Server settings the data plane would refuse at start, named by their field.
+            "listen.yaml": ("server: {listen_address: localhost}\n" + ECHO_ONLY,
+                            "server.listen_address: 'localhost' is not an IP address"),
+            "redis.yaml": ("server: {redis_url: 'http://x'}\n" + ECHO_ONLY,
+                           "server.redis_url: must start with redis://"),
+            # A file named in config is read by the check, not by the first connection.
+            "ca.yaml": ("routes:\n  - name: b\n    path: /b\n    http_bridge:\n"
+                        "      allowed_targets: ['https://127.0.0.1:*']\n"
+                        "      tls: {verify: VERIFY_CA_FILE, ca_file: /nonexistent/ca.pem}\n",
+                        "routes[0].http_bridge.tls.ca_file: '/nonexistent/ca.pem'"),
         }
         for name, (text, needle) in cases.items():
             p = os.path.join(d, name)

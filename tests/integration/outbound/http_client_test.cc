@@ -407,6 +407,22 @@ TEST_F(HttpsTest, WorksWithVerificationOff) {
   EXPECT_EQ(Ok(Get(route, Url(server, "/json", "https"))).status_code, 200);
 }
 
+// Route changes build a context per outbound route: the system bundle must be parsed once per
+// process, not once per route per change.
+TEST_F(HttpsTest, SystemStoreContextIsSharedAndCaFileContextsAreNot) {
+  auto a = MakeTlsContext({});
+  auto b = MakeTlsContext({TlsSettings::Verify::kSystemStore, ""});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->get(), b->get());
+  EXPECT_TRUE(VerifiesPeer(**a));
+  TlsSettings ca{TlsSettings::Verify::kCaFile, dir_ + "/ca.pem"};
+  auto c = MakeTlsContext(ca);
+  auto d = MakeTlsContext(ca);
+  ASSERT_TRUE(c.ok() && d.ok()) << c.status();
+  EXPECT_NE(c->get(), d->get());
+  EXPECT_NE(c->get(), a->get());
+}
+
 TEST(TlsContext, MissingCaFileIsAnError) {
   EXPECT_FALSE(MakeTlsContext({TlsSettings::Verify::kCaFile, "/nonexistent/ca.pem"}).ok());
   EXPECT_FALSE(MakeTlsContext({TlsSettings::Verify::kCaFile, ""}).ok());

@@ -55,6 +55,29 @@ TEST(DemoConfigTest, HasEchoProxyAndTheSeedsOutboundRoutes) {
   EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
 }
 
+TEST(DemoConfigTest, ProxyEchoUpstreamIsTheDataPlanesOwnAddress) {
+  auto upstream = [](std::string_view host, uint16_t port) {
+    return DemoConfig(host, port).routes(1).websocket().upstreams(0);
+  };
+  EXPECT_EQ(upstream("127.0.0.1", 9123), "ws://127.0.0.1:9123/echo");
+  // A wildcard listen address is reached on loopback.
+  EXPECT_EQ(upstream("0.0.0.0", 18080), "ws://127.0.0.1:18080/echo");
+  EXPECT_EQ(upstream("::", 18080), "ws://127.0.0.1:18080/echo");
+  EXPECT_EQ(upstream("", 18080), "ws://127.0.0.1:18080/echo");
+  EXPECT_EQ(upstream("127.0.0.2", 81), "ws://127.0.0.2:81/echo");
+  EXPECT_EQ(upstream("::1", 81), "ws://[::1]:81/echo");
+  EXPECT_EQ(upstream("localhost", 81), "ws://localhost:81/echo");
+  // Port 0 (any free port): no upstream can name it yet, so the route is left to the caller.
+  wsgate::v1::Config any_port = DemoConfig("127.0.0.1", 0);
+  ASSERT_EQ(any_port.routes_size(), 5);
+  for (const auto& r : any_port.routes()) EXPECT_NE(r.name(), "proxy-echo");
+  EXPECT_TRUE(ValidateConfig(any_port).ok()) << ValidateConfig(any_port);
+  for (uint16_t port : {1, 9123, 65535}) {
+    wsgate::v1::Config c = DemoConfig("::1", port);
+    EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+  }
+}
+
 TEST(ParseConfigYamlTest, EmptyDocumentIsAllDefaults) {
   EXPECT_EQ(MustParse("").routes_size(), 0);
   EXPECT_EQ(MustParse("# only a comment\n").routes_size(), 0);

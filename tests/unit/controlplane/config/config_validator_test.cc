@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <string>
 
 #include "tests/unit/controlplane/config/test_util.h"
@@ -150,6 +151,18 @@ TEST(ValidateRouteTest, HttpBridgeFields) {
   r = Bridge();
   r.mutable_http_bridge()->mutable_tls()->set_ca_file("/x.pem");
   EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: only meaningful"));
+  // A CA file is read when the route is validated: missing or not PEM is refused, named.
+  r.mutable_http_bridge()->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_CA_FILE);
+  r.mutable_http_bridge()->mutable_tls()->set_ca_file("/nonexistent/ca.pem");
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: '/nonexistent/ca.pem': "));
+  const std::string not_pem = ::testing::TempDir() + "/not-a-ca.pem";
+  std::ofstream(not_pem) << "not a certificate\n";
+  r.mutable_http_bridge()->mutable_tls()->set_ca_file(not_pem);
+  EXPECT_THAT(RouteError(r), StartsWith("route.http_bridge.tls.ca_file: '" + not_pem + "': "));
+  auto ec = External();
+  ec.mutable_external_client()->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_CA_FILE);
+  ec.mutable_external_client()->mutable_tls()->set_ca_file("/nonexistent/ca.pem");
+  EXPECT_THAT(RouteError(ec), StartsWith("route.external_client.tls.ca_file: '/nonexistent/"));
 }
 
 TEST(ValidateRouteTest, ExternalClientFields) {
@@ -514,6 +527,28 @@ TEST(ValidateConfigTest, Workers) {
   wsgate::v1::Config c = TwoRoutes();
   c.mutable_server()->set_workers(65);
   EXPECT_EQ(ConfigError(c), "server.workers: must be 0 (one per core) or 1..64, got 65");
+}
+
+// What the data plane would refuse at start is refused here, named by its config field.
+TEST(ValidateConfigTest, ListenAddressIsAnIpLiteral) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_server()->set_listen_address("localhost");
+  EXPECT_THAT(ConfigError(c),
+              StartsWith("server.listen_address: 'localhost' is not an IP address"));
+  for (const char* good : {"0.0.0.0", "127.0.0.1", "::", "::1"}) {
+    c.mutable_server()->set_listen_address(good);
+    EXPECT_TRUE(ValidateConfig(c).ok()) << good << ": " << ValidateConfig(c);
+  }
+}
+
+TEST(ValidateConfigTest, RedisUrlIsARedisUrl) {
+  wsgate::v1::Config c = TwoRoutes();
+  c.mutable_server()->set_redis_url("http://x");
+  const std::string error = ConfigError(c);
+  EXPECT_THAT(error, StartsWith("server.redis_url: must start with redis://"));
+  EXPECT_THAT(error, ::testing::Not(HasSubstr("REDIS_URL")));
+  c.mutable_server()->set_redis_url("redis://127.0.0.1:1/2");
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
 }
 
 }  // namespace

@@ -193,6 +193,33 @@ TEST(ResolveSettingsTest, BadFlagAndConfigValuesNameTheirSource) {
               StartsWith("server.workers: "));
 }
 
+TEST(ResolveSettingsTest, ListenAddressAndRedisUrlAreCheckedAndNameTheirSource) {
+  auto error = [](const CliFlags& flags, const wsgate::v1::Server& server, const EnvLookup& env) {
+    absl::StatusOr<Settings> s = ResolveSettings(flags, server, env, 1);
+    EXPECT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(s.status().message());
+  };
+  CliFlags flags;
+  flags.listen_address = "localhost";
+  EXPECT_THAT(error(flags, {}, Env({})), StartsWith("--listen: 'localhost' is not an IP address"));
+  EXPECT_THAT(error({}, {}, Env({{"HOST", "my-host"}})),
+              StartsWith("HOST: 'my-host' is not an IP address"));
+  wsgate::v1::Server server;
+  server.set_listen_address("localhost");
+  EXPECT_THAT(error({}, server, Env({})),
+              StartsWith("server.listen_address: 'localhost' is not an IP address"));
+  // A good value from a higher level wins over a bad one below it.
+  EXPECT_TRUE(ResolveSettings({}, server, Env({{"HOST", "::1"}}), 1).ok());
+
+  server = {};
+  server.set_redis_url("http://x");
+  EXPECT_THAT(error({}, server, Env({})), StartsWith("server.redis_url: must start with redis://"));
+  EXPECT_TRUE(ResolveSettings({}, server, Env({{"REDIS_URL", "redis://h:1"}}), 1).ok());
+  EXPECT_THAT(error({}, {}, Env({{"REDIS_URL", "http://x"}})),
+              StartsWith("REDIS_URL: must start with redis://"));
+}
+
 TEST(ResolveSettingsTest, NoCoresCountedMeansOneWorker) {
   absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({}), 0);
   ASSERT_TRUE(s.ok());
