@@ -187,5 +187,7 @@ def test_outage_longer_than_the_budget_closes_1013_and_counts_every_drop(redis):
             m = metrics(gw)
             assert metric(m, "wsgate_pubsub_up_dropped_total", route="tight",
                           reason="buffer_full") == 4  # the 3 held and the one over the budget
-            assert http_request(gw.port, "/health")[0] == 503  # and the gateway still answers
+            # The gateway still answers: alive (liveness), not ready while the bus is down.
+            assert http_request(gw.port, "/health")[0] == 200
+            assert http_request(gw.port, "/ready")[0] == 503
         asyncio.run(asyncio.wait_for(main(), 120))
