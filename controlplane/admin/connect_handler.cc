@@ -1,5 +1,7 @@
 #include "controlplane/admin/connect_handler.h"
 
+#include "common/text/json_quote.h"
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 #include <google/protobuf/util/json_util.h>
@@ -50,25 +52,7 @@ constexpr const char* kRejectNames[] = {"method_not_allowed", "unknown_method", 
                                         "encoding",           "body_too_large", "bad_body",
                                         "bad_header"};
 
-std::string JsonQuote(absl::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-  return out;
-}
+using text::JsonQuote;
 
 std::string ErrorJson(int code, absl::string_view message) {
   return absl::StrCat("{\"code\":", JsonQuote(ConnectCodeName(code)),

@@ -1,5 +1,7 @@
 #include "controlplane/grpc/access.h"
 
+#include "common/text/json_quote.h"
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/field_mask.pb.h>
 #include <google/protobuf/message.h>
@@ -32,23 +34,7 @@ std::optional<absl::string_view> FindMetadata(
   return absl::string_view(it->second.data(), it->second.size());
 }
 
-std::string JsonQuote(absl::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20) {
-      absl::StrAppend(&out, "\\u00", absl::string_view("0123456789abcdef" + (c >> 4), 1),
-                      absl::string_view("0123456789abcdef" + (c & 0xf), 1));
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-  return out;
-}
+using text::JsonQuote;
 
 // The request reduced to what names its target: sub-messages keep only their `name`, payload
 // oneofs become a byte count. Generic over the descriptors, so a new mutation is audited with no

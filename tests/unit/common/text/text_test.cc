@@ -1,9 +1,10 @@
-// The shared text functions: token characters, UTF-8, base64 and base64url.
+// The shared text functions: token characters, UTF-8, base64 and base64url, JSON quoting.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "common/text/base64.h"
+#include "common/text/json_quote.h"
 #include "common/text/token.h"
 #include "common/text/utf8.h"
 
@@ -67,6 +68,14 @@ TEST(Base64Test, UrlAlphabetWithoutPadding) {
   EXPECT_EQ(out, "\xfb\xff");
   EXPECT_FALSE(Base64UrlDecode("+/8", &out));
   EXPECT_FALSE(Base64UrlDecode("-_8=", &out));
+}
+
+TEST(JsonQuoteTest, EscapesWhatJsonRequiresAndKeepsUtf8) {
+  EXPECT_EQ(JsonQuote(""), "\"\"");
+  EXPECT_EQ(JsonQuote("route.path: 'a\"b'"), "\"route.path: 'a\\\"b'\"");
+  EXPECT_EQ(JsonQuote("a\\b"), "\"a\\\\b\"");
+  EXPECT_EQ(JsonQuote(std::string("\n\t\x01\0", 4)), "\"\\u000a\\u0009\\u0001\\u0000\"");
+  EXPECT_EQ(JsonQuote("h\xc3\xa9"), "\"h\xc3\xa9\"");  // UTF-8 passes through
 }
 
 }  // namespace
