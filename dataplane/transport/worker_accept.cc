@@ -105,7 +105,15 @@ void Worker::OnAcceptExhausted(const boost::system::error_code& ec) {
     for (int i = 0; i < 64; ++i) {
       int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) break;
+      // Read what the client has already sent before closing: a close() with unread bytes in
+      // the receive queue makes the kernel answer with RST, which can destroy the 503 before
+      // the client reads it (seen under ASan, where the request had always arrived by then).
+      // Bounded, so that a client that keeps sending cannot hold the accept loop here.
+      char discard[4096];
+      for (int r = 0; r < 16 && ::recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; ++r) {
+      }
       (void)::send(fd, k503, sizeof(k503) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::shutdown(fd, SHUT_WR);
       ::close(fd);
       ++shed;
       CountRefusal(RefusalReason::kDescriptorsExhausted, "");
