@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools configure build ui run test test-release test-asan bench clean format
+.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench clean format
 
 all: build
 
@@ -22,9 +22,16 @@ helm-tools: deps
 
 configure: $(BUILD)/build.ninja
 
+# What ships and what `make run` and the release tests need: the gateway, the benchmark tools
+# and the admin UI. `make build-all` adds the C++ test binaries (which `make test` builds and runs
+# under the sanitizers, in $(BUILD_ASAN)).
+BINARIES = wsgate wsload wsecho fanout_load
 build: deps configure
-	cmake --build $(BUILD) -j $(JOBS)
+	cmake --build $(BUILD) -j $(JOBS) --target $(BINARIES)
 	$(MAKE) --no-print-directory ui UI_OUT=$(BUILD)/controlplane/main/admin-ui
+
+build-all: build
+	cmake --build $(BUILD) -j $(JOBS)
 
 # The admin UI (npm ci + buf generate + vite build) into the admin-ui folder beside the binary;
 # a no-op when that build is newer than every input.
@@ -35,11 +42,13 @@ ui:
 run: build
 	./$(BUILD)/controlplane/main/wsgate $(RUN_ARGS)
 
-# Every test twice: against the release build, then against an AddressSanitizer + UBSan build.
-test: test-release test-asan
+# Every test: the release binaries end to end (ctest label `binary`), then everything, the C++
+# test binaries included, against an AddressSanitizer + UBSan build. .ci/test.sh says why so.
+test:
+	BUILD=$(BUILD) BUILD_ASAN=$(BUILD_ASAN) JOBS=$(JOBS) bash .ci/test.sh
 
 test-release: build helm-tools
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600 -L binary
 
 test-asan: deps helm-tools
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON $(CMAKE_ARGS)

@@ -564,7 +564,7 @@ def test_json_validation_and_binary_refusal(redis):
 
 def test_route_ping_limits_switch_off_the_pubsub_pinger(redis):
     # The environment asks for pings every 0.2 s; the route with limits.ping_interval_ms leaves
-    # pinging to the generic limits pinger (issue 5, here at 10 minutes), so this kind's own
+    # pinging to the generic limits pinger (here at 10 minutes), so this kind's own
     # pinger must stay silent there, while it pings on the route without.
     config = PUBSUB_CONFIG + """
   - name: limited
@@ -578,13 +578,7 @@ def test_route_ping_limits_switch_off_the_pubsub_pinger(redis):
     g = Gateway(config, env=env, workers=1)
     try:
         g.start(wait=False)
-        try:
-            g.wait_ready()
-        except AssertionError:
-            # Before issue 5's limits are merged the validator refuses ping limits.
-            if "ping_interval_ms: not enforced yet" in g.output():
-                pytest.skip("limits.ping_interval_ms is not accepted on this branch yet (issue 5)")
-            raise
+        g.wait_ready()
         status_pinged, _, pinged = raw_handshake(g.port, "/a/ws/pinged")
         status_quiet, _, quiet = raw_handshake(g.port, "/limited/quiet")
         assert (status_pinged, status_quiet) == (101, 101)
