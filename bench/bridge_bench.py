@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""HTTP bridge throughput (issue 3): requests per second through wsgate's `http_bridge` route.
+"""HTTP bridge throughput: requests per second through wsgate's `http_bridge` route.
 
     /usr/bin/python3 bench/bridge_bench.py [--wsgate build/controlplane/main/wsgate] [--seconds 5]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Control-plane benchmark (issue 5): SessionService / InventoryService latency with many open
+"""Control-plane benchmark: SessionService / InventoryService latency with many open
 sessions, and the data plane's echo message rate with and without a WatchSessions stream.
 
     /usr/bin/python3 bench/control_bench.py [--sessions 10000] [--samples 200] [--rounds 3]

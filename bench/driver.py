@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Benchmark driver for `make bench` (issue 6): nginx vs wsgate, side by side, alternating.
+"""Benchmark driver for `make bench`: nginx vs wsgate, side by side, alternating.
 
 Started by bench/run.sh, which installs the packages, raises the open-files limit and cleans up
 anything left behind. This script starts the echo upstream (bench/wsecho), then for every round,
@@ -527,7 +527,7 @@ def notes(scenarios, proxies, raw, all_cores):
     return out
 
 
-# Issue 6's targets. Each: (text, scenario, key, "ratio" or "wsgate", comparison, bound).
+# The targets. Each: (text, scenario, key, "ratio" or "wsgate", comparison, bound).
 TARGETS = [
     ("msgs/s, 64 B ≥ 1.0×", "msg64", "msgs_per_s", "ratio", ">=", 1.0),
     ("msgs/s, 1 KiB ≥ 1.0×", "msg1k", "msgs_per_s", "ratio", ">=", 1.0),
@@ -547,7 +547,7 @@ TARGETS = [
 
 
 def check_targets(rows):
-    """Which of issue 6's targets this run meets (median over rounds). Unmeasured ones are
+    """Which of the targets this run meets (median over rounds). Unmeasured ones are
     left out."""
     by_key = {(r["scenario"], r["key"]): r for r in rows}
     out = []
@@ -562,7 +562,7 @@ def check_targets(rows):
 
 
 def targets_markdown(targets):
-    out = ["| target (issue 6) | this run | met |", "|---|---|---|"]
+    out = ["| target | this run | met |", "|---|---|---|"]
     for t in targets:
         met = "–" if t["met"] is None else ("yes" if t["met"] else "no")
         out.append(f"| {t['target']} | {fmt(t['value'])} | {met} |")

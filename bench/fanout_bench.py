@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Fan-out benchmark (issue 4): wsgate's pubsub and room routes against plain Redis Pub/Sub.
+"""Fan-out benchmark: wsgate's pubsub and room routes against plain Redis Pub/Sub.
 
 For every scenario this script starts a fresh redis-server and (for the gateway runs) a fresh
 wsgate on free loopback ports, runs bench/fanout_load against them, stops them, and finally

@@ -1,4 +1,4 @@
-// fanout_load: the load tool of the fan-out benchmark (issue 4, bench/fanout_bench.py).
+// fanout_load: the load tool of the fan-out benchmark (bench/fanout_bench.py).
 //
 // It holds N subscribers, publishes timestamped messages to them and measures delivery, for two
 // kinds of subscriber (--target):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: wsgate vs nginx as WebSocket reverse proxies, side by side (issue 6).
+# `make bench`: wsgate vs nginx as WebSocket reverse proxies, side by side.
 #
 #   bash bench/run.sh              full run: 3 alternating rounds, about 6 minutes
 #   bash bench/run.sh --quick      smoke run: 1 round, seconds per figure

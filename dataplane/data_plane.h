@@ -73,7 +73,7 @@ class DataPlane {
   };
   virtual FanoutCounts Fanout() const { return {}; }
 
-  // Session registry (issue 5): every routed WebSocket connection, answered from live worker
+  // Session registry: every routed WebSocket connection, answered from live worker
   // state. Thread-safe; each call posts to every worker and waits (on the calling thread, never
   // a worker's) until all have answered, or fails with UNAVAILABLE after a few seconds.
   virtual absl::StatusOr<sessions::SessionPage> ListSessions(const sessions::SessionQuery&) {

@@ -389,7 +389,7 @@ namespace {
 // /api/websocket/connect/{client_id}), so a new user sees every kind with no other service
 // running. The outbound routes allow loopback targets only, so the demo works on one machine and
 // cannot be used to reach anything else; a real deployment lists its own targets. The fan-out
-// kinds follow (issue 4): the seed 002 chat room at /ws/{client_id} and the seed 004 pubsub
+// kinds follow: the seed 002 chat room at /ws/{client_id} and the seed 004 pubsub
 // session at /{agent_id}/ws/{session_id}, with no auth (pick one in production).
 constexpr char kDemoYaml[] = R"yaml(
 routes:

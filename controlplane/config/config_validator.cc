@@ -236,7 +236,7 @@ absl::Status ValidateExternalClient(const wsgate::v1::ExternalClientRoute& ec,
   return absl::OkStatus();
 }
 
-// Kinds `room` and `pubsub` (issue 4).
+// Kinds `room` and `pubsub`.
 constexpr uint32_t kMaxSubscribeTimeoutMs = 300000;
 constexpr uint64_t kMaxQueuedBytes = 1ull << 30;
 

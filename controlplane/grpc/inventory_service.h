@@ -57,7 +57,7 @@ class RateSampler {
 // the rate ring; the per-state session counts are one gathering round over the workers.
 class InventoryServiceImpl final : public wsgate::v1::InventoryService::Service {
  public:
-  // (route, limit) -> hits since start. Connected by the limits work (issue 5); may be empty.
+  // (route, limit) -> hits since start; empty until a limit is hit.
   using LimitHitsFn = std::function<std::map<std::pair<std::string, std::string>, uint64_t>()>;
 
   // All pointers must outlive the service. `data_plane` may be null (no data plane in this

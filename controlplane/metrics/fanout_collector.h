@@ -1,4 +1,4 @@
-// Prometheus exposition of the message bus and the room kind (issue 4): wsgate_bus_* from the
+// Prometheus exposition of the message bus and the room kind: wsgate_bus_* from the
 // bus's own counters and wsgate_room_members from the data plane's room registry, read when
 // /metrics is scraped.
 #pragma once

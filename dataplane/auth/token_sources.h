@@ -1,4 +1,4 @@
-// Where a pubsub route's auth token may come from (issue 4). Browsers cannot set an
+// Where a pubsub route's auth token may come from. Browsers cannot set an
 // Authorization header on a WebSocket, so a route may also accept the token
 //  - as a query parameter (`?access_token=T`, name configurable), or
 //  - as a subprotocol, the way Kubernetes does it: the client offers

@@ -1,4 +1,4 @@
-// An asynchronous HTTP/1.1 client for the http_bridge route kind (issue 3), on Boost.Beast.
+// An asynchronous HTTP/1.1 client for the http_bridge route kind, on Boost.Beast.
 //
 // One HttpClient per worker, on the worker's io_context: resolve → check every resolved address
 // against the route's TargetPolicy → connect (connect timeout) → re-check the address actually

@@ -1,4 +1,4 @@
-// The outbound allow-list of a route (issue 3): which URLs a client may make the gateway reach,
+// The outbound allow-list of a route: which URLs a client may make the gateway reach,
 // and which resolved addresses it may connect to. Both checks exist because the first is made on
 // what the client wrote and the second on what DNS answered: a name that matches the list can
 // still resolve to 127.0.0.1 or 169.254.169.254.

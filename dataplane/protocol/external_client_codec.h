@@ -1,4 +1,4 @@
-// The external WebSocket client message formats (seed 003, issue 3): the client's commands
+// The external WebSocket client message formats (seed 003): the client's commands
 // (connect_external, send_message, disconnect_external) and the gateway's events
 // (connection_status, connection_error, message_received, message_sent, send_error, error), each
 // event with an ISO-8601 UTC "timestamp" with milliseconds.

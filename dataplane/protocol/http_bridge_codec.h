@@ -1,4 +1,4 @@
-// The HTTP bridge message formats (seeds 000/001, issue 3): a client message
+// The HTTP bridge message formats (seed 000/001): a client message
 // {"url","method","data","headers","id","timeout_ms"} in, {"status_code","headers","content"} or
 // {"error","code"} out, both with the request's "id" when it had one.
 //

@@ -67,7 +67,7 @@ const char* CloseCodeBucketLabel(int bucket);
 constexpr std::array<double, 12> kUpstreamConnectBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
-// The outbound kinds (issue 3). The bridge's `method` label: GET, POST, PUT, DELETE, PATCH, HEAD
+// The outbound kinds. The bridge's `method` label: GET, POST, PUT, DELETE, PATCH, HEAD
 // in the order of protocol::HttpMethod, then "other" for requests whose method was never read.
 constexpr int kBridgeMethodCount = 7;
 constexpr int kBridgeMethodOther = 6;
@@ -106,7 +106,7 @@ struct alignas(64) RouteWorkerCounters {
   SingleWriterGauge external_connections_active;
   SingleWriterCounter external_connections_opened;  // so the gauge is exported once it was used
   SingleWriterCounter targets_refused[kRefusalReasonCount];
-  // wsgate_limit_hits_total: refusals, drops and closes caused by a limit (issue 5).
+  // wsgate_limit_hits_total: refusals, drops and closes caused by a limit.
   SingleWriterCounter limit_hits[limits::kLimitKindCount];
   // pubsub up channel across a bus outage: messages held for the bus, and the ones it never got.
   SingleWriterCounter pubsub_up_buffered;

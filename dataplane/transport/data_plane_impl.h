@@ -64,7 +64,7 @@ class DataPlaneImpl : public DataPlane {
   std::unique_ptr<bus::MessageBus> bus_;
   std::shared_ptr<RoomRegistry> rooms_;
   std::shared_ptr<FanoutEvents> events_;
-  // Session registry (issue 5): shared with every worker.
+  // Session registry: shared with every worker.
   std::shared_ptr<sessions::SessionIdRegistry> session_ids_;
   std::shared_ptr<sessions::SessionEventHub> session_events_;
   std::mutex drained_mu_;

@@ -62,10 +62,10 @@ struct WorkerOptions {
   // proxied connection holds is then bounded by about twice this (websocketpp's queue plus the
   // batch being written) plus one message. Used on routes whose limits set no send_queue_bytes.
   size_t send_queue_bytes = size_t{1} << 20;
-  // Issue 5's connection caps and handshake rate, shared by all workers of a data plane; the
+  // The connection caps and handshake rate, shared by all workers of a data plane; the
   // data plane fills it in when null.
   std::shared_ptr<limits::Admission> admission;
-  // Session registry (issue 5): shared by all workers of a data plane (unique ids, events); the
+  // Session registry: shared by all workers of a data plane (unique ids, events); the
   // data plane fills them in when null.
   std::shared_ptr<sessions::SessionIdRegistry> session_ids;
   std::shared_ptr<sessions::SessionEventHub> session_events;
@@ -181,7 +181,7 @@ class Worker {
   void CloseUpstream(Session& s, uint16_t code, const std::string& reason);
   RouteWorkerCounters& CountersFor(const RouteConfig* route);
 
-  // Issue 5 limits (README "Limits"; dataplane/limits/README.md). Every refusal, drop and
+  // Limits (README "Limits"; dataplane/limits/README.md). Every refusal, drop and
   // limit-driven close goes through CountLimitHit (`limit` is the Limits field name).
   void CountLimitHit(Session& s, std::string_view limit);
   // Admission caps and handshake rate: true when it refused the handshake (503/429).
@@ -249,7 +249,7 @@ class Worker {
   std::unordered_map<std::string, uint32_t> next_upstream_;
   // Counters for connections that matched no route (HTTP endpoints, 404s): never exported.
   RouteWorkerCounters unrouted_counters_;
-  // Issue 5 limits: the sweep that enforces idle timeout, lifetime, pings and (for the kinds
+  // Limits: the sweep that enforces idle timeout, lifetime, pings and (for the kinds
   // that send on their own) the send-queue bound; one timer per worker, armed only while some
   // open connection has such a limit. `limits_now_ms_` is the coarse clock messages store.
   std::unique_ptr<boost::asio::steady_timer> limits_timer_;
@@ -265,7 +265,7 @@ class Worker {
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
 
-  // Session registry (issue 5).
+  // Session registry.
   // Gives `s` its id and the fields the registry reports; called once the route is known.
   void RegisterSession(const SessionPtr& s, const RequestHead& head,
                        const std::vector<std::pair<std::string, std::string>>& params);

@@ -123,7 +123,7 @@ inline RelayLimits RelayLimitsOf(const RouteLimits& l) {
 // What a client whose message was dropped by RATE_POLICY_DROP receives (README "Limits").
 inline constexpr char kRateLimitedFrame[] = R"({"error":"rate_limited","limit":"messages_per_second"})";
 
-// Issue 5: what the limits need per connection (README "Limits", dataplane/limits/README.md).
+// What the limits need per connection (README "Limits", dataplane/limits/README.md).
 struct ConnectionLimits {
   // The route config whose `limits` apply: the session's own route, replaced by the same-named
   // route of each new snapshot (live updates), so the hot path reads one pointer.
@@ -187,7 +187,7 @@ struct Worker::Session {
   bool holds_cap_place = false;  // counted in the process-wide ConnectionCap
 
   std::string upstream_subprotocol;
-  ConnectionLimits limits;  // issue 5
+  ConnectionLimits limits;
 
   // Backpressure (echo): the worker stopped reading the client because its own send queue is
   // above the bound. websocketpp has no hook for "queue drained", so `timer` polls while it is
@@ -196,7 +196,7 @@ struct Worker::Session {
   bool drain_poll_armed = false;
   std::chrono::milliseconds drain_poll_interval{0};
 
-  // Session registry (issue 5). `sid` is empty until RegisterSession (routed WebSocket
+  // Session registry. `sid` is empty until RegisterSession (routed WebSocket
   // handshakes only). Counters are plain integers: only this worker touches them.
   std::string sid;
   uint16_t client_port = 0;

@@ -23,7 +23,7 @@ using boost::asio::ip::tcp;
 namespace wsclose = websocketpp::close::status;
 
 // ---------------------------------------------------------------------------------------------
-// Issue 5 limits. Shared caps live in dataplane/limits/Admission (a mutex per handshake); the
+// Limits. Shared caps live in dataplane/limits/Admission (a mutex per handshake); the
 // rest is per connection, on this thread: a token bucket per client message, a timestamp store
 // per message, and one sweep timer per worker for the time-based limits.
 

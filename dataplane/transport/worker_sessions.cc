@@ -23,7 +23,7 @@ using boost::asio::ip::tcp;
 namespace wsclose = websocketpp::close::status;
 
 // ---------------------------------------------------------------------------------------------
-// Session registry (issue 5).
+// Session registry.
 
 namespace {
 

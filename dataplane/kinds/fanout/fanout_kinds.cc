@@ -28,7 +28,7 @@ namespace wsclose = websocketpp::close::status;
 // sender's own member (on any process) can skip them. Anything else published on a room channel
 // (SessionService.Publish, redis-cli) reaches every member as-is.
 constexpr std::string_view kRoomMagic = "\x1ewsgate-room:";
-// Rooms have no per-route bound yet (issue 5's limits): a member whose unsent queue exceeds this
+// Rooms have no per-route bound yet: a member whose unsent queue exceeds this
 // is closed with 1008 like a slow pubsub client.
 constexpr uint64_t kRoomMaxQueuedBytes = 10ull << 20;
 // A member's cross-process lease on its client id (policy reject): refreshed every third of it
@@ -508,7 +508,7 @@ class PubSubSession : public KindSession,
   void OnOpen() override {
     client_.Open();
     if (client_.close_on_open()) client_.CloseTooSlow();
-    // The route's limits.ping_interval_ms drives the transport's generic pinger (issue 5); this
+    // The route's limits.ping_interval_ms drives the transport's generic pinger; this
     // kind's own pinger (the seed's environment variables) runs only when that one does not, so
     // the two never both ping.
     if (route_->limits.ping_interval_ms == 0 && kinds_.ping_interval().count() > 0) StartPings();

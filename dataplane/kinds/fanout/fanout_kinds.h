@@ -1,4 +1,4 @@
-// The route kinds that fan messages out through the message bus (issue 4): `room` (seed 002,
+// The route kinds that fan messages out through the message bus: `room` (seed 002,
 // chat-style broadcast) and `pubsub` (seed 004, a connection bound to a session's down/up
 // channels). Both subscribe to their channel *before* the client's handshake is answered, so the
 // worker asks FanoutKinds::Prepare for a KindSession first and starts the client leg when the

@@ -1,4 +1,4 @@
-// The route kinds whose connections the gateway opens because a client asked (issue 3):
+// The route kinds whose connections the gateway opens because a client asked:
 // `http_bridge` (seeds 000/001) and `external_client` (seed 003), behind the small interface the
 // worker needs to drive them. The worker decides the plan from the route kind, creates one
 // KindSession per client connection with OutboundKinds::Create, and forwards the client leg's

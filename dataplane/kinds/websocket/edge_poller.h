@@ -1,4 +1,4 @@
-// The relay's readiness notifications (issue 6): one epoll set per worker, in which every relay
+// The relay's readiness notifications: one epoll set per worker, in which every relay
 // socket is registered once, edge-triggered, for reading, writing and the peer's FIN
 // (EPOLLRDHUP), the way nginx registers its connections. The set's own descriptor sits in the
 // worker's io_context like any socket, so the worker thread still runs everything.

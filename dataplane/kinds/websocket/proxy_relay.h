@@ -1,4 +1,4 @@
-// The `websocket` route kind's data path (issue 6): one client connection and its upstream leg,
+// The `websocket` route kind's data path: one client connection and its upstream leg,
 // relayed by wsgate's own framing on Asio instead of two websocketpp connections.
 //
 // What it does, in order:

@@ -69,7 +69,7 @@ TEST_F(HttpTest, PathTemplateRouteAndQueryString) {
   EXPECT_EQ(c.Read().data, "x");
 }
 
-// Every route kind is implemented now; the room kind (issue 4) on the data plane's in-memory bus:
+// Every route kind is implemented now; the room kind on the data plane's in-memory bus:
 // the seed's texts, and a duplicate client id refused with 409 before any handshake completes.
 TEST_F(HttpTest, RoomKindBroadcastsAndRefusesDuplicateClientIds) {
   WsClient a;

@@ -1,4 +1,4 @@
-"""Issue 5 limits end to end against the real binary: every limit enforced on real connections
+"""The limits end to end against the real binary: every limit enforced on real connections
 AND counted in /metrics (wsgate_limit_hits_total{route,limit}); live changes over
 LimitService.UpdateLimits on an open connection; LimitService errors.
 

@@ -1,4 +1,4 @@
-"""The `websocket` route kind's own relay (issue 6, dataplane/kinds/websocket/proxy_relay.cc) end to end.
+"""The `websocket` route kind's own relay (dataplane/kinds/websocket/proxy_relay.cc) end to end.
 
 The relay does both handshakes and forwards frames verbatim, so most of what is tested here is
 about bytes python3-websockets would never send: unmasked or reserved client frames, bad close

@@ -1,4 +1,4 @@
-"""SessionService and InventoryService end to end (issue 5, session half): real clients of every
+"""SessionService and InventoryService end to end (session half): real clients of every
 kind connected to the real binary, operated through the generated gRPC stubs.
 
 list/get/filter/page, CloseSession (custom code reaches the client exactly; the upstream leg

@@ -47,7 +47,7 @@ TEST(DemoConfigTest, HasEchoProxyAndTheSeedsOutboundRoutes) {
   EXPECT_EQ(c.routes(3).path(), "/api/websocket/connect/{client_id}");
   ASSERT_TRUE(c.routes(3).has_external_client());
   EXPECT_EQ(c.routes(3).external_client().allowed_address_ranges(0), "loopback");
-  // Issue 4's fan-out kinds at the seeds' paths.
+  // The fan-out kinds at the seeds' paths.
   EXPECT_EQ(c.routes(4).path(), "/ws/{client_id}");
   EXPECT_TRUE(c.routes(4).has_room());
   EXPECT_EQ(c.routes(5).path(), "/{agent_id}/ws/{session_id}");
