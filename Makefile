@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench clean format
+.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench clean format tidy
 
 all: build
 
@@ -61,6 +61,17 @@ bench: build
 
 format:
 	find common dataplane controlplane tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+# clang-tidy (.clang-tidy) on the .cc files changed since TIDY_BASE (default: the last commit;
+# `make tidy TIDY_BASE=main` before a merge, `TIDY_FILES=...` for a chosen set). Exits non-zero on
+# any finding. Uses the compile commands of $(BUILD).
+TIDY_BASE  ?= HEAD~1
+TIDY_FILES ?= $(shell git diff --name-only --diff-filter=AMR $(TIDY_BASE) -- '*.cc' 2>/dev/null)
+tidy: configure
+	@command -v clang-tidy >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends clang-tidy)
+	@if [ -z "$(strip $(TIDY_FILES))" ]; then echo "tidy: no .cc file changed since $(TIDY_BASE)"; \
+	else cmake --build $(BUILD) --target wsgate_proto wsgate_grpc >/dev/null && \
+	  clang-tidy -p $(BUILD) --quiet --warnings-as-errors='*' $(TIDY_FILES); fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -14,7 +14,10 @@ BUILD_ASAN=${BUILD_ASAN:-build-asan}
 JOBS=${JOBS:-$(nproc)}
 MAKE_VARS=(BUILD="$BUILD" BUILD_ASAN="$BUILD_ASAN" JOBS="$JOBS")
 
+step() { echo "test: $1 ($((SECONDS / 60)) min $((SECONDS % 60)) s since the start)"; }
+
 make --no-print-directory "${MAKE_VARS[@]}" build
+step "release build done"
 
 helm_log="$BUILD/helm-tools.log"
 nice -n 10 bash .ci/install-helm-tools.sh >"$helm_log" 2>&1 &
@@ -23,6 +26,7 @@ helm_pid=$!
 failed=()
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout 600 -L binary -LE helm \
   || failed+=("release")
+step "release tests done"
 
 if ! wait "$helm_pid"; then
   cat "$helm_log" >&2
@@ -30,6 +34,7 @@ if ! wait "$helm_pid"; then
   exit 1
 fi
 cat "$helm_log"
+step "chart tools ready"
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout 600 -L helm \
   || failed+=("release helm")
 
@@ -39,6 +44,7 @@ if [ -d "$BUILD/controlplane/main/admin-ui" ] && [ ! -e "$BUILD_ASAN/controlplan
   cp -a "$BUILD/controlplane/main/admin-ui" "$BUILD_ASAN/controlplane/main/admin-ui"
 fi
 make --no-print-directory "${MAKE_VARS[@]}" test-asan || failed+=("asan")
+step "sanitizer build and tests done"
 
 if [ ${#failed[@]} -ne 0 ]; then
   echo "test: FAILED in: ${failed[*]}" >&2

@@ -198,13 +198,13 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
 
   grpc::ClientContext* context() { return &context_; }
 
-  void StartUnary(grpc::GenericStub* stub, const std::string& path, std::string request) {
+  void StartUnary(grpc::GenericStub* stub, const std::string& path, const std::string& request) {
     request_ = FromBytes(request);
     stub->UnaryCall(&context_, path, grpc::StubOptions(), &request_, &response_,
-                    [self = shared_from_this()](grpc::Status s) { self->OnUnaryDone(s); });
+                    [self = shared_from_this()](const grpc::Status& s) { self->OnUnaryDone(s); });
   }
 
-  void StartStream(grpc::GenericStub* stub, const std::string& path, std::string request) {
+  void StartStream(grpc::GenericStub* stub, const std::string& path, const std::string& request) {
     request_ = FromBytes(request);
     self_ = shared_from_this();  // released in OnDone
     reply_->OnClientGone([self = shared_from_this()] { self->context_.TryCancel(); });
@@ -367,7 +367,7 @@ void ConnectHandler::Handle(AdminRequest request, std::shared_ptr<AdminReply> re
   // Set once the content type says this is a streaming call: from then on every error is an
   // end-of-stream message in a 200 answer, as the protocol wants.
   std::optional<bool> stream_json;
-  auto refuse = [&](Reject why, int code, std::string message, int http_status = 0,
+  auto refuse = [&](Reject why, int code, const std::string& message, int http_status = 0,
                     std::vector<std::pair<std::string, std::string>> headers = {}) {
     if (why != kRejectCount) Rejects()[why].fetch_add(1, std::memory_order_relaxed);
     Count(code);

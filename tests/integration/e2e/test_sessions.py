@@ -302,8 +302,14 @@ def test_watch_sees_opened_and_closed(gw, api):
     assert all(got[i].session_id == got[i + 1].session_id for i in (0, 2, 4))
     assert all(e.dropped_before == 0 for e in got)
     everything = take(all_events, 8)
-    assert [e.route for e in everything] == ["echo"] * 6 + ["chat"] * 2
-    assert everything[6].session_id == "carol" and everything[7].type == Event.TYPE_CLOSED
+    # Across sessions the order is the order the gateway saw the events in: the aborted echo
+    # connection's 1006 may be noticed after carol's handshake. Per route it is fixed.
+    echo_seen = [e for e in everything if e.route == "echo"]
+    chat_seen = [e for e in everything if e.route == "chat"]
+    assert [(e.type, e.session_id, e.close_code) for e in echo_seen] == [
+        (e.type, e.session_id, e.close_code) for e in got]
+    assert [(e.type, e.session_id) for e in chat_seen] == [
+        (Event.TYPE_OPENED, "carol"), (Event.TYPE_CLOSED, "carol")]
     echo_events.cancel()
     all_events.cancel()
     ch.close()
