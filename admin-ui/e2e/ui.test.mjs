@@ -163,13 +163,106 @@ test("routes: the demo routes, a new one from the form used by a real client, fi
   await admin.getByLabel("Path").fill("/chat");
   await admin.getByRole("button", { name: "Create" }).click();
   await admin.getByRole("heading", { name: "Route chat" }).waitFor();
-  await shot(admin, "route-detail");
   await clients.evaluate((u) => window.openWs("chat", u), ws("/chat"));
   await clients.evaluate(() => window.sockets.chat.ws.send("hello chat"));
   await waitFor(async () => (await sock("chat")).messages.includes("hello chat"), "echo on /chat");
   await admin.goto(ui("/routes"));
   await admin.getByRole("table", { name: "Routes" }).getByRole("link", { name: "chat" }).waitFor();
   await shot(admin, "routes");
+});
+
+// A RouteService call from the test itself (Connect JSON, the admin token): the server's own
+// answer, not the page's.
+async function routeApi(method, body) {
+  const r = await fetch(ui(`/wsgate.v1.RouteService/${method}`), {
+    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${ADMIN}` },
+    body: JSON.stringify(body) });
+  const j = await r.json();
+  if (!r.ok) throw new Error(`${method}: HTTP ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+test("a route edited as YAML: saved and used; syntax and schema errors shown in place, nothing sent", async () => {
+  await routeApi("PutRoute", { route: { name: "yaml-demo", path: "/yaml-demo", echo: {} } });
+  const puts = [];
+  const onRequest = (r) => { if (r.url().endsWith("/wsgate.v1.RouteService/PutRoute")) puts.push(r.postData()); };
+  admin.on("request", onRequest);
+  try {
+    await admin.goto(ui("/routes/yaml-demo"));
+    await admin.getByRole("heading", { name: "Route yaml-demo" }).waitFor();
+    // An edit in the form is carried into the YAML (the switch converts the current route).
+    await admin.getByLabel("Path").fill("/yaml-demo/from-form");
+    await admin.getByRole("tab", { name: "YAML" }).click();
+    const editor = admin.getByLabel("The whole route (YAML, as in the config file)");
+    const text = await editor.inputValue();
+    assert.match(text, /^name: yaml-demo$/m);
+    assert.match(text, /^path: \/yaml-demo\/from-form$/m);
+    assert.match(text, /^echo: \{\}$/m);
+    const save = () => admin.getByRole("button", { name: "Save" }).click();
+    const textError = admin.locator("#route-text-error");
+
+    // A syntax error: its line and column under the editor, the cursor put there, nothing sent.
+    await editor.fill("name: yaml-demo\npath: /yaml-demo/broken\n\tlimits: {}\necho: {}\n");
+    await save();
+    await textError.filter({ hasText: /YAML syntax error at line 3, column 1/ }).waitFor();
+    assert.equal(await editor.evaluate((ta) => ta.selectionStart), "name: yaml-demo\npath: /yaml-demo/broken\n".length);
+    await shot(admin, "route-detail");
+    // Switching away from a broken text keeps it open with its error.
+    await admin.getByRole("tab", { name: "JSON" }).click();
+    assert.equal(await admin.getByRole("tab", { name: "YAML" }).getAttribute("aria-selected"), "true");
+    assert.match(await editor.inputValue(), /broken/);
+    await textError.waitFor();
+
+    // Valid YAML that is no Route: an unknown field, a wrong type (fromJson's answer).
+    await editor.fill("name: yaml-demo\npath: /yaml-demo/x\necho: {}\nbogus_field: 1\n");
+    await save();
+    await textError.filter({ hasText: /Not a valid route: .*key "bogus_field" is unknown/ }).waitFor();
+    await editor.fill("name: yaml-demo\npath: /yaml-demo/x\nlimits:\n  max_message_bytes: lots\necho: {}\n");
+    await save();
+    await textError.filter({ hasText: /Not a valid route: .*max_message_bytes/ }).waitFor();
+    assert.equal(puts.length, 0, "a request was sent for a text that is not a route");
+    assert.equal((await routeApi("GetRoute", { name: "yaml-demo" })).path, "/yaml-demo");
+
+    // The server's validation error names its field, as in the JSON editor.
+    await editor.fill("name: yaml-demo\npath: nope\necho: {}\n");
+    await save();
+    await admin.getByRole("alert").filter({ hasText: /^route\.path: / }).waitFor();
+    assert.equal(puts.length, 1);
+    assert.equal((await routeApi("GetRoute", { name: "yaml-demo" })).path, "/yaml-demo");
+
+    // A real edit in the config file's own spelling (snake_case; camelCase is taken too).
+    await editor.fill([
+      "# as in wsgate.yaml", "name: yaml-demo", "path: /yaml-demo/{client_id}", "limits:",
+      "  max_message_bytes: 1024", "  idleTimeoutMs: 30000", "echo: {}", ""].join("\n"));
+    await save();
+    await admin.getByRole("status").filter({ hasText: /^Saved: version/ }).waitFor();
+    assert.equal(puts.length, 2);
+    const stored = await routeApi("GetRoute", { name: "yaml-demo" });
+    assert.equal(stored.path, "/yaml-demo/{client_id}");
+    assert.equal(String(stored.limits.maxMessageBytes), "1024");
+    assert.equal(stored.limits.idleTimeoutMs, 30000);
+    // The gateway serves it: a real client at the new path gets its echo, and the new limit.
+    await clients.evaluate((u) => window.openWs("yaml1", u), ws("/yaml-demo/c1"));
+    await clients.evaluate(() => window.sockets.yaml1.ws.send("hello yaml"));
+    await waitFor(async () => (await sock("yaml1")).messages.includes("hello yaml"), "echo on /yaml-demo/c1");
+    await clients.evaluate(() => window.sockets.yaml1.ws.send("y".repeat(2000)));
+    assert.equal((await waitFor(async () => (await sock("yaml1")).close, "the 1009 close")).code, 1009);
+
+    // After a reload the page shows the stored route, in YAML and converted to JSON.
+    await admin.reload();
+    await admin.getByRole("heading", { name: "Route yaml-demo" }).waitFor();
+    await admin.getByRole("tab", { name: "YAML" }).click();
+    const again = await editor.inputValue();
+    assert.match(again, /^path: \/yaml-demo\/\{client_id\}$/m);
+    assert.match(again, /^ {2}max_message_bytes: "?1024"?$/m);
+    assert.match(again, /^ {2}idle_timeout_ms: 30000$/m);
+    await admin.getByRole("tab", { name: "JSON" }).click();
+    const asJson = JSON.parse(await admin.getByLabel("The whole route (proto3 JSON)").inputValue());
+    assert.equal(asJson.path, "/yaml-demo/{client_id}");
+    assert.equal(asJson.limits.idleTimeoutMs, 30000);
+  } finally {
+    admin.off("request", onRequest);
+  }
 });
 
 test("sessions appear without a reload; Send and Close reach the client", async () => {
