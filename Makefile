@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench clean format tidy
+.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench docs clean format tidy
 
 all: build
 
@@ -58,6 +58,13 @@ test-asan: deps helm-tools
 
 bench: build
 	bash bench/run.sh
+
+# docs/operate.md from docs/operate.md.in: grpcurl into .tools/ (skipped when there), then every
+# documented command run against a fresh demo wsgate. Not part of `make test`.
+docs: build
+	bash .ci/install-docs-tools.sh
+	/usr/bin/python3 docs/gen_operate.py --wsgate $(BUILD)/controlplane/main/wsgate
+	/usr/bin/python3 docs/check_links.py
 
 format:
 	find common dataplane controlplane tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -26,7 +26,7 @@ const char* RouteKindName(RouteKind kind);
 // Effective limits of a route: the route's own Limits over the gateway's default_limits over the
 // built-in values below, merged by the translator (controlplane/config/snapshot_builder.cc).
 // 0 means "no such limit" for every field but max_message_bytes. Enforced by the worker
-// (dataplane/transport/worker.cc) and dataplane/limits/; see the root README, "Limits".
+// (dataplane/transport/worker.cc) and dataplane/limits/; see docs/limits.md.
 struct RouteLimits {
   static constexpr uint64_t kDefaultMaxMessageBytes = 16ull << 20;
   uint64_t max_message_bytes = kDefaultMaxMessageBytes;

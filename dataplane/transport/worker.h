@@ -181,7 +181,7 @@ class Worker {
   void CloseUpstream(Session& s, uint16_t code, const std::string& reason);
   RouteWorkerCounters& CountersFor(const RouteConfig* route);
 
-  // Limits (README "Limits"; dataplane/limits/README.md). Every refusal, drop and
+  // Limits (docs/limits.md; dataplane/limits/README.md). Every refusal, drop and
   // limit-driven close goes through CountLimitHit (`limit` is the Limits field name).
   void CountLimitHit(Session& s, std::string_view limit);
   // Admission caps and handshake rate: true when it refused the handshake (503/429).

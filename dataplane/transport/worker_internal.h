@@ -120,10 +120,10 @@ inline RelayLimits RelayLimitsOf(const RouteLimits& l) {
   return r;
 }
 
-// What a client whose message was dropped by RATE_POLICY_DROP receives (README "Limits").
+// What a client whose message was dropped by RATE_POLICY_DROP receives (docs/limits.md).
 inline constexpr char kRateLimitedFrame[] = R"({"error":"rate_limited","limit":"messages_per_second"})";
 
-// What the limits need per connection (README "Limits", dataplane/limits/README.md).
+// What the limits need per connection (docs/limits.md, dataplane/limits/README.md).
 struct ConnectionLimits {
   // The route config whose `limits` apply: the session's own route, replaced by the same-named
   // route of each new snapshot (live updates), so the hot path reads one pointer.
