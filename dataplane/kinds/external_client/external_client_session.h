@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "dataplane/protocol/external_client_codec.h"
 #include "dataplane/kinds/outbound/outbound_kinds.h"
+#include "dataplane/protocol/external_client_codec.h"
 
 namespace wsgate::dataplane::outbound {
 struct OutboundRouteSettings;
@@ -86,6 +86,8 @@ class ExternalClientSession : public KindSession,
   void Connect(std::string url, std::vector<std::string> protocols,
                std::vector<std::pair<std::string, std::string>> headers);
   void OnConnectDone(ExternalConnector::Result result);
+  // disconnect_external: drops the attempt or the open leg (and whatever send_message waits).
+  void Disconnect();
   void SendNow(const protocol::SendExternalMessage& send);
   // send_message commands that arrived while connecting: the seed's server handles a client's
   // messages one after the other, so a send_message right after connect_external goes out once
