@@ -46,7 +46,7 @@ namespace wsgate::dataplane::transport {
 class ExternalClientRegistry;  // outbound_kinds.h
 class OutboundKinds;           // outbound_kinds.h
 class FanoutKinds;             // fanout_kinds.h
-class RoomRegistry;            // fanout_kinds.h
+class RoomRegistry;            // room/room_registry.h
 class FanoutEvents;            // fanout_kinds.h
 class ProxyRelay;              // proxy_relay.h
 struct RelayContext;           // proxy_relay.h
