@@ -75,6 +75,11 @@ struct WorkerOptions {
   // Where refused connections are counted (the data plane's StatsRegistry); a worker made
   // without one (tests) counts into its own.
   HandshakeRefusals* refusals = nullptr;
+  // The data plane's options for the kinds (DataPlaneOptions, which StartDataPlane copies here):
+  // pubsub liveness and the outbound kinds' event log.
+  std::chrono::milliseconds pubsub_ping_interval{30000};
+  std::chrono::milliseconds pubsub_ping_timeout{10000};
+  bool debug_events = false;
 };
 
 class Worker {

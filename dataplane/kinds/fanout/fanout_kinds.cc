@@ -34,23 +34,6 @@ std::string Hex(const unsigned char* p, size_t n) {
   return out;
 }
 
-// Seconds from the environment (fractions allowed); `fallback` when unset, with a warning when
-// not a number in [0, 86400].
-std::chrono::milliseconds SecondsFromEnvironment(const char* name, double fallback) {
-  double secs = fallback;
-  if (const char* v = std::getenv(name); v != nullptr && *v != '\0') {
-    char* end = nullptr;
-    double parsed = std::strtod(v, &end);
-    if (end != nullptr && *end == '\0' && parsed >= 0 && parsed <= 86400) {
-      secs = parsed;
-    } else {
-      spdlog::warn("{}: '{}' is not a number of seconds between 0 and 86400; using {}", name, v,
-                   fallback);
-    }
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
-}
-
 }  // namespace
 
 std::string ExpandTemplate(std::string_view tmpl,
@@ -98,13 +81,15 @@ std::map<std::pair<std::string, std::string>, uint64_t> FanoutEvents::AuthFailur
 // FanoutKinds
 
 FanoutKinds::FanoutKinds(int worker_index, bus::MessageBus* bus,
-                         std::shared_ptr<RoomRegistry> rooms, std::shared_ptr<FanoutEvents> events)
+                         std::shared_ptr<RoomRegistry> rooms, std::shared_ptr<FanoutEvents> events,
+                         std::chrono::milliseconds ping_interval,
+                         std::chrono::milliseconds ping_timeout)
     : worker_index_(worker_index),
       bus_(bus),
       rooms_(rooms ? std::move(rooms) : std::make_shared<RoomRegistry>()),
       events_(events ? std::move(events) : std::make_shared<FanoutEvents>()),
-      ping_interval_(SecondsFromEnvironment("WS_PING_INTERVAL_SECS", 30)),
-      ping_timeout_(SecondsFromEnvironment("WS_PING_TIMEOUT_SECS", 10)) {
+      ping_interval_(ping_interval),
+      ping_timeout_(ping_timeout) {
   unsigned char r[8];
   RandomBytes(r, sizeof(r));
   token_prefix_ = absl::StrCat(Hex(r, sizeof(r)), ".", worker_index_, ".");

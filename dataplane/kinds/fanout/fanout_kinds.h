@@ -63,9 +63,11 @@ struct PrepareResult {
 class FanoutKinds {
  public:
   // `bus` may be null (no bus: every room/pubsub handshake gets 503); it must outlive this
-  // object's use on the worker thread. `rooms` is shared by all workers.
+  // object's use on the worker thread. `rooms` is shared by all workers. `ping_interval` and
+  // `ping_timeout`: pubsub liveness (DataPlaneOptions::pubsub_ping_*).
   FanoutKinds(int worker_index, bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms,
-              std::shared_ptr<FanoutEvents> events);
+              std::shared_ptr<FanoutEvents> events, std::chrono::milliseconds ping_interval,
+              std::chrono::milliseconds ping_timeout);
   ~FanoutKinds();
   FanoutKinds(const FanoutKinds&) = delete;
   FanoutKinds& operator=(const FanoutKinds&) = delete;
@@ -98,7 +100,8 @@ class FanoutKinds {
   std::string NextMemberToken();
   std::string NewUuid();
   // Pubsub liveness (seed 004's WS_PING_INTERVAL_SECS, default 30, and WS_PING_TIMEOUT_SECS,
-  // default 10; read once; 0 disables): a ping every interval, closed without a pong in time.
+  // default 10, read by the control plane's settings; 0 disables): a ping every interval, closed
+  // without a pong in time.
   std::chrono::milliseconds ping_interval() const { return ping_interval_; }
   std::chrono::milliseconds ping_timeout() const { return ping_timeout_; }
 
