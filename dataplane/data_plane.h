@@ -32,6 +32,15 @@ struct DataPlaneOptions {
   // its head is read. 0: from the descriptor limit (limits/connection_cap.h), leaving room for
   // upstream legs, Redis and the admin and gRPC ports.
   int64_t max_connections = 0;
+  // Liveness of pubsub connections on routes whose limits set no ping_interval_ms: a ping every
+  // `pubsub_ping_interval`, a 1001 close without a pong within `pubsub_ping_timeout`; 0
+  // disables either. The control plane fills them from seed 004's WS_PING_INTERVAL_SECS and
+  // WS_PING_TIMEOUT_SECS (the data plane reads no environment).
+  std::chrono::milliseconds pubsub_ping_interval{30000};
+  std::chrono::milliseconds pubsub_ping_timeout{10000};
+  // Log every event of the http_bridge and external_client kinds at info level (seed 003's
+  // WEBSOCKET_DEBUG=true).
+  bool debug_events = false;
 };
 
 // The checks DataPlane::Start makes of a listen address and a bus URL, without starting

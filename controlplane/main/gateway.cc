@@ -127,6 +127,9 @@ class Gateway {
     dp_options.workers = settings_.workers;
     dp_options.redis_url = settings_.redis_url;
     dp_options.max_connections = settings_.max_connections;
+    dp_options.pubsub_ping_interval = settings_.ws_ping_interval;
+    dp_options.pubsub_ping_timeout = settings_.ws_ping_timeout;
+    dp_options.debug_events = settings_.websocket_debug;
     absl::StatusOr<std::unique_ptr<dataplane::DataPlane>> dp =
         dataplane::DataPlane::Start(dp_options, store_->snapshot(), &stats_, &health_);
     if (!dp.ok()) {
@@ -353,6 +356,7 @@ int RunWsgate(int argc, char** argv) {
     spdlog::error("invalid settings: {}", std::string(settings.status().message()));
     return kExitUsage;
   }
+  for (const std::string& warning : settings->warnings) spdlog::warn("{}", warning);
   if (demo) config = DemoConfig(settings->listen_address, settings->port);
   if (flags.state_dir.empty()) {
     spdlog::warn("no --state-dir: route changes made over gRPC are not persisted");

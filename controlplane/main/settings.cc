@@ -1,6 +1,7 @@
 #include "controlplane/main/settings.h"
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -115,6 +116,35 @@ absl::StatusOr<double> GraceFromText(const std::string& source, const std::strin
         source, ": want a number of seconds between 0 and 86400 (got \"", text, "\")"));
   }
   return v;
+}
+
+// Seconds from the environment (fractions allowed, as strtod reads them); `fallback` when unset,
+// and a warning in `warnings` when not a number in [0, 86400]. Unlike the settings above, a bad
+// value does not stop the start: deployments set these from seed 004's .env, and a typo in a ping
+// setting gets the default and a warning, not an outage.
+std::chrono::milliseconds SecondsFromEnvironment(const EnvLookup& env, const char* name,
+                                                 double fallback,
+                                                 std::vector<std::string>* warnings) {
+  double secs = fallback;
+  if (std::optional<std::string> v = env(name); v && !v->empty()) {
+    char* end = nullptr;
+    double parsed = std::strtod(v->c_str(), &end);
+    if (end != nullptr && *end == '\0' && parsed >= 0 && parsed <= 86400) {
+      secs = parsed;
+    } else {
+      warnings->push_back(absl::StrCat(
+          name, ": '", *v, "' is not a number of seconds between 0 and 86400; using ", fallback));
+    }
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+}
+
+bool TrueFromEnvironment(const EnvLookup& env, const char* name) {
+  std::optional<std::string> v = env(name);
+  if (!v) return false;
+  std::string s = *v;
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s == "true" || s == "1" || s == "yes";
 }
 
 }  // namespace
@@ -257,6 +287,11 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
   } else if (auto env_ui = env("WSGATE_ADMIN_UI_DIR")) {
     s.admin_ui_dir = *env_ui;
   }
+
+  // Environment only (the seeds' names), read here so that the data plane reads none.
+  s.ws_ping_interval = SecondsFromEnvironment(env, "WS_PING_INTERVAL_SECS", 30, &s.warnings);
+  s.ws_ping_timeout = SecondsFromEnvironment(env, "WS_PING_TIMEOUT_SECS", 10, &s.warnings);
+  s.websocket_debug = TrueFromEnvironment(env, "WEBSOCKET_DEBUG");
   return s;
 }
 

@@ -3,10 +3,12 @@
 // Pure functions, so every precedence rule and every error is unit-tested without a process.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "wsgate/v1/config.pb.h"
@@ -59,6 +61,18 @@ struct Settings {
   // The admin UI's built files: --admin-ui-dir > WSGATE_ADMIN_UI_DIR > "" (the admin-ui folder
   // beside the binary).
   std::string admin_ui_dir;
+  // Liveness of pubsub connections (seed 004's names): a ping every WS_PING_INTERVAL_SECS
+  // (default 30), a close without a pong within WS_PING_TIMEOUT_SECS (default 10). Seconds,
+  // fractions allowed, 0 disables; a value that is not a number in [0, 86400] keeps the default
+  // and adds a warning.
+  std::chrono::milliseconds ws_ping_interval{30000};
+  std::chrono::milliseconds ws_ping_timeout{10000};
+  // Seed 003's WEBSOCKET_DEBUG: "true", "1" or "yes" (any case) logs every event of the
+  // http_bridge and external_client kinds; anything else is off.
+  bool websocket_debug = false;
+  // Values that were ignored for their default, one message each naming the variable; the
+  // caller logs them (these functions log nothing).
+  std::vector<std::string> warnings;
 };
 
 // Returns the value of an environment variable, nullopt when unset.

@@ -84,6 +84,9 @@ absl::StatusOr<std::unique_ptr<DataPlane>> StartDataPlane(const DataPlaneOptions
     shared_options.connection_cap = std::make_shared<limits::ConnectionCap>(options.max_connections);
   }
   if (shared_options.refusals == nullptr) shared_options.refusals = &stats->refusals();
+  shared_options.pubsub_ping_interval = options.pubsub_ping_interval;
+  shared_options.pubsub_ping_timeout = options.pubsub_ping_timeout;
+  shared_options.debug_events = options.debug_events;
   if (!shared_options.external_clients) {
     shared_options.external_clients = std::make_shared<ExternalClientRegistry>();
   }

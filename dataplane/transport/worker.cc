@@ -48,8 +48,8 @@ Worker::Worker(int index, SnapshotPtr initial, common::HealthState* health, Work
     spdlog::critical("worker {}: websocketpp init_asio failed: {}", index_, ec.message());
     std::terminate();
   }
-  outbound_kinds_ =
-      std::make_unique<OutboundKinds>(ioc_, client_, index_, options_.external_clients);
+  outbound_kinds_ = std::make_unique<OutboundKinds>(
+      ioc_, client_, index_, options_.external_clients, options_.debug_events);
   relay_ctx_ = std::make_unique<RelayContext>(ioc_, mask_rng_);
   relay_ctx_->backpressure_bytes = options_.send_queue_bytes;
   if (options_.refusals != nullptr) {
@@ -97,7 +97,9 @@ absl::Status Worker::Listen(const tcp::endpoint& endpoint) {
 
 void Worker::AttachBus(bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms,
                        std::shared_ptr<FanoutEvents> events) {
-  fanout_kinds_ = std::make_unique<FanoutKinds>(index_, bus, std::move(rooms), std::move(events));
+  fanout_kinds_ = std::make_unique<FanoutKinds>(index_, bus, std::move(rooms), std::move(events),
+                                                options_.pubsub_ping_interval,
+                                                options_.pubsub_ping_timeout);
 }
 
 void Worker::StartThread() {

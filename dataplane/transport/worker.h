@@ -46,7 +46,7 @@ namespace wsgate::dataplane::transport {
 class ExternalClientRegistry;  // outbound_kinds.h
 class OutboundKinds;           // outbound_kinds.h
 class FanoutKinds;             // fanout_kinds.h
-class RoomRegistry;            // fanout_kinds.h
+class RoomRegistry;            // room/room_registry.h
 class FanoutEvents;            // fanout_kinds.h
 class ProxyRelay;              // proxy_relay.h
 struct RelayContext;           // proxy_relay.h
@@ -75,6 +75,11 @@ struct WorkerOptions {
   // Where refused connections are counted (the data plane's StatsRegistry); a worker made
   // without one (tests) counts into its own.
   HandshakeRefusals* refusals = nullptr;
+  // The data plane's options for the kinds (DataPlaneOptions, which StartDataPlane copies here):
+  // pubsub liveness and the outbound kinds' event log.
+  std::chrono::milliseconds pubsub_ping_interval{30000};
+  std::chrono::milliseconds pubsub_ping_timeout{10000};
+  bool debug_events = false;
 };
 
 class Worker {

@@ -62,7 +62,7 @@ void Worker::RegisterSession(const SessionPtr& s, const RequestHead& head,
     }
     case RouteKind::kRoom:
       natural = ParamValue(params, route.room.client_id_param);
-      // The channel name fanout_kinds.cc uses for the room.
+      // The channel name room_session.cc (kinds/room/) uses for the room.
       s->bound_to = "room:" + route.name + ":";
       if (!route.room.room_param.empty()) {
         s->bound_to += ParamValue(params, route.room.room_param);

@@ -5,9 +5,12 @@
 // answer comes: a session (101) or an HTTP status (409 duplicate client id, 503 bus down, 504
 // subscription timeout).
 //
+// This folder holds what both kinds share (this entry point, fanout_session.h); each kind's
+// session is in its own folder: ../room/ (session, registry, REST) and ../pubsub/ (session, auth).
+//
 // Threading: FanoutKinds, every session it creates and every bus callback they receive belong
-// to one worker thread. RoomRegistry is shared by the workers of a data plane and is
-// thread-safe (a mutex taken on join and leave, never per message).
+// to one worker thread. RoomRegistry (../room/room_registry.h) is shared by the workers of a
+// data plane and is thread-safe (a mutex taken on join and leave, never per message).
 #pragma once
 
 #include <chrono>
@@ -24,39 +27,14 @@
 #include <vector>
 
 #include "dataplane/bus/message_bus.h"
+#include "dataplane/kinds/outbound/outbound_kinds.h"
+#include "dataplane/kinds/room/room_registry.h"
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
-#include "dataplane/kinds/outbound/outbound_kinds.h"
 #include "dataplane/transport/request_head.h"
 #include "dataplane/transport/ws_config.h"
 
 namespace wsgate::dataplane::transport {
-
-// Who is in which room in this process: the duplicate client_id check (409) and the member
-// counts of wsgate_room_members. Thread-safe.
-class RoomRegistry {
- public:
-  // Adds member `token` as (route, room, client_id). When that id is already a member: false
-  // (policy reject), or with `replace` the old member's `evict` is called (outside the lock) and
-  // the new one takes its place. `evict` must be thread-safe (it posts to the member's worker).
-  bool TryJoin(const std::string& route, const std::string& room, const std::string& client_id,
-               const std::string& token, std::function<void()> evict, bool replace);
-  // Only the member that holds the entry (`token`) removes it: an evicted member leaving later
-  // does not remove its replacement.
-  void Leave(const std::string& route, const std::string& room, const std::string& client_id,
-             const std::string& token);
-  // Members per route name (routes with none are absent).
-  std::map<std::string, int64_t> MembersByRoute() const;
-
- private:
-  mutable std::mutex mu_;
-  struct Member {
-    std::string token;
-    std::function<void()> evict;
-  };
-  std::map<std::tuple<std::string, std::string, std::string>, Member> members_;
-  std::map<std::string, int64_t> per_route_;
-};
 
 // Rare events of the fan-out kinds, by route, for wsgate_backpressure_closes_total and
 // wsgate_auth_failures_total. Thread-safe (a mutex per event: a close or a refused handshake,
@@ -85,9 +63,11 @@ struct PrepareResult {
 class FanoutKinds {
  public:
   // `bus` may be null (no bus: every room/pubsub handshake gets 503); it must outlive this
-  // object's use on the worker thread. `rooms` is shared by all workers.
+  // object's use on the worker thread. `rooms` is shared by all workers. `ping_interval` and
+  // `ping_timeout`: pubsub liveness (DataPlaneOptions::pubsub_ping_*).
   FanoutKinds(int worker_index, bus::MessageBus* bus, std::shared_ptr<RoomRegistry> rooms,
-              std::shared_ptr<FanoutEvents> events);
+              std::shared_ptr<FanoutEvents> events, std::chrono::milliseconds ping_interval,
+              std::chrono::milliseconds ping_timeout);
   ~FanoutKinds();
   FanoutKinds(const FanoutKinds&) = delete;
   FanoutKinds& operator=(const FanoutKinds&) = delete;
@@ -120,7 +100,8 @@ class FanoutKinds {
   std::string NextMemberToken();
   std::string NewUuid();
   // Pubsub liveness (seed 004's WS_PING_INTERVAL_SECS, default 30, and WS_PING_TIMEOUT_SECS,
-  // default 10; read once; 0 disables): a ping every interval, closed without a pong in time.
+  // default 10, read by the control plane's settings; 0 disables): a ping every interval, closed
+  // without a pong in time.
   std::chrono::milliseconds ping_interval() const { return ping_interval_; }
   std::chrono::milliseconds ping_timeout() const { return ping_timeout_; }
 

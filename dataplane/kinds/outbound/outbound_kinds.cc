@@ -3,8 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ssl/host_name_verification.hpp>
-#include <cctype>
-#include <cstdlib>
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -49,14 +47,6 @@ class WsClientLink : public ClientLink {
   RouteWorkerCounters* counters_;
   std::shared_ptr<sessions::SessionTraffic> traffic_;
 };
-
-bool DebugEventsFromEnvironment() {
-  const char* v = std::getenv("WEBSOCKET_DEBUG");
-  if (v == nullptr) return false;
-  std::string s(v);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s == "true" || s == "1" || s == "yes";
-}
 
 void RespondJson(ServerEndpoint::connection_type& c, int status, const nlohmann::json& body) {
   RespondHttp(c, status, body.dump(), "application/json");
@@ -151,12 +141,13 @@ bool ExternalClientRegistry::AllowTest(const std::string& address,
 // OutboundKinds
 
 OutboundKinds::OutboundKinds(boost::asio::io_context& ioc, ClientEndpoint& ws_client,
-                             int worker_index, std::shared_ptr<ExternalClientRegistry> registry)
+                             int worker_index, std::shared_ptr<ExternalClientRegistry> registry,
+                             bool debug_events)
     : ioc_(ioc),
       ws_client_(ws_client),
       worker_index_(worker_index),
       registry_(registry ? std::move(registry) : std::make_shared<ExternalClientRegistry>()),
-      debug_events_(DebugEventsFromEnvironment()) {}
+      debug_events_(debug_events) {}
 
 OutboundKinds::~OutboundKinds() = default;
 

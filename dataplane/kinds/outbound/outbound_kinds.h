@@ -71,8 +71,9 @@ class ExternalClientRegistry {
 // access to its websocketpp client endpoint. Owned by the worker, used only on its thread.
 class OutboundKinds {
  public:
+  // `debug_events`: log every event of these kinds (DataPlaneOptions::debug_events).
   OutboundKinds(boost::asio::io_context& ioc, ClientEndpoint& ws_client, int worker_index,
-                std::shared_ptr<ExternalClientRegistry> registry);
+                std::shared_ptr<ExternalClientRegistry> registry, bool debug_events);
   ~OutboundKinds();
   OutboundKinds(const OutboundKinds&) = delete;
   OutboundKinds& operator=(const OutboundKinds&) = delete;
@@ -100,7 +101,8 @@ class OutboundKinds {
   outbound::HttpClient& http();
   ExternalClientRegistry& registry() { return *registry_; }
   int worker_index() const { return worker_index_; }
-  // WEBSOCKET_DEBUG=true (read once): log every event of these kinds, as seed 003 says.
+  // Seed 003's WEBSOCKET_DEBUG=true (read by the control plane's settings): log every event of
+  // these kinds.
   bool debug_events() const { return debug_events_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@ namespace wsgate::controlplane {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
 EnvLookup Env(std::map<std::string, std::string> vars) {
@@ -218,6 +220,73 @@ TEST(ResolveSettingsTest, ListenAddressAndRedisUrlAreCheckedAndNameTheirSource) 
   EXPECT_TRUE(ResolveSettings({}, server, Env({{"REDIS_URL", "redis://h:1"}}), 1).ok());
   EXPECT_THAT(error({}, {}, Env({{"REDIS_URL", "http://x"}})),
               StartsWith("REDIS_URL: must start with redis://"));
+}
+
+TEST(ResolveSettingsTest, PubSubPingsDefaultTo30And10SecondsWithoutWarnings) {
+  absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ws_ping_interval, std::chrono::milliseconds(30000));
+  EXPECT_EQ(s->ws_ping_timeout, std::chrono::milliseconds(10000));
+  EXPECT_FALSE(s->websocket_debug);
+  EXPECT_THAT(s->warnings, IsEmpty());
+}
+
+TEST(ResolveSettingsTest, PubSubPingsFromTheSeedsVariables) {
+  absl::StatusOr<Settings> s = ResolveSettings(
+      {}, {}, Env({{"WS_PING_INTERVAL_SECS", "0.3"}, {"WS_PING_TIMEOUT_SECS", "45"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ws_ping_interval, std::chrono::milliseconds(300));  // fractions allowed
+  EXPECT_EQ(s->ws_ping_timeout, std::chrono::milliseconds(45000));
+  EXPECT_THAT(s->warnings, IsEmpty());
+  // 0 disables; 86400 is the largest value taken.
+  s = ResolveSettings({}, {},
+                      Env({{"WS_PING_INTERVAL_SECS", "0"}, {"WS_PING_TIMEOUT_SECS", "86400"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ws_ping_interval, std::chrono::milliseconds(0));
+  EXPECT_EQ(s->ws_ping_timeout, std::chrono::milliseconds(86400000));
+  // Empty is unset, like every variable here.
+  s = ResolveSettings({}, {}, Env({{"WS_PING_INTERVAL_SECS", ""}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ws_ping_interval, std::chrono::milliseconds(30000));
+  EXPECT_THAT(s->warnings, IsEmpty());
+}
+
+TEST(ResolveSettingsTest, BadPingValuesWarnNamingTheVariableAndKeepTheDefault) {
+  for (const char* bad : {"abc", "-1", "86401", "5s", "nan", "inf", " "}) {
+    absl::StatusOr<Settings> s = ResolveSettings(
+        {}, {}, Env({{"WS_PING_INTERVAL_SECS", bad}, {"WS_PING_TIMEOUT_SECS", bad}}), 1);
+    // Not an error: the start goes on with the defaults.
+    ASSERT_TRUE(s.ok()) << bad << ": " << s.status();
+    EXPECT_EQ(s->ws_ping_interval, std::chrono::milliseconds(30000)) << bad;
+    EXPECT_EQ(s->ws_ping_timeout, std::chrono::milliseconds(10000)) << bad;
+    ASSERT_EQ(s->warnings.size(), 2u) << bad;
+    EXPECT_THAT(s->warnings[0], StartsWith("WS_PING_INTERVAL_SECS: '" + std::string(bad) + "'"));
+    EXPECT_THAT(s->warnings[0], HasSubstr("using 30"));
+    EXPECT_THAT(s->warnings[1], StartsWith("WS_PING_TIMEOUT_SECS: '" + std::string(bad) + "'"));
+    EXPECT_THAT(s->warnings[1], HasSubstr("using 10"));
+  }
+  // One bad value does not touch the other.
+  absl::StatusOr<Settings> s = ResolveSettings(
+      {}, {}, Env({{"WS_PING_INTERVAL_SECS", "-5"}, {"WS_PING_TIMEOUT_SECS", "2"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ws_ping_interval, std::chrono::milliseconds(30000));
+  EXPECT_EQ(s->ws_ping_timeout, std::chrono::milliseconds(2000));
+  ASSERT_EQ(s->warnings.size(), 1u);
+  EXPECT_THAT(s->warnings[0], StartsWith("WS_PING_INTERVAL_SECS: "));
+}
+
+TEST(ResolveSettingsTest, WebsocketDebugIsTrueOneOrYesInAnyCase) {
+  for (const char* on : {"true", "TRUE", "True", "1", "yes", "Yes"}) {
+    absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({{"WEBSOCKET_DEBUG", on}}), 1);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_TRUE(s->websocket_debug) << on;
+  }
+  for (const char* off : {"false", "0", "no", "", "on", "truee"}) {
+    absl::StatusOr<Settings> s = ResolveSettings({}, {}, Env({{"WEBSOCKET_DEBUG", off}}), 1);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_FALSE(s->websocket_debug) << off;
+    EXPECT_THAT(s->warnings, IsEmpty()) << off;
+  }
 }
 
 TEST(ResolveSettingsTest, NoCoresCountedMeansOneWorker) {
