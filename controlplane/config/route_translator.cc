@@ -407,7 +407,9 @@ absl::Status TranslatePubSub(const Route& route, const std::string& field, Unrea
     if (!dataplane::auth::LoadJwtSecret(ps.jwt_secret_file(), ps.jwt_secret_env(), &x.jwt_secret,
                                         &error)) {
       x.jwt_secret.clear();
-      if (files == UnreadableFiles::kRefuse) {
+      // Both or neither of file and variable named is the config's fault, whatever the mode.
+      const bool misconfigured = ps.jwt_secret_file().empty() == ps.jwt_secret_env().empty();
+      if (files == UnreadableFiles::kRefuse || misconfigured) {
         const char* name = !ps.jwt_secret_env().empty() && ps.jwt_secret_file().empty()
                                ? ".jwt_secret_env"
                                : ".jwt_secret_file";
