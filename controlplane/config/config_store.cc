@@ -235,9 +235,8 @@ absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits d
   if (!translated.ok()) {
     spdlog::error("config version {} not applied: {}", version,
                   std::string(translated.status().message()));
-    return absl::InternalError(
-        absl::StrCat("config version ", version,
-                     " does not translate: ", translated.status().message()));
+    return absl::InternalError(absl::StrCat(
+        "config version ", version, " does not translate: ", translated.status().message()));
   }
   // Persist next: a change that is acknowledged must survive a restart.
   if (state_file_ != nullptr) {

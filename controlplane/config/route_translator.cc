@@ -209,23 +209,23 @@ absl::Status TranslateHttpBridge(const Route& route, const std::string& field,
   if (!settings.ok()) return settings.status();
   auto& s = **settings;
   if (hb.max_in_flight() > kMaxInFlight) {
-    return Invalid(field + ".max_in_flight",
-                   absl::StrCat("must be 0 (default 16) or 1..", kMaxInFlight, ", got ",
-                                hb.max_in_flight()));
+    return Invalid(
+        field + ".max_in_flight",
+        absl::StrCat("must be 0 (default 16) or 1..", kMaxInFlight, ", got ", hb.max_in_flight()));
   }
   if (hb.max_in_flight() != 0) rc->http_bridge.max_in_flight = hb.max_in_flight();
   if (hb.request_timeout_ms() > kMaxRequestTimeoutMs) {
     return Invalid(field + ".request_timeout_ms",
-                   absl::StrCat("must be 0 (default 30000) or 1..", kMaxRequestTimeoutMs,
-                                ", got ", hb.request_timeout_ms()));
+                   absl::StrCat("must be 0 (default 30000) or 1..", kMaxRequestTimeoutMs, ", got ",
+                                hb.request_timeout_ms()));
   }
   if (hb.request_timeout_ms() != 0) {
     rc->http_bridge.request_timeout = std::chrono::milliseconds(hb.request_timeout_ms());
   }
   if (hb.max_redirects() > kMaxRedirects) {
-    return Invalid(field + ".max_redirects", absl::StrCat("must be 0 (default 5) or 1..",
-                                                          kMaxRedirects, ", got ",
-                                                          hb.max_redirects()));
+    return Invalid(
+        field + ".max_redirects",
+        absl::StrCat("must be 0 (default 5) or 1..", kMaxRedirects, ", got ", hb.max_redirects()));
   }
   if (hb.max_redirects() != 0 && !hb.follow_redirects()) {
     return Invalid(field + ".max_redirects", "only meaningful with follow_redirects: true");
@@ -265,23 +265,23 @@ absl::Status TranslateExternalClient(const Route& route, const std::string& fiel
   }
   if (ec.connect_timeout_ms() > kMaxConnectTimeoutMs) {
     return Invalid(field + ".connect_timeout_ms",
-                   absl::StrCat("must be 0 (default 30000) or 1..", kMaxConnectTimeoutMs,
-                                ", got ", ec.connect_timeout_ms()));
+                   absl::StrCat("must be 0 (default 30000) or 1..", kMaxConnectTimeoutMs, ", got ",
+                                ec.connect_timeout_ms()));
   }
   if (ec.connect_timeout_ms() != 0) {
     x.connect_timeout = std::chrono::milliseconds(ec.connect_timeout_ms());
   }
   if (ec.messages_per_minute() > kMaxMessagesPerMinute) {
     return Invalid(field + ".messages_per_minute",
-                   absl::StrCat("must be 0 (default 100) or 1..", kMaxMessagesPerMinute,
-                                ", got ", ec.messages_per_minute()));
+                   absl::StrCat("must be 0 (default 100) or 1..", kMaxMessagesPerMinute, ", got ",
+                                ec.messages_per_minute()));
   }
   if (ec.messages_per_minute() != 0) x.messages_per_minute = ec.messages_per_minute();
   const std::string param = ec.client_id_param().empty() ? "client_id" : ec.client_id_param();
   if (path.find(absl::StrCat("{", param, "}")) == std::string::npos) {
-    return Invalid(ec.client_id_param().empty() ? field : field + ".client_id_param",
-                   absl::StrCat("the path '", path, "' has no {", param,
-                                "} parameter to name the client"));
+    return Invalid(
+        ec.client_id_param().empty() ? field : field + ".client_id_param",
+        absl::StrCat("the path '", path, "' has no {", param, "} parameter to name the client"));
   }
   x.client_id_param = param;
   rc->outbound = *std::move(settings);
@@ -323,9 +323,9 @@ absl::Status TranslateRoom(const Route& route, const std::string& field, RouteCo
   const std::string& path = route.path();
   const std::string client = room.client_id_param().empty() ? "client_id" : room.client_id_param();
   if (!PathHasParam(path, client)) {
-    return Invalid(room.client_id_param().empty() ? field : field + ".client_id_param",
-                   absl::StrCat("the path '", path, "' has no {", client,
-                                "} parameter to name the client"));
+    return Invalid(
+        room.client_id_param().empty() ? field : field + ".client_id_param",
+        absl::StrCat("the path '", path, "' has no {", client, "} parameter to name the client"));
   }
   if (!room.room_param().empty() && !PathHasParam(path, room.room_param())) {
     return Invalid(field + ".room_param", absl::StrCat("the path '", path, "' has no {",
@@ -361,29 +361,28 @@ absl::Status TranslatePubSub(const Route& route, const std::string& field, Unrea
   auto& x = rc->pubsub;
   const std::string session = ps.session_param().empty() ? "session_id" : ps.session_param();
   if (!PathHasParam(path, session)) {
-    return Invalid(ps.session_param().empty() ? field : field + ".session_param",
-                   absl::StrCat("the path '", path, "' has no {", session,
-                                "} parameter to name the session"));
+    return Invalid(
+        ps.session_param().empty() ? field : field + ".session_param",
+        absl::StrCat("the path '", path, "' has no {", session, "} parameter to name the session"));
   }
   x.session_param = session;
   if (auto s = ValidateChannelTemplate(ps.down_channel(), field + ".down_channel", path); !s.ok()) {
     return s;
   }
-  x.down_channel =
-      ps.down_channel().empty() ? "session:{" + session + "}:down" : ps.down_channel();
+  x.down_channel = ps.down_channel().empty() ? "session:{" + session + "}:down" : ps.down_channel();
   if (auto s = ValidateChannelTemplate(ps.up_channel(), field + ".up_channel", path); !s.ok()) {
     return s;
   }
   if (ps.disable_up() && !ps.up_channel().empty()) {
     return Invalid(field + ".up_channel", "meaningless with disable_up: true");
   }
-  x.up_channel = ps.disable_up()             ? ""
+  x.up_channel = ps.disable_up()           ? ""
                  : ps.up_channel().empty() ? "session:{" + session + "}:up"
                                            : ps.up_channel();
   if (ps.subscribe_timeout_ms() > kMaxSubscribeTimeoutMs) {
     return Invalid(field + ".subscribe_timeout_ms",
-                   absl::StrCat("must be 0 (default 5000) or 1..", kMaxSubscribeTimeoutMs,
-                                ", got ", ps.subscribe_timeout_ms()));
+                   absl::StrCat("must be 0 (default 5000) or 1..", kMaxSubscribeTimeoutMs, ", got ",
+                                ps.subscribe_timeout_ms()));
   }
   if (ps.subscribe_timeout_ms() != 0) {
     x.subscribe_timeout = std::chrono::milliseconds(ps.subscribe_timeout_ms());
@@ -429,9 +428,9 @@ absl::Status TranslatePubSub(const Route& route, const std::string& field, Unrea
   }
   for (char c : ps.token_query_param()) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-      return Invalid(field + ".token_query_param",
-                     absl::StrCat("'", ps.token_query_param(),
-                                  "': letters, digits, '_', '-' and '.' only"));
+      return Invalid(
+          field + ".token_query_param",
+          absl::StrCat("'", ps.token_query_param(), "': letters, digits, '_', '-' and '.' only"));
     }
   }
   x.token_query_param = ps.token_query_param();
@@ -542,8 +541,8 @@ wsgate::v1::Limits EffectiveLimits(const Route& route, const wsgate::v1::Limits&
 }
 
 absl::StatusOr<TranslatedRoute> TranslateRoute(const Route& route, std::string_view field_in,
-                                              const wsgate::v1::Limits& defaults,
-                                              UnreadableFiles files) {
+                                               const wsgate::v1::Limits& defaults,
+                                               UnreadableFiles files) {
   const std::string field(field_in);
   auto rc = std::make_shared<RouteConfig>();
   if (route.name().empty()) return Invalid(field + ".name", "required");

@@ -39,9 +39,10 @@ struct TranslatedRoute {
 // default_limits (the route's limits are merged over them, EffectiveLimits). A route refused
 // here is refused with the same message by ValidateRoute, and a route ValidateRoute accepts
 // always translates.
-absl::StatusOr<TranslatedRoute> TranslateRoute(
-    const wsgate::v1::Route& route, std::string_view field, const wsgate::v1::Limits& defaults,
-    UnreadableFiles files = UnreadableFiles::kRefuse);
+absl::StatusOr<TranslatedRoute> TranslateRoute(const wsgate::v1::Route& route,
+                                               std::string_view field,
+                                               const wsgate::v1::Limits& defaults,
+                                               UnreadableFiles files = UnreadableFiles::kRefuse);
 
 // The limits a route's connections get, in proto form (LimitService.GetLimits `effective`): each
 // field of the route's own limits that is set (non-zero), else the default's, else the built-in

@@ -259,8 +259,7 @@ TEST(TranslateRouteTest, LimitsAreTheEffectiveOnesOverTheDefaults) {
   EXPECT_EQ(room->config->limits.client_id_param, "client_id");
   auto proxy = TranslateRoute(Proxy(), "route", defaults);
   ASSERT_TRUE(proxy.ok()) << proxy.status();
-  EXPECT_EQ(proxy->config->limits.slow_consumer,
-            dataplane::RouteLimits::SlowConsumer::kDropOldest);
+  EXPECT_EQ(proxy->config->limits.slow_consumer, dataplane::RouteLimits::SlowConsumer::kDropOldest);
   EXPECT_EQ(proxy->config->limits.client_id_param, "client_id");  // a {client_id} parameter
 }
 

@@ -23,8 +23,7 @@ using testing::ProxyRoute;
 
 // BuildSnapshot of routes that must translate.
 dataplane::SnapshotPtr Built(
-    const std::vector<wsgate::v1::Route>& routes, uint64_t version,
-    dataplane::StatsRegistry* stats,
+    const std::vector<wsgate::v1::Route>& routes, uint64_t version, dataplane::StatsRegistry* stats,
     const wsgate::v1::Limits& defaults = wsgate::v1::Limits::default_instance()) {
   auto snap = BuildSnapshot(routes, version, stats, defaults);
   EXPECT_TRUE(snap.ok()) << snap.status();
@@ -283,8 +282,7 @@ TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {
 
 TEST(BuildSnapshotTest, TableMatchesTheRoutes) {
   dataplane::StatsRegistry stats(1);
-  auto snap =
-      Built({EchoRoute("any", "/ws/{id}"), EchoRoute("admin", "/ws/admin")}, 3, &stats);
+  auto snap = Built({EchoRoute("any", "/ws/{id}"), EchoRoute("admin", "/ws/admin")}, 3, &stats);
   auto m = snap->table.Match("/ws/admin?x");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->route->name, "admin");
