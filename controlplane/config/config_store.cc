@@ -83,7 +83,9 @@ absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const wsgate::v1:
     store->version_ = 1;
   }
   SortByName(&store->routes_);
-  store->snapshot_ = BuildSnapshot(store->routes_, store->version_, stats, store->default_limits_);
+  auto snapshot = BuildSnapshot(store->routes_, store->version_, stats, store->default_limits_);
+  if (!snapshot.ok()) return snapshot.status();
+  store->snapshot_ = *std::move(snapshot);
   return store;
 }
 
@@ -119,8 +121,9 @@ absl::StatusOr<Route> ConfigStore::GetRoute(const std::string& name) const {
 
 absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
     const Route& route, std::optional<uint64_t> expected_version) {
-  if (auto s = ValidateRoute(route, "route"); !s.ok()) return s;
-  const std::string shape = dataplane::PathTemplate::Parse(route.path())->Shape();
+  auto translated = TranslateRoute(route, "route", wsgate::v1::Limits::default_instance());
+  if (!translated.ok()) return translated.status();
+  const std::string shape = std::move(translated->path_shape);
 
   std::unique_lock<std::mutex> writer(listener_mu_);
   auto [routes, defaults, version] = CopyCurrent();
@@ -226,7 +229,16 @@ absl::StatusOr<ConfigStore::LimitsChange> ConfigStore::UpdateLimits(
 
 absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits defaults,
                                  uint64_t version) {
-  // Persist first: a change that is acknowledged must survive a restart.
+  // Translate first: nothing is persisted that cannot be applied. The routes were validated, so
+  // this fails only on a bug; it then refuses the change instead of stopping the gateway.
+  auto translated = TranslateRoutes(routes, defaults);
+  if (!translated.ok()) {
+    spdlog::error("config version {} not applied: {}", version,
+                  std::string(translated.status().message()));
+    return absl::InternalError(absl::StrCat(
+        "config version ", version, " does not translate: ", translated.status().message()));
+  }
+  // Persist next: a change that is acknowledged must survive a restart.
   if (state_file_ != nullptr) {
     wsgate::v1::StoredState state;
     state.set_config_version(version);
@@ -237,7 +249,7 @@ absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits d
       return s;
     }
   }
-  dataplane::SnapshotPtr snapshot = BuildSnapshot(routes, version, stats_, defaults);
+  dataplane::SnapshotPtr snapshot = MakeSnapshot(*std::move(translated), version, stats_);
   Listener listener;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -16,9 +16,10 @@ namespace wsgate::controlplane {
 absl::Status ValidateLimits(const wsgate::v1::Limits& limits, std::string_view field);
 // One route on its own. `field` is the prefix for error messages ("route", "routes[3]").
 // Refuses route kinds and limits that are declared in the schema but not implemented yet.
+// TranslateRoute (route_translator.h) with its result dropped: the checks are the translation's.
 absl::Status ValidateRoute(const wsgate::v1::Route& route, std::string_view field);
-// The whole config: every route, unique names, no two routes with the same path shape, server
-// settings in range.
+// The whole config: every route (translated over default_limits), unique names, no two routes
+// with the same path shape, server settings in range.
 absl::Status ValidateConfig(const wsgate::v1::Config& config);
 
 }  // namespace wsgate::controlplane

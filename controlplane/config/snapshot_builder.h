@@ -1,29 +1,35 @@
-// Translation of validated proto routes into the data plane's immutable runtime snapshot.
+// The data plane's immutable runtime snapshot, built from proto routes by translating each one
+// (route_translator.h: the same walk that validates them).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "controlplane/config/route_translator.h"
 #include "dataplane/routing/snapshot.h"
 #include "dataplane/stats/route_stats.h"
 #include "wsgate/v1/config.pb.h"
 
 namespace wsgate::controlplane {
 
-// `routes` must have passed ValidateRoute (invalid input here is a programming error). Fills in
-// defaults, parses upstream URLs, lowercases header names, and resolves each route's counters in
-// `stats` once, so the hot path never looks a metric up by label.
-// `defaults` are the gateway's default_limits: every route's limits are its own over them.
-dataplane::SnapshotPtr BuildSnapshot(
+// Translates every route (TranslateRoute with UnreadableFiles::kFailClosed: files re-read on
+// every apply, a vanished one fails the route closed) over `defaults`, the gateway's
+// default_limits. The first route that does not translate is the error, named "routes[i]..."
+// (`routes` that passed ValidateRoute always translate). No side effects on any registry.
+absl::StatusOr<std::vector<std::shared_ptr<dataplane::RouteConfig>>> TranslateRoutes(
+    const std::vector<wsgate::v1::Route>& routes, const wsgate::v1::Limits& defaults);
+
+// Resolves each route's counters in `stats` once (so the hot path never looks a metric up by
+// label), drops the series of routes that are gone, and wraps the routes in a Snapshot. Cannot
+// fail. `stats` may be null (no counters).
+dataplane::SnapshotPtr MakeSnapshot(std::vector<std::shared_ptr<dataplane::RouteConfig>> routes,
+                                    uint64_t version, dataplane::StatsRegistry* stats);
+
+// TranslateRoutes, then MakeSnapshot.
+absl::StatusOr<dataplane::SnapshotPtr> BuildSnapshot(
     const std::vector<wsgate::v1::Route>& routes, uint64_t version, dataplane::StatsRegistry* stats,
     const wsgate::v1::Limits& defaults = wsgate::v1::Limits::default_instance());
-
-// The limits a route's connections get, in proto form (LimitService.GetLimits `effective`): each
-// field of the route's own limits that is set (non-zero), else the default's, else the built-in
-// value (max_message_bytes 16 MiB, 1 MiB on external_client; burst = ceil(rate) when a rate is
-// set; ping timeout = the interval; rate policy DROP; slow-consumer policy CLOSE). Fields left 0
-// mean "no such limit".
-wsgate::v1::Limits EffectiveLimits(const wsgate::v1::Route& route,
-                                   const wsgate::v1::Limits& defaults);
 
 }  // namespace wsgate::controlplane

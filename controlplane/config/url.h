@@ -1,4 +1,7 @@
-// Parsing of upstream WebSocket URLs. Pure functions.
+// Parsing of upstream WebSocket URLs as a route configures them. Pure functions. Not the data
+// plane's outbound-target parser (dataplane/protocol/url.h): that one takes http/https/ws/wss,
+// drops fragments, normalises the host and percent-encodes the path; this one takes ws:// only,
+// keeps the URL as written, and its refusals are config errors with their own wording.
 #pragma once
 
 #include <string_view>

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "controlplane/config/snapshot_builder.h"
+#include "controlplane/config/route_translator.h"
 #include "controlplane/grpc/access.h"
 #include "controlplane/grpc/status.h"
 

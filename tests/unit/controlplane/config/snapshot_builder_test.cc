@@ -21,9 +21,18 @@ using ::testing::ElementsAre;
 using ::testing::Pair;
 using testing::ProxyRoute;
 
+// BuildSnapshot of routes that must translate.
+dataplane::SnapshotPtr Built(
+    const std::vector<wsgate::v1::Route>& routes, uint64_t version, dataplane::StatsRegistry* stats,
+    const wsgate::v1::Limits& defaults = wsgate::v1::Limits::default_instance()) {
+  auto snap = BuildSnapshot(routes, version, stats, defaults);
+  EXPECT_TRUE(snap.ok()) << snap.status();
+  return snap.ok() ? *std::move(snap) : nullptr;
+}
+
 TEST(BuildSnapshotTest, DefaultsAreFilledIn) {
   dataplane::StatsRegistry stats(1);
-  auto snap = BuildSnapshot({ProxyRoute("p", "/p", "ws://h/x")}, 7, &stats);
+  auto snap = Built({ProxyRoute("p", "/p", "ws://h/x")}, 7, &stats);
   ASSERT_EQ(snap->routes.size(), 1u);
   const auto& r = *snap->routes[0];
   EXPECT_EQ(snap->version, 7u);
@@ -43,7 +52,7 @@ TEST(BuildSnapshotTest, ConfiguredValuesAndParsedUrl) {
   p.mutable_websocket()->set_connect_timeout_ms(250);
   p.mutable_limits()->set_max_message_bytes(1024);
   p.set_version(5);
-  auto snap = BuildSnapshot({p, EchoRoute("e", "/e")}, 9, &stats);
+  auto snap = Built({p, EchoRoute("e", "/e")}, 9, &stats);
   ASSERT_EQ(snap->routes.size(), 2u);
   const auto& r = *snap->routes[0];
   EXPECT_EQ(r.name, "p");
@@ -80,7 +89,7 @@ TEST(BuildSnapshotTest, HttpBridgeDefaultsAndValues) {
   hb->set_max_request_bytes(100);
   hb->set_max_response_bytes(200);
   hb->mutable_tls()->set_verify(wsgate::v1::OutboundTls::VERIFY_OFF);
-  auto snap = BuildSnapshot({d, c}, 1, &stats);
+  auto snap = Built({d, c}, 1, &stats);
   const auto& rd = *snap->routes[0];
   EXPECT_EQ(rd.kind, dataplane::RouteKind::kHttpBridge);
   EXPECT_EQ(rd.http_bridge.max_in_flight, 16u);
@@ -120,7 +129,7 @@ TEST(BuildSnapshotTest, ExternalClientDefaultsAndValues) {
   ec->set_messages_per_minute(5);
   ec->set_client_id_param("user");
   c.mutable_limits()->set_max_message_bytes(4096);
-  auto snap = BuildSnapshot({d, c}, 1, &stats);
+  auto snap = Built({d, c}, 1, &stats);
   const auto& rd = *snap->routes[0];
   EXPECT_EQ(rd.kind, dataplane::RouteKind::kExternalClient);
   EXPECT_EQ(rd.external_client.max_connections_per_client, 10u);
@@ -149,7 +158,7 @@ TEST(BuildSnapshotTest, EffectiveLimitsAreRouteOverDefaultsOverBuiltIns) {
   e.mutable_limits()->set_rate_policy(wsgate::v1::Limits::RATE_POLICY_CLOSE);
   e.mutable_limits()->set_ping_interval_ms(1000);
   wsgate::v1::Route plain = EchoRoute("plain", "/plain");
-  auto snap = BuildSnapshot({e, plain}, 1, &stats, defaults);
+  auto snap = Built({e, plain}, 1, &stats, defaults);
   const auto& re = snap->routes[0]->limits;
   EXPECT_DOUBLE_EQ(re.messages_per_second, 2.5);  // the route's own
   EXPECT_EQ(re.message_burst, 3u);                // built-in: ceil(rate)
@@ -182,7 +191,7 @@ TEST(BuildSnapshotTest, DropOldestFromTheDefaultsIsCloseWhereTheWorkerDoesNotSen
   wsgate::v1::Route echo = EchoRoute("e", "/e");
   wsgate::v1::Route room = EchoRoute("room", "/chat/{client_id}");
   room.mutable_room();
-  auto snap = BuildSnapshot({echo, room}, 1, &stats, defaults);
+  auto snap = Built({echo, room}, 1, &stats, defaults);
   EXPECT_EQ(snap->routes[0]->limits.slow_consumer,
             dataplane::RouteLimits::SlowConsumer::kDropOldest);
   EXPECT_EQ(snap->routes[1]->limits.slow_consumer, dataplane::RouteLimits::SlowConsumer::kClose);
@@ -199,7 +208,7 @@ TEST(BuildSnapshotTest, ClientIdParamPerKind) {
   ps.mutable_pubsub()->set_session_param("sid");
   wsgate::v1::Route ps_default = EchoRoute("psd", "/psd/{session_id}");
   ps_default.mutable_pubsub();
-  auto snap = BuildSnapshot({room, ps, ps_default}, 1, &stats);
+  auto snap = Built({room, ps, ps_default}, 1, &stats);
   EXPECT_EQ(snap->routes[0]->limits.client_id_param, "who");
   EXPECT_EQ(snap->routes[1]->limits.client_id_param, "sid");
   EXPECT_EQ(snap->routes[2]->limits.client_id_param, "session_id");
@@ -226,7 +235,7 @@ TEST(BuildSnapshotTest, PubSubJwtSecretIsReadOnEveryBuildAndFailsClosed) {
   r.mutable_limits()->set_ping_interval_ms(1500);
   r.mutable_limits()->set_ping_timeout_ms(700);
   write("first\r\n");
-  auto snap = BuildSnapshot({r}, 1, &stats);
+  auto snap = Built({r}, 1, &stats);
   const auto& x = snap->routes[0]->pubsub;
   EXPECT_EQ(x.auth, dataplane::PubSubSettings::Auth::kJwtHs256);
   EXPECT_EQ(x.jwt_secret, "first");  // trailing CR/LF removed
@@ -238,14 +247,14 @@ TEST(BuildSnapshotTest, PubSubJwtSecretIsReadOnEveryBuildAndFailsClosed) {
   EXPECT_EQ(snap->routes[0]->limits.ping_interval_ms, 1500u);
   EXPECT_EQ(snap->routes[0]->limits.ping_timeout_ms, 700u);
   write("rotated");
-  EXPECT_EQ(BuildSnapshot({r}, 2, &stats)->routes[0]->pubsub.jwt_secret, "rotated");
+  EXPECT_EQ(Built({r}, 2, &stats)->routes[0]->pubsub.jwt_secret, "rotated");
   // Gone after validation: the route is built without a secret (its handshakes get 503).
   std::remove(path.c_str());
-  EXPECT_EQ(BuildSnapshot({r}, 3, &stats)->routes[0]->pubsub.jwt_secret, "");
+  EXPECT_EQ(Built({r}, 3, &stats)->routes[0]->pubsub.jwt_secret, "");
   ps->clear_jwt_secret_file();
   ps->set_jwt_secret_env("WSGATE_SNAPSHOT_TEST_JWT");
   ::setenv("WSGATE_SNAPSHOT_TEST_JWT", "from-env\n", 1);
-  EXPECT_EQ(BuildSnapshot({r}, 4, &stats)->routes[0]->pubsub.jwt_secret, "from-env\n");  // as-is
+  EXPECT_EQ(Built({r}, 4, &stats)->routes[0]->pubsub.jwt_secret, "from-env\n");  // as-is
   ::unsetenv("WSGATE_SNAPSHOT_TEST_JWT");
 }
 
@@ -255,15 +264,15 @@ TEST(BuildSnapshotTest, RoomFormat) {
   text.mutable_room();
   wsgate::v1::Route json = EchoRoute("j", "/j/{client_id}");
   json.mutable_room()->set_format(wsgate::v1::RoomRoute::FORMAT_JSON);
-  auto snap = BuildSnapshot({text, json}, 1, &stats);
+  auto snap = Built({text, json}, 1, &stats);
   EXPECT_FALSE(snap->routes[0]->room.json_format);
   EXPECT_TRUE(snap->routes[1]->room.json_format);
 }
 
 TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {
   dataplane::StatsRegistry stats(1);
-  auto s1 = BuildSnapshot({EchoRoute("e", "/e")}, 1, &stats);
-  auto s2 = BuildSnapshot({EchoRoute("e", "/e2"), EchoRoute("f", "/f")}, 2, &stats);
+  auto s1 = Built({EchoRoute("e", "/e")}, 1, &stats);
+  auto s2 = Built({EchoRoute("e", "/e2"), EchoRoute("f", "/f")}, 2, &stats);
   ASSERT_NE(s1->routes[0]->stats, nullptr);
   EXPECT_EQ(s1->routes[0]->stats, stats.ForRoute("e"));
   EXPECT_EQ(s2->routes[0]->stats, s1->routes[0]->stats);  // same name, same counters
@@ -273,8 +282,7 @@ TEST(BuildSnapshotTest, StatsPointerComesFromTheRegistryAndIsStable) {
 
 TEST(BuildSnapshotTest, TableMatchesTheRoutes) {
   dataplane::StatsRegistry stats(1);
-  auto snap =
-      BuildSnapshot({EchoRoute("any", "/ws/{id}"), EchoRoute("admin", "/ws/admin")}, 3, &stats);
+  auto snap = Built({EchoRoute("any", "/ws/{id}"), EchoRoute("admin", "/ws/admin")}, 3, &stats);
   auto m = snap->table.Match("/ws/admin?x");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->route->name, "admin");
@@ -284,12 +292,19 @@ TEST(BuildSnapshotTest, TableMatchesTheRoutes) {
   EXPECT_THAT(m->params, ElementsAre(Pair("id", "c1")));
 }
 
-TEST(BuildSnapshotDeathTest, UnvalidatedRouteCrashesLoudly) {
+TEST(BuildSnapshotTest, UntranslatableRouteIsAnErrorNotACrash) {
   dataplane::StatsRegistry stats(1);
   wsgate::v1::Route r;
   r.set_name("x");
   r.set_path("/x");  // no kind
-  EXPECT_DEATH(BuildSnapshot({r}, 1, &stats), "");
+  auto snap = BuildSnapshot({EchoRoute("e", "/e"), r}, 1, &stats);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_EQ(snap.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(snap.status().message()), ::testing::StartsWith("routes[1].kind: "));
+  // Nothing was registered for a build that failed.
+  int registered = 0;
+  stats.ForEach([&](const dataplane::RouteStats&) { ++registered; });
+  EXPECT_EQ(registered, 0);
 }
 
 }  // namespace
