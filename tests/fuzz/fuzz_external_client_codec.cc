@@ -24,8 +24,8 @@ bool HasSplitter(std::string_view s) {
 }
 
 void CheckEvent(const std::string& text) {
-  FUZZ_CHECK(nlohmann::json::accept(text));
-  const auto j = nlohmann::json::parse(text);
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  FUZZ_CHECK(!j.is_discarded());
   FUZZ_CHECK(j.is_object() && j.contains("type"));
 }
 
