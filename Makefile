@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench docs clean format tidy
+.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench docs clean format tidy fuzz
 
 all: build
 
@@ -58,6 +58,13 @@ test-asan: deps helm-tools
 
 bench: build
 	bash bench/run.sh
+
+# The parser fuzz targets of tests/fuzz with clang + libFuzzer (installed when missing) into
+# build-fuzz/, each run FUZZ_SECONDS on its seed corpus; prints executions and cov/ft per target.
+# Not part of `make test` (which replays the same targets' corpora with g++, ctest fuzz.*).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) BUILD_FUZZ=$(CURDIR)/build-fuzz bash tests/fuzz/run.sh
 
 # docs/operate.md from docs/operate.md.in: grpcurl into .tools/ (skipped when there), then every
 # documented command run against a fresh demo wsgate. Not part of `make test`.

@@ -152,7 +152,9 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
     for (char c : host) {
       if (!IsHostChar(c)) return absl::InvalidArgumentError("invalid character in URL host");
     }
-    if (host.front() == '.' || host.find("..") != std::string_view::npos) {
+    // After the one trailing dot a fully qualified name may have: another one ("a..") is an
+    // empty label too (found by tests/fuzz/fuzz_url.cc: "a.." parsed as the host "a.").
+    if (host.front() == '.' || host.back() == '.' || host.find("..") != std::string_view::npos) {
       return absl::InvalidArgumentError("empty label in URL host");
     }
     url.host = text::Lower(host);

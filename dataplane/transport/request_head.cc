@@ -60,8 +60,12 @@ HeadParseResult ParseRequestHead(std::string_view bytes, size_t max_bytes) {
   parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(max_bytes, UINT32_MAX)));
   parser.eager(false);  // stop at the end of the head; the body is none of our business
 
+  // Only the first max_bytes go to the parser, as in ParseUpstreamResponse: Beast's header_limit
+  // counts the request line and the fields separately, so alone it let a head of up to twice the
+  // limit through as complete (found by tests/fuzz/fuzz_request_head.cc).
+  const std::string_view window = bytes.substr(0, max_bytes);
   boost::beast::error_code ec;
-  size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+  size_t used = parser.put(boost::asio::buffer(window.data(), window.size()), ec);
   if (ec == http::error::need_more) {
     result.status = bytes.size() >= max_bytes ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
     return result;
