@@ -245,9 +245,8 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
                                                  ErrorJson(code, status.error_message()), "}");
     reply_->Write(Envelope(0x02, end), nullptr);
     reply_->End();
-    handler_->Finish(&context_, code);
     std::shared_ptr<Call> keep = std::move(self_);
-    handler_->Retire(std::move(keep));
+    handler_->Done(&context_, code, std::move(keep));
   }
 
  private:
@@ -269,8 +268,7 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
                                    ErrorJson(13, out.status().message()), {}});
       }
     }
-    handler_->Finish(&context_, code);
-    handler_->Retire(shared_from_this());
+    handler_->Done(&context_, code, shared_from_this());
   }
 
   ConnectHandler* const handler_;
@@ -329,16 +327,16 @@ bool ConnectHandler::Begin(grpc::ClientContext* context) {
   return true;
 }
 
-void ConnectHandler::Finish(grpc::ClientContext* context, int code) {
+void ConnectHandler::Done(grpc::ClientContext* context, int code, std::shared_ptr<Call> call) {
   Count(code);
-  std::lock_guard<std::mutex> lock(mu_);
-  in_flight_.erase(context);
-  if (in_flight_.empty()) idle_.notify_all();
-}
-
-void ConnectHandler::Retire(std::shared_ptr<Call> call) {
+  // One step under one lock: leaving in_flight_ and entering finished_ must not be seen apart.
+  // Shutdown waits for in_flight_ to empty and then takes finished_; were the call retired after
+  // that, it would live on in finished_ until ~ConnectHandler, after the admin loop (whose
+  // strand its socket uses) is gone: a use after free, seen under ASan at SIGTERM.
   std::lock_guard<std::mutex> lock(mu_);
   finished_.push_back(std::move(call));
+  in_flight_.erase(context);
+  if (in_flight_.empty()) idle_.notify_all();
 }
 
 void ConnectHandler::Count(int code) {

@@ -75,8 +75,9 @@ class ConnectHandler {
  private:
   friend class Call;
   bool Begin(grpc::ClientContext* context);  // false once shut down
-  void Finish(grpc::ClientContext* context, int code);
-  void Retire(std::shared_ptr<Call> call);
+  // A call has answered: counted, out of in_flight_ and into finished_ (destroyed later, on the
+  // admin thread or by Shutdown), atomically.
+  void Done(grpc::ClientContext* context, int code, std::shared_ptr<Call> call);
   void Count(int code);
 
   const TokenTable* const tokens_;
