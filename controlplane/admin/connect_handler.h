@@ -61,7 +61,8 @@ class ConnectHandler {
   void Register(AdminRoutes& routes);
 
   // Cancels the calls in flight, waits (at most `timeout`) until they have finished, and refuses
-  // new ones. Call before the gRPC server shuts down and while the admin server still runs.
+  // new ones. Call before the gRPC server shuts down and while the admin server still runs;
+  // calling it again after the server's shutdown releases the calls that outlived the first wait.
   void Shutdown(std::chrono::milliseconds timeout);
 
   // wsgate_connect_requests_total{code} and wsgate_control_auth_denied_total{code}.

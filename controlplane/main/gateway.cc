@@ -264,6 +264,10 @@ class Gateway {
     // on go away.
     if (connect_) connect_->Shutdown(kGrpcShutdownDeadline);
     if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownDeadline);
+    // A call that outlived the first wait has now been ended by the server's shutdown; wait for
+    // it again so that it is released here, while the admin loop its reply writes through still
+    // exists, and not later in ~ConnectHandler.
+    if (connect_) connect_->Shutdown(kGrpcShutdownDeadline);
     if (admin_) admin_->Stop();
     grpc_.reset();
     admin_.reset();
