@@ -7,7 +7,7 @@
 #include <string_view>
 #include <type_traits>
 
-namespace wsgate::dataplane::protocol::text {
+namespace wsgate::text {
 
 inline char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 inline char UpperChar(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
@@ -62,4 +62,4 @@ std::string Cat(const Parts&... parts) {
   return out;
 }
 
-}  // namespace wsgate::dataplane::protocol::text
+}  // namespace wsgate::text

@@ -1,4 +1,4 @@
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 
 #include <arpa/inet.h>
 
@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "dataplane/protocol/text.h"
+#include "common/text/ascii.h"
 
-namespace wsgate::dataplane::protocol {
+namespace wsgate::text {
 namespace {
 
 constexpr size_t kMaxUrlBytes = 8192;
@@ -112,7 +112,10 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
 
   for (unsigned char c : authority) {
     if (IsControl(c) || c == ' ' || c >= 0x80 || c == '\\' || c == '%') {
-      return absl::InvalidArgumentError("invalid character in URL host");
+      return absl::InvalidArgumentError(
+          IsControl(c) || c == ' ' || c >= 0x80
+              ? std::string("invalid character in URL host")
+              : text::Cat("invalid character '", static_cast<char>(c), "' in URL host"));
     }
   }
   if (authority.find('@') != std::string_view::npos) {
@@ -123,11 +126,13 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
   bool has_port = false;
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
-    if (close == std::string_view::npos) return absl::InvalidArgumentError("unterminated [IPv6]");
+    if (close == std::string_view::npos) {
+      return absl::InvalidArgumentError("IPv6 address is missing its closing ']'");
+    }
     std::string literal(authority.substr(1, close - 1));
     in6_addr addr6;
     if (inet_pton(AF_INET6, literal.c_str(), &addr6) != 1) {
-      return absl::InvalidArgumentError("invalid IPv6 literal in URL");
+      return absl::InvalidArgumentError(text::Cat("'[", literal, "]' is not an IPv6 address"));
     }
     char canonical[INET6_ADDRSTRLEN];
     inet_ntop(AF_INET6, &addr6, canonical, sizeof(canonical));
@@ -135,7 +140,9 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
     url.host_is_ipv6 = true;
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return absl::InvalidArgumentError("garbage after [IPv6]");
+      if (after.front() != ':') {
+        return absl::InvalidArgumentError("unexpected text after the IPv6 address");
+      }
       port_text = after.substr(1);
       has_port = true;
     }
@@ -147,10 +154,13 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
       has_port = true;
     }
     if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-    if (host.empty()) return absl::InvalidArgumentError("URL has no host");
+    if (host.empty()) return absl::InvalidArgumentError("host is missing");
     if (host.size() > kMaxHostBytes) return absl::InvalidArgumentError("URL host too long");
     for (char c : host) {
-      if (!IsHostChar(c)) return absl::InvalidArgumentError("invalid character in URL host");
+      if (!IsHostChar(c)) {
+        return absl::InvalidArgumentError(
+            text::Cat("host '", host, "' has an invalid character '", c, "'"));
+      }
     }
     // After the one trailing dot a fully qualified name may have: another one ("a..") is an
     // empty label too (found by tests/fuzz/fuzz_url.cc: "a.." parsed as the host "a.").
@@ -160,13 +170,16 @@ absl::StatusOr<Url> ParseUrl(std::string_view input) {
     url.host = text::Lower(host);
   }
   if (has_port) {
-    uint32_t port = 0;
     if (port_text.empty() || port_text.size() > 5 ||
-        port_text.find_first_not_of("0123456789") != std::string_view::npos || [&] {
-          for (char c : port_text) port = port * 10 + static_cast<uint32_t>(c - '0');
-          return port == 0 || port > 65535;
-        }()) {
-      return absl::InvalidArgumentError("invalid port in URL");
+        port_text.find_first_not_of("0123456789") != std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          text::Cat("port '", port_text, "' is not a number in 1..65535"));
+    }
+    uint32_t port = 0;
+    for (char c : port_text) port = port * 10 + static_cast<uint32_t>(c - '0');
+    if (port == 0 || port > 65535) {
+      return absl::InvalidArgumentError(
+          text::Cat("port ", port_text, " is out of range (1..65535)"));
     }
     url.port = static_cast<uint16_t>(port);
     url.explicit_port = true;
@@ -215,4 +228,4 @@ absl::StatusOr<Url> ResolveReference(const Url& base, std::string_view location)
   return ParseUrl(text::Cat(origin, RemoveDotSegments(path), tail));
 }
 
-}  // namespace wsgate::dataplane::protocol
+}  // namespace wsgate::text

@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace wsgate::dataplane::protocol {
+namespace wsgate::text {
 
 struct Url {
   std::string scheme;  // lowercase: "http", "https", "ws" or "wss"
@@ -43,4 +43,4 @@ absl::StatusOr<Url> ResolveReference(const Url& base, std::string_view location)
 
 uint16_t DefaultPort(std::string_view scheme);
 
-}  // namespace wsgate::dataplane::protocol
+}  // namespace wsgate::text

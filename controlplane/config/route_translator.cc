@@ -17,11 +17,8 @@
 #include "common/text/token.h"
 #include "controlplane/config/config_validator.h"
 #include "controlplane/config/url.h"
-#include "dataplane/auth/jwt_hs256.h"
-#include "dataplane/limits/token_bucket.h"
-#include "dataplane/outbound/http_client.h"
-#include "dataplane/outbound/target_policy.h"
-#include "dataplane/outbound/tls.h"
+#include "controlplane/config/jwt_secret.h"
+#include "dataplane/route_building.h"
 #include "dataplane/routing/path_template.h"
 
 namespace wsgate::controlplane {
@@ -135,79 +132,67 @@ constexpr uint32_t kMaxMessagesPerMinute = 1000000;
 // Allow-list, address ranges and TLS: what http_bridge and external_client share. Runs on the
 // control plane's thread: loading a CA file reads the disk, which a worker must never do.
 template <typename KindProto>
-absl::StatusOr<std::shared_ptr<dataplane::outbound::OutboundRouteSettings>> TranslateOutbound(
-    const Route& route, const KindProto& kind, const std::string& field,
-    const std::set<std::string>& schemes, UnreadableFiles files) {
-  namespace outbound = dataplane::outbound;
+absl::Status TranslateOutbound(const Route& route, const KindProto& kind, const std::string& field,
+                               const std::set<std::string>& schemes, UnreadableFiles files,
+                               dataplane::OutboundRouteBuilder* builder) {
   if (kind.allowed_targets_size() == 0) {
     return Invalid(field + ".allowed_targets",
                    "at least one target is required (e.g. \"https://api.example.com/v1\")");
   }
-  std::vector<outbound::TargetRule> rules;
   for (int i = 0; i < kind.allowed_targets_size(); ++i) {
     const std::string f = absl::StrCat(field, ".allowed_targets[", i, "]");
-    auto rule = outbound::ParseTargetRule(kind.allowed_targets(i));
-    if (!rule.ok()) return Invalid(f, rule.status().message());
-    if (schemes.count(rule->scheme) == 0) {
-      return Invalid(f, absl::StrCat("scheme '", rule->scheme, "' cannot be used by this kind (",
+    absl::StatusOr<std::string> scheme = builder->AddTarget(kind.allowed_targets(i));
+    if (!scheme.ok()) return Invalid(f, scheme.status().message());
+    if (schemes.count(*scheme) == 0) {
+      return Invalid(f, absl::StrCat("scheme '", *scheme, "' cannot be used by this kind (",
                                      absl::StrJoin(schemes, ", "), ")"));
     }
-    rules.push_back(*std::move(rule));
   }
   std::set<std::string> seen;
-  uint32_t ranges = 0;
   for (int i = 0; i < kind.allowed_address_ranges_size(); ++i) {
     const std::string f = absl::StrCat(field, ".allowed_address_ranges[", i, "]");
-    auto range = outbound::ParseAddressRange(kind.allowed_address_ranges(i));
-    if (!range.ok()) return Invalid(f, range.status().message());
+    if (auto s = builder->AddAddressRange(kind.allowed_address_ranges(i)); !s.ok()) {
+      return Invalid(f, s.message());
+    }
     if (!seen.insert(kind.allowed_address_ranges(i)).second) {
       return Invalid(f, absl::StrCat("'", kind.allowed_address_ranges(i), "' is listed twice"));
     }
-    ranges |= *range;
   }
-  auto settings = std::make_shared<outbound::OutboundRouteSettings>();
-  settings->policy = outbound::TargetPolicy(std::move(rules), ranges);
 
   const auto& tls = kind.tls();
-  outbound::TlsSettings tls_settings;
+  dataplane::TlsVerify verify = dataplane::TlsVerify::kSystemStore;
   if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
     if (tls.ca_file().empty()) {
       return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
     }
-    tls_settings.verify = outbound::TlsSettings::Verify::kCaFile;
-    tls_settings.ca_file = tls.ca_file();
+    verify = dataplane::TlsVerify::kCaFile;
   } else if (!tls.ca_file().empty()) {
     return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
   } else if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_OFF) {
-    tls_settings.verify = outbound::TlsSettings::Verify::kOff;
-  } else {
-    tls_settings.verify = outbound::TlsSettings::Verify::kSystemStore;
+    verify = dataplane::TlsVerify::kOff;
   }
-  auto ctx = outbound::MakeTlsContext(tls_settings);
-  if (ctx.ok()) {
-    settings->tls = *std::move(ctx);
-  } else if (files == UnreadableFiles::kRefuse &&
-             tls_settings.verify == outbound::TlsSettings::Verify::kCaFile) {
+  absl::Status loaded = builder->SetTls(verify, tls.ca_file());
+  if (loaded.ok()) return absl::OkStatus();
+  if (files == UnreadableFiles::kRefuse && verify == dataplane::TlsVerify::kCaFile) {
     // Read now: a missing or unparsable file refuses the route here instead of every https
     // connection on it failing later.
     return Invalid(field + ".tls.ca_file",
-                   absl::StrCat("'", tls.ca_file(), "': ", ctx.status().message()));
-  } else {
-    // A CA file that vanished after admission (or a system store that cannot be loaded): https
-    // targets of this route fail as unreachable (the documented meaning of a null context)
-    // instead of the gateway stopping.
-    spdlog::error("route {}: TLS context: {}; https targets will be unreachable", route.name(),
-                  std::string(ctx.status().message()));
+                   absl::StrCat("'", tls.ca_file(), "': ", loaded.message()));
   }
-  return settings;
+  // A CA file that vanished after admission (or a system store that cannot be loaded): https
+  // targets of this route fail as unreachable instead of the gateway stopping.
+  spdlog::error("route {}: TLS context: {}; https targets will be unreachable", route.name(),
+                std::string(loaded.message()));
+  return absl::OkStatus();
 }
 
 absl::Status TranslateHttpBridge(const Route& route, const std::string& field,
                                  UnreadableFiles files, RouteConfig* rc) {
   const auto& hb = route.http_bridge();
-  auto settings = TranslateOutbound(route, hb, field, {"http", "https"}, files);
-  if (!settings.ok()) return settings.status();
-  auto& s = **settings;
+  dataplane::OutboundRouteBuilder outbound;
+  if (auto s = TranslateOutbound(route, hb, field, {"http", "https"}, files, &outbound); !s.ok()) {
+    return s;
+  }
   if (hb.max_in_flight() > kMaxInFlight) {
     return Invalid(
         field + ".max_in_flight",
@@ -230,21 +215,19 @@ absl::Status TranslateHttpBridge(const Route& route, const std::string& field,
   if (hb.max_redirects() != 0 && !hb.follow_redirects()) {
     return Invalid(field + ".max_redirects", "only meaningful with follow_redirects: true");
   }
-  s.follow_redirects = hb.follow_redirects();
-  if (hb.max_redirects() != 0) s.max_redirects = static_cast<int>(hb.max_redirects());
+  outbound.SetRedirects(hb.follow_redirects(), hb.max_redirects());
   if (hb.max_request_bytes() > kMaxBodyBytes) {
     return Invalid(field + ".max_request_bytes",
                    absl::StrCat("must be 0 (default 1048576) or 1..", kMaxBodyBytes, ", got ",
                                 hb.max_request_bytes()));
   }
-  if (hb.max_request_bytes() != 0) s.max_request_bytes = hb.max_request_bytes();
   if (hb.max_response_bytes() > kMaxBodyBytes) {
     return Invalid(field + ".max_response_bytes",
                    absl::StrCat("must be 0 (default 10485760) or 1..", kMaxBodyBytes, ", got ",
                                 hb.max_response_bytes()));
   }
-  if (hb.max_response_bytes() != 0) s.max_response_bytes = hb.max_response_bytes();
-  rc->outbound = *std::move(settings);
+  outbound.SetBodyCaps(hb.max_request_bytes(), hb.max_response_bytes());
+  rc->outbound = outbound.Build();
   return absl::OkStatus();
 }
 
@@ -252,8 +235,10 @@ absl::Status TranslateExternalClient(const Route& route, const std::string& fiel
                                      UnreadableFiles files, RouteConfig* rc) {
   const auto& ec = route.external_client();
   const std::string& path = route.path();
-  auto settings = TranslateOutbound(route, ec, field, {"ws", "wss"}, files);
-  if (!settings.ok()) return settings.status();
+  dataplane::OutboundRouteBuilder outbound;
+  if (auto s = TranslateOutbound(route, ec, field, {"ws", "wss"}, files, &outbound); !s.ok()) {
+    return s;
+  }
   auto& x = rc->external_client;
   if (ec.max_connections_per_client() > kMaxExternalPerClient) {
     return Invalid(field + ".max_connections_per_client",
@@ -284,7 +269,7 @@ absl::Status TranslateExternalClient(const Route& route, const std::string& fiel
         absl::StrCat("the path '", path, "' has no {", param, "} parameter to name the client"));
   }
   x.client_id_param = param;
-  rc->outbound = *std::move(settings);
+  rc->outbound = outbound.Build();
   return absl::OkStatus();
 }
 
@@ -402,10 +387,11 @@ absl::Status TranslatePubSub(const Route& route, const std::string& field, Unrea
     // Read on every translation, so a rotated secret takes effect with the next config change.
     // On admission an unreadable or empty secret refuses the config instead of a route that
     // answers 503 to everyone; on a rebuild the route fails closed (503).
-    std::string error;
-    if (!dataplane::auth::LoadJwtSecret(ps.jwt_secret_file(), ps.jwt_secret_env(), &x.jwt_secret,
-                                        &error)) {
-      x.jwt_secret.clear();
+    absl::StatusOr<std::string> secret = LoadJwtSecret(ps.jwt_secret_file(), ps.jwt_secret_env());
+    if (secret.ok()) {
+      x.jwt_secret = *std::move(secret);
+    } else {
+      const std::string error(secret.status().message());
       // Both or neither of file and variable named is the config's fault, whatever the mode.
       const bool misconfigured = ps.jwt_secret_file().empty() == ps.jwt_secret_env().empty();
       if (files == UnreadableFiles::kRefuse || misconfigured) {
@@ -519,8 +505,7 @@ wsgate::v1::Limits EffectiveLimits(const Route& route, const wsgate::v1::Limits&
                                 : dataplane::RouteLimits::kDefaultMaxMessageBytes);
   }
   if (e.messages_per_second() > 0 && e.message_burst() == 0) {
-    e.set_message_burst(static_cast<uint32_t>(
-        dataplane::limits::TokenBucket::DefaultBurst(e.messages_per_second())));
+    e.set_message_burst(dataplane::DefaultMessageBurst(e.messages_per_second()));
   }
   if (e.rate_policy() == wsgate::v1::Limits::RATE_POLICY_UNSPECIFIED) {
     e.set_rate_policy(wsgate::v1::Limits::RATE_POLICY_DROP);

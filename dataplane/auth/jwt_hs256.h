@@ -45,14 +45,3 @@ const char* JwtOutcomeReason(JwtOutcome outcome);
 std::string HmacSha256(std::string_view key, std::string_view data);
 
 }  // namespace wsgate::dataplane::auth
-
-namespace wsgate::dataplane::auth {
-
-// The HMAC secret of a jwt_hs256 route, from exactly one of a file (its bytes, trailing CR/LF
-// removed: `echo secret > file` works) or an environment variable (its value as-is). Reads the
-// disk: control-plane thread only. False with `error` saying why (never the secret) when both
-// or neither are named, the file cannot be read, or the secret is empty.
-bool LoadJwtSecret(const std::string& file, const std::string& env_name, std::string* secret,
-                   std::string* error);
-
-}  // namespace wsgate::dataplane::auth

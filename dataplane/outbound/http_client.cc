@@ -16,8 +16,8 @@
 #include <deque>
 #include <unordered_map>
 
-#include "dataplane/protocol/text.h"
-#include "dataplane/protocol/url.h"
+#include "common/text/ascii.h"
+#include "common/text/url.h"
 
 namespace wsgate::dataplane::outbound {
 namespace {
@@ -25,7 +25,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
-namespace text = protocol::text;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 using boost::system::error_code;
@@ -88,7 +87,7 @@ struct Connection {
 
 using ConnectionPtr = std::unique_ptr<Connection>;
 
-std::string PoolKey(const protocol::Url& url, const TlsContextPtr& ctx) {
+std::string PoolKey(const text::Url& url, const TlsContextPtr& ctx) {
   char ptr[32];
   std::snprintf(ptr, sizeof(ptr), "%p", static_cast<const void*>(ctx.get()));
   return text::Cat(url.scheme, "://", url.HostHeader(), ":", url.port, "#", ptr);
@@ -153,7 +152,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void set_id(uint64_t id) { id_ = id; }
 
   void Start() {
-    auto url = protocol::ParseUrl(request_.url);
+    auto url = text::ParseUrl(request_.url);
     if (!url.ok()) {
       return Fail(HttpClientError::kTargetNotAllowed,
                   text::Cat("target URL rejected: ", std::string(url.status().message())),
@@ -408,7 +407,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       auto location = res.find(http::field::location);
       if (location != res.end()) {
         std::string_view loc(location->value().data(), location->value().size());
-        auto next = protocol::ResolveReference(url_, loc);
+        auto next = text::ResolveReference(url_, loc);
         if (!next.ok() || (next->scheme != "http" && next->scheme != "https")) {
           return Refuse(RefusalReason::kBadUrl, text::Cat("redirect to ", loc));
         }
@@ -430,7 +429,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     Finish(std::move(out));
   }
 
-  void FollowRedirect(int status, protocol::Url next) {
+  void FollowRedirect(int status, text::Url next) {
     ++redirects_;
     // 303 always, and 301/302 after a POST, become a GET without a body (what browsers and
     // Python requests do); 307/308 repeat the request as it was.
@@ -514,7 +513,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::vector<std::pair<std::string, std::string>> headers_;
 
  private:
-  protocol::Url url_;
+  text::Url url_;
   std::string key_;
   SteadyClock::time_point deadline_;
   asio::steady_timer timer_;

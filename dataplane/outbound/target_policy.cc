@@ -3,12 +3,11 @@
 #include <array>
 
 #include "absl/status/status.h"
-#include "dataplane/protocol/text.h"
+#include "common/text/ascii.h"
 
 namespace wsgate::dataplane::outbound {
 namespace {
 
-namespace text = protocol::text;
 
 std::optional<RefusalReason> ClassifyV4(uint32_t a) {
   auto in = [a](uint32_t net, int bits) {
@@ -188,7 +187,7 @@ absl::StatusOr<TargetRule> ParseTargetRule(std::string_view input) {
     rule.port = std::nullopt;
   } else {
     // Let the URL parser validate the port (and give the scheme default when there is none).
-    auto url = protocol::ParseUrl(
+    auto url = text::ParseUrl(
         text::Cat(rule.scheme, "://example.invalid", has_port ? ":" : "", port_text, "/"));
     if (!url.ok()) return bad("invalid port");
     rule.port = url->port;
@@ -198,13 +197,13 @@ absl::StatusOr<TargetRule> ParseTargetRule(std::string_view input) {
   } else {
     bool wildcard = text::StartsWith(host, "*.");
     std::string_view concrete = wildcard ? host.substr(2) : host;
-    auto url = protocol::ParseUrl(text::Cat(rule.scheme, "://", concrete, "/"));
+    auto url = text::ParseUrl(text::Cat(rule.scheme, "://", concrete, "/"));
     if (!url.ok() || concrete.empty()) return bad("invalid host");
     if (wildcard && url->host_is_ipv6) return bad("a wildcard needs a domain name");
     rule.host_pattern = wildcard ? text::Cat("*.", url->host) : url->host;
   }
   if (!path.empty() && path != "/") {
-    auto url = protocol::ParseUrl(text::Cat(rule.scheme, "://example.invalid", path));
+    auto url = text::ParseUrl(text::Cat(rule.scheme, "://example.invalid", path));
     if (!url.ok()) return bad("invalid path");
     if (HasAmbiguousPath(url->path)) return bad("dot segments in path");
     rule.path_prefix = url->path;
@@ -229,7 +228,7 @@ absl::StatusOr<TargetPolicy> TargetPolicy::Create(const std::vector<std::string>
   return TargetPolicy(std::move(rules), ranges);
 }
 
-std::optional<RefusalReason> TargetPolicy::Check(const protocol::Url& url) const {
+std::optional<RefusalReason> TargetPolicy::Check(const text::Url& url) const {
   RefusalReason best = RefusalReason::kScheme;
   for (const TargetRule& rule : rules_) {
     if (rule.scheme != url.scheme) continue;
@@ -248,7 +247,7 @@ std::optional<RefusalReason> TargetPolicy::Check(const protocol::Url& url) const
 }
 
 std::optional<RefusalReason> TargetPolicy::Check(std::string_view url) const {
-  auto parsed = protocol::ParseUrl(url);
+  auto parsed = text::ParseUrl(url);
   if (!parsed.ok()) return RefusalReason::kBadUrl;
   return Check(*parsed);
 }

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 
 namespace wsgate::dataplane::outbound {
 
@@ -75,7 +75,7 @@ class TargetPolicy {
                                              const std::vector<std::string>& allowed_ranges);
 
   // The pure pre-connection check: nullopt when some rule allows the URL.
-  std::optional<RefusalReason> Check(const protocol::Url& url) const;
+  std::optional<RefusalReason> Check(const text::Url& url) const;
   // Parses and checks; kBadUrl when `url` does not parse.
   std::optional<RefusalReason> Check(std::string_view url) const;
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/protocol/encoding.h"
-#include "dataplane/protocol/text.h"
+#include "common/text/ascii.h"
 
 namespace wsgate::dataplane::protocol {
 namespace {

@@ -13,13 +13,13 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "dataplane/outbound/target_policy.h"
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 namespace outbound = wsgate::dataplane::outbound;
-using wsgate::dataplane::protocol::ParseUrl;
+using wsgate::text::ParseUrl;
 
 const outbound::TargetPolicy& FixedPolicy() {
   static const outbound::TargetPolicy policy = [] {

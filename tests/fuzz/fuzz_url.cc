@@ -1,4 +1,4 @@
-// The URL parser the outbound allow-list and HTTP client share (dataplane/protocol/url.h).
+// The URL parser the outbound allow-list and HTTP client share (common/text/url.h).
 // Invariants: a URL that parses has a known scheme, a host, a path starting with '/', and its
 // normalised form (ToString) parses to the same scheme, host, port, path and query. Part of the
 // input after a newline is resolved as a redirect Location against it; a resolved URL also
@@ -8,20 +8,20 @@
 #include <string>
 #include <string_view>
 
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
-using wsgate::dataplane::protocol::ParseUrl;
-using wsgate::dataplane::protocol::Url;
+using wsgate::text::ParseUrl;
+using wsgate::text::Url;
 
 void CheckUrl(const Url& u) {
   FUZZ_CHECK(u.scheme == "http" || u.scheme == "https" || u.scheme == "ws" || u.scheme == "wss");
   FUZZ_CHECK(!u.host.empty());
   FUZZ_CHECK(!u.path.empty() && u.path[0] == '/');
   FUZZ_CHECK(u.has_query || u.query.empty());
-  FUZZ_CHECK(u.explicit_port || u.port == wsgate::dataplane::protocol::DefaultPort(u.scheme));
+  FUZZ_CHECK(u.explicit_port || u.port == wsgate::text::DefaultPort(u.scheme));
   const std::string text = u.ToString();
   auto again = ParseUrl(text);
   FUZZ_CHECK(again.ok());
@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto whole = ParseUrl(input);  // a newline inside: must not crash either way
     (void)whole;
     if (url.ok()) {
-      auto resolved = wsgate::dataplane::protocol::ResolveReference(*url, location);
+      auto resolved = wsgate::text::ResolveReference(*url, location);
       if (resolved.ok()) CheckUrl(*resolved);
     }
   }

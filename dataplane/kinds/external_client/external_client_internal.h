@@ -17,7 +17,7 @@
 #include "dataplane/outbound/http_client.h"
 #include "dataplane/outbound/target_policy.h"
 #include "dataplane/protocol/external_client_codec.h"
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 #include "dataplane/transport/tls_client_config.h"
 #include "dataplane/transport/ws_config.h"
 
@@ -40,13 +40,13 @@ std::optional<ExternalConnector::Result> PreCheck(const outbound::OutboundRouteS
 ExternalConnector::Result AddressRefused(outbound::RefusalReason reason);
 
 // The URL websocketpp connects to: the checked address as an IP literal.
-std::string AddressUrl(const protocol::Url& url, const boost::asio::ip::address& address);
+std::string AddressUrl(const text::Url& url, const boost::asio::ip::address& address);
 
 // external_connector.cc: the attempt for a URL that passed PreCheck (ExternalConnector::Start
 // has checked it), on the worker's ws:// or wss:// client endpoint by the URL's scheme.
 std::shared_ptr<ExternalConnector> StartConnect(
     OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> settings,
-    const protocol::Url& url, const std::vector<std::string>& protocols,
+    const text::Url& url, const std::vector<std::string>& protocols,
     const std::vector<std::pair<std::string, std::string>>& headers,
     std::chrono::milliseconds timeout, uint64_t max_message_bytes,
     ExternalConnector::Handlers handlers, ExternalConnector::Done done);

@@ -15,7 +15,7 @@
 #include "dataplane/outbound/target_policy.h"
 #include "dataplane/outbound/tls.h"
 #include "dataplane/protocol/external_client_codec.h"
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 #include "dataplane/transport/tls_client_config.h"
 
 namespace wsgate::dataplane::transport {
@@ -49,7 +49,7 @@ class ConnectorImpl : public ExternalConnector,
         done_(std::move(done)) {}
 
   // Returns the failure to report when the attempt could not even start.
-  std::optional<Result> Begin(const protocol::Url& url, const std::vector<std::string>& protocols,
+  std::optional<Result> Begin(const text::Url& url, const std::vector<std::string>& protocols,
                               const std::vector<std::pair<std::string, std::string>>& headers,
                               std::chrono::milliseconds timeout, uint64_t max_message_bytes,
                               Handlers handlers);
@@ -72,7 +72,7 @@ class ConnectorImpl : public ExternalConnector,
   boost::asio::steady_timer timer_;
   tcp::resolver resolver_;
   Done done_;
-  protocol::Url url_;
+  text::Url url_;
   std::vector<std::string> protocols_;
   std::vector<std::pair<std::string, std::string>> headers_;
   std::chrono::milliseconds timeout_{0};
@@ -101,7 +101,7 @@ void PrepareTls<TlsClientEndpoint>(OutboundKinds& kinds,
 
 template <typename Endpoint>
 std::optional<ExternalConnector::Result> ConnectorImpl<Endpoint>::Begin(
-    const protocol::Url& url, const std::vector<std::string>& protocols,
+    const text::Url& url, const std::vector<std::string>& protocols,
     const std::vector<std::pair<std::string, std::string>>& headers,
     std::chrono::milliseconds timeout, uint64_t max_message_bytes, Handlers handlers) {
   if (url.is_secure() && !settings_->tls) {
@@ -330,7 +330,7 @@ void ConnectorImpl<Endpoint>::OnTimeout() {
 template <typename Endpoint>
 std::shared_ptr<ExternalConnector> StartOn(
     Endpoint& endpoint, OutboundKinds& kinds,
-    std::shared_ptr<const outbound::OutboundRouteSettings> settings, const protocol::Url& url,
+    std::shared_ptr<const outbound::OutboundRouteSettings> settings, const text::Url& url,
     const std::vector<std::string>& protocols,
     const std::vector<std::pair<std::string, std::string>>& headers,
     std::chrono::milliseconds timeout, uint64_t max_message_bytes,
@@ -352,7 +352,7 @@ namespace external_client_internal {
 
 std::shared_ptr<ExternalConnector> StartConnect(
     OutboundKinds& kinds, std::shared_ptr<const outbound::OutboundRouteSettings> settings,
-    const protocol::Url& url, const std::vector<std::string>& protocols,
+    const text::Url& url, const std::vector<std::string>& protocols,
     const std::vector<std::pair<std::string, std::string>>& headers,
     std::chrono::milliseconds timeout, uint64_t max_message_bytes,
     ExternalConnector::Handlers handlers, ExternalConnector::Done done) {

@@ -12,7 +12,7 @@
 #include "dataplane/kinds/external_client/external_client_internal.h"
 #include "dataplane/outbound/target_policy.h"
 #include "dataplane/protocol/external_client_codec.h"
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -34,7 +34,7 @@ ExternalConnector::Result Failure(ExternalErrorCode code, std::string message,
 // and the address ranges when the host is an IP literal.
 std::optional<ExternalConnector::Result> PreCheck(const outbound::OutboundRouteSettings& settings,
                                                   const std::string& url_text) {
-  auto url = protocol::ParseUrl(url_text);
+  auto url = text::ParseUrl(url_text);
   if (!url.ok()) {
     return Failure(ExternalErrorCode::kNotAllowed,
                    "Invalid URL: " + std::string(url.status().message()),
@@ -71,7 +71,7 @@ ExternalConnector::Result AddressRefused(outbound::RefusalReason reason) {
 
 // The URL websocketpp connects to: the checked address as an IP literal, so that websocketpp's
 // own resolver has nothing left to resolve (a second lookup could answer differently).
-std::string AddressUrl(const protocol::Url& url, const boost::asio::ip::address& address) {
+std::string AddressUrl(const text::Url& url, const boost::asio::ip::address& address) {
   std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
   return url.scheme + "://" + host + ":" + std::to_string(url.port) + url.Target();
 }
@@ -114,7 +114,7 @@ std::shared_ptr<ExternalConnector> ExternalConnector::Start(
   }
   // PreCheck parsed it already. From here on the normalised form is used (lowercase scheme and
   // host), the one the allow-list judged: websocketpp's own URI parser refuses "WS://".
-  const protocol::Url parsed = *protocol::ParseUrl(url);
+  const text::Url parsed = *text::ParseUrl(url);
   return external_client_internal::StartConnect(kinds, std::move(settings), parsed, protocols,
                                                 headers, timeout, max_message_bytes,
                                                 std::move(handlers), std::move(done));

@@ -1,8 +1,8 @@
-#include "dataplane/protocol/url.h"
+#include "common/text/url.h"
 
 #include <gtest/gtest.h>
 
-namespace wsgate::dataplane::protocol {
+namespace wsgate::text {
 namespace {
 
 TEST(ParseUrl, SplitsAndNormalises) {
@@ -81,4 +81,4 @@ TEST(ResolveReference, AllForms) {
 }
 
 }  // namespace
-}  // namespace wsgate::dataplane::protocol
+}  // namespace wsgate::text
