@@ -262,15 +262,22 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     Write(std::move(bad), 11, /*keep_alive=*/false);
   }
 
-  void OnHeader(beast::error_code ec) {
+  // A read that ended the request: a client that went away is closed quietly, a malformed
+  // request gets 400.
+  bool EndedByReadError(beast::error_code ec) {
     if (IgnorableReadError(ec)) {
       Close();
-      return;
+      return true;
     }
     if (ec) {
       BadRequest(ec);
-      return;
+      return true;
     }
+    return false;
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (EndedByReadError(ec)) return;
     const auto& req = parser_->get();
     const std::string target(req.target());
     rpc_ = routes_->IsRpcPath(target.substr(0, target.find('?')));
@@ -315,14 +322,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       DispatchRpc(/*too_large=*/true);
       return;
     }
-    if (IgnorableReadError(ec)) {
-      Close();
-      return;
-    }
-    if (ec) {
-      BadRequest(ec);
-      return;
-    }
+    if (EndedByReadError(ec)) return;
     if (rpc_) {
       DispatchRpc(/*too_large=*/false);
       return;
