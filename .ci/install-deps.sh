@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgate needs to build, test and benchmark, if any is missing.
-# Idempotent and quiet when everything is there. Needs root (or sudo) on Debian bookworm.
+# Idempotent and quiet when everything is there. Extra package names may be given as arguments. Needs root (or sudo) on Debian bookworm.
 set -euo pipefail
 
 PACKAGES=(
@@ -23,6 +23,9 @@ PACKAGES=(
 
 # The admin UI builds with Node.js 18+ and npm. The machine image may bring its own Node.js
 # (which includes npm); only when npm is absent are Debian's packages installed.
+# Packages named on the command line are added (bench/run.sh asks for python3-matplotlib).
+PACKAGES+=("$@")
+
 NODE_PACKAGES=()
 command -v npm >/dev/null || NODE_PACKAGES=(nodejs npm)
 

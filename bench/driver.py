@@ -148,6 +148,9 @@ class Bench:
         self.echo_port = None
         self.wsgate_help = ""
         self.send_queue_limit = False
+        # Descriptors nginx may use (worker_rlimit_nofile); the curves raise it for 50,000 idle
+        # connections (two sockets each in the proxy).
+        self.fd_limit = 20000
 
     # ---- pinning ---------------------------------------------------------------------------------
 
@@ -184,11 +187,11 @@ class Bench:
 daemon off;
 master_process on;
 worker_processes {workers};
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile {self.fd_limit};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{
-    worker_connections 19500;
+    worker_connections {self.fd_limit - 500};
     use epoll;
 }}
 http {{

@@ -6,6 +6,7 @@
 #   bash bench/run.sh --all-cores  2 workers per proxy, nothing pinned
 #   bash bench/run.sh --help       every option (bench/driver.py)
 #   make bench BENCH_ARGS=--quick  the same options through make
+#   BENCH_CURVES=0 bash bench/run.sh   without the curves (bench/curves.py) that follow the table
 #
 # Installs what it needs (nginx-light, through .ci/install-deps.sh), builds the benchmark tools if
 # they are missing, raises the open-files limit, then hands over to bench/driver.py. Whatever
@@ -63,4 +64,17 @@ trap 'exit 143' TERM
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options, split on purpose
 /usr/bin/python3 "$ROOT/bench/driver.py" --build "$BUILD" --workdir "$WORK" ${BENCH_ARGS:-} "$@" &
 DRIVER=$!
-wait "$DRIVER"
+status=0
+wait "$DRIVER" || status=$?
+
+# Then the curves (bench/curves.py: msgs/s and p99 against connections, latency CDFs, RSS against
+# idle connections) as PNGs in bench/results/<date>/. BENCH_CURVES=0 skips them.
+if [[ "${BENCH_CURVES:-1}" != 0 && " ${BENCH_ARGS:-} $* " != *" --help "* ]]; then
+  bash .ci/install-deps.sh python3-matplotlib
+  quick=""
+  [[ " ${BENCH_ARGS:-} $* " == *" --quick "* ]] && quick="--quick"
+  /usr/bin/python3 "$ROOT/bench/curves.py" --build "$BUILD" --workdir "$WORK" $quick &
+  DRIVER=$!
+  wait "$DRIVER" || status=$?
+fi
+exit "$status"

@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -565,6 +566,17 @@ class Loader {
                   window_s > 0 ? window_.bytes / window_s / 1e6 : 0, hist_.Quantile(0.5) / 1e3,
                   hist_.Quantile(0.9) / 1e3, hist_.Quantile(0.99) / 1e3, hist_.max() / 1e3);
     json += buf;
+    // The round-trip distribution as quantiles (µs), for the CDF plots of `make bench`.
+    json += ",\"cdf_us\":[";
+    static constexpr double kCdfQuantiles[] = {0.01, 0.05, 0.1,  0.2,  0.3,   0.4,    0.5,
+                                               0.6,  0.7,  0.8,  0.9,  0.95,  0.99,   0.995,
+                                               0.999, 0.9995, 0.9999};
+    for (size_t i = 0; i < std::size(kCdfQuantiles); ++i) {
+      std::snprintf(buf, sizeof(buf), "%s[%.4f,%.1f]", i == 0 ? "" : ",", kCdfQuantiles[i],
+                    hist_.Quantile(kCdfQuantiles[i]) / 1e3);
+      json += buf;
+    }
+    json += "]";
     if (started) AppendCpuFigures(&json, window_s, static_cast<double>(window_.msgs));
     bool ok = started && window_.msgs > 0 && closed_early_ == 0 && protocol_errors_ == 0;
     return Finish(json, ok, ok ? "" : first_error_.empty() ? "no messages" : first_error_);
