@@ -232,7 +232,7 @@ routes:
         print(f"conformance: FAILED: {len(failures)} case(s) neither OK nor INFORMATIONAL: "
               + ", ".join(failures))
         return 1
-    print("conformance: every wsgate case OK or INFORMATIONAL")
+    print("conformance: every wsgate case OK or INFORMATIONAL, or as nginx in front of the same upstream")
     return 0
 
 
