@@ -20,7 +20,9 @@ if [ ! -x "$PYTHON27" ]; then
   exit 1
 fi
 stamp="$DEST/.installed"
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
+# The pins, the interpreter and the place: a moved checkout or another Python reinstalls (the
+# wrapper names both).
+want=$( { cat "$REQS"; echo "$PYTHON27 $DEST"; } | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$DEST/wstest" ]; then
   exit 0
 fi
