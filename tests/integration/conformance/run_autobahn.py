@@ -206,6 +206,11 @@ routes:
         gateway.stop()
         stop(upstream)
     elapsed = time.monotonic() - started
+    # Under WSGATE_SANITIZE a report (LeakSanitizer's at exit, say) shows in the log; a clean stop
+    # exits 0.
+    out = gateway.output()
+    if "Sanitizer" in out or gateway.proc.returncode != 0:
+        raise SystemExit(f"conformance: wsgate exited with {gateway.proc.returncode}:\n{out[-20000:]}")
 
     with open(os.path.join(report_dir, "index.json")) as f:
         index = json.load(f)

@@ -131,11 +131,18 @@ def handshake(port, path, version):
 @pytest.fixture(scope="module")
 def gw():
     up = RawUpstream(UP_PORT)
-    g = Gateway(CONFIG)
+    g = Gateway(CONFIG).start()
     g.upstream = up
-    with g:
+    try:
         yield g
-    up.sock.close()
+    finally:
+        g.stop()
+        up.sock.close()
+        out = g.output()
+        g.tmp.cleanup()
+    # Under WSGATE_SANITIZE a report shows here; a clean stop exits 0.
+    assert "Sanitizer" not in out, out[-20000:]
+    assert g.proc.returncode == 0, out[-5000:]
 
 
 @pytest.mark.parametrize("kind", sorted(PATHS))

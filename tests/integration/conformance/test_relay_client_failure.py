@@ -117,9 +117,17 @@ class RawUpstream:
 @pytest.fixture(scope="module")
 def env():
     up = RawUpstream(UP_PORT)
-    with Gateway(CONFIG) as gw:
+    gw = Gateway(CONFIG).start()
+    try:
         yield gw, up
-    up.listener.close()
+    finally:
+        gw.stop()
+        up.listener.close()
+        out = gw.output()
+        gw.tmp.cleanup()
+    # Under WSGATE_SANITIZE a report shows here; a clean stop exits 0.
+    assert "Sanitizer" not in out, out[-20000:]
+    assert gw.proc.returncode == 0, out[-5000:]
 
 
 def pair(gw, up, path="/raw"):
