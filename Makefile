@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools configure build build-all ui run test test-release test-asan bench docs clean format tidy fuzz
+.PHONY: all deps helm-tools autobahn-tools configure build build-all ui run test test-release test-asan bench docs clean format tidy fuzz
 
 all: build
 
@@ -19,6 +19,11 @@ $(BUILD)/build.ninja: | deps
 # helm and kubernetes-validate for tests/helm, into .tools/ (fast when already there)
 helm-tools: deps
 	@bash .ci/install-helm-tools.sh
+
+# The Autobahn TestSuite (wstest, pinned, on pyenv's Python 2.7) for tests/integration/conformance,
+# into .tools/autobahn (a no-op when already there)
+autobahn-tools:
+	@bash .ci/install-autobahn.sh
 
 configure: $(BUILD)/build.ninja
 
@@ -47,10 +52,10 @@ run: build
 test:
 	BUILD=$(BUILD) BUILD_ASAN=$(BUILD_ASAN) JOBS=$(JOBS) bash .ci/test.sh
 
-test-release: build helm-tools
+test-release: build helm-tools autobahn-tools
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600 -L binary
 
-test-asan: deps helm-tools
+test-asan: deps helm-tools autobahn-tools
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	$(MAKE) --no-print-directory ui UI_OUT=$(BUILD_ASAN)/controlplane/main/admin-ui

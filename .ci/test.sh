@@ -16,12 +16,29 @@ MAKE_VARS=(BUILD="$BUILD" BUILD_ASAN="$BUILD_ASAN" JOBS="$JOBS")
 
 step() { echo "test: $1 ($((SECONDS / 60)) min $((SECONDS % 60)) s since the start)"; }
 
+# The Debian packages first (a compiler among them: pip builds a few C extensions for wstest).
+make --no-print-directory deps
+mkdir -p "$BUILD"
+autobahn_log="$BUILD/autobahn-tools.log"
+nice -n 10 make --no-print-directory autobahn-tools >"$autobahn_log" 2>&1 &
+autobahn_pid=$!
+
 make --no-print-directory "${MAKE_VARS[@]}" build
 step "release build done"
 
 helm_log="$BUILD/helm-tools.log"
 nice -n 10 bash .ci/install-helm-tools.sh >"$helm_log" 2>&1 &
 helm_pid=$!
+
+# The conformance test's wstest (.tools/autobahn; pip from PyPI on a fresh machine, a no-op
+# when there), installed while the release build runs, needed by the release tests.
+if ! wait "$autobahn_pid"; then
+  cat "$autobahn_log" >&2
+  echo "test: the Autobahn TestSuite could not be installed (see above)" >&2
+  exit 1
+fi
+cat "$autobahn_log"
+step "autobahn tools ready"
 
 failed=()
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout 600 -L binary -LE helm \

@@ -178,6 +178,9 @@ void ProxyRelay::OnFrameStart(Leg& src) {
     src.control.clear();
     return;
   }
+  // The upstream's answers to what a failed client sent before its bad frame (ProtocolError):
+  // they still go to the client, although the upstream has our close already.
+  const bool answers_for_client = client_failure_pending_ && !src.client;
   if (limits_.max_message_bytes > 0 && src.scanner.message_bytes() > limits_.max_message_bytes) {
     // Known from the header: refused before any more of it is read or buffered.
     host_->OnLimitHit("max_message_bytes");
@@ -186,10 +189,10 @@ void ProxyRelay::OnFrameStart(Leg& src) {
   }
   if (h.opcode != relay::kContinuation) {
     src.holding = false;
-    src.dropping = dst.done || dst.close_sent || src.close_sent;
+    src.dropping = dst.done || dst.close_sent || (src.close_sent && !answers_for_client);
     if (!src.dropping && src.client && !host_->AdmitClientMessage()) src.dropping = true;
     // The host may have closed the client just now (rate limit with the close policy).
-    if (src.done || src.close_sent || dst.close_sent) src.dropping = true;
+    if (src.done || (src.close_sent && !answers_for_client) || dst.close_sent) src.dropping = true;
     if (!src.dropping && !src.client && limits_.drop_oldest && limits_.send_queue_bytes > 0 &&
         (!held_.empty() || client_.queued() > limits_.send_queue_bytes)) {
       src.holding = true;
@@ -198,7 +201,7 @@ void ProxyRelay::OnFrameStart(Leg& src) {
   }
   // Nothing may follow a close frame (RFC 6455 section 5.5.1): not even the rest of a message
   // that was being forwarded when the close went out.
-  if (dst.close_sent || dst.done || src.close_sent) src.dropping = true;
+  if (dst.close_sent || dst.done || (src.close_sent && !answers_for_client)) src.dropping = true;
   if (src.dropping) return;
   src.forwarding = true;
   if (src.holding) {
@@ -293,8 +296,20 @@ void ProxyRelay::OnControl(Leg& src, uint8_t opcode) {
 void ProxyRelay::ProtocolError(Leg& src, uint16_t code, std::string_view reason) {
   src.input_failed = true;
   src.forwarding = false;
-  SendClose(src, code, reason);
   Leg& dst = Other(src);
+  if (src.client && !dst.done && !dst.close_sent && !dst.mid_frame && !src.close_sent) {
+    // The frames the client sent before the bad one are already on their way upstream, and an
+    // endpoint would have answered them before failing the connection (an echo's echo): the
+    // upstream is closed first, what it still sends before its close goes on to the client, and
+    // the client gets its close (with this code) when the upstream's close, EOF or the close
+    // deadline comes (SendClose). Otherwise those answers would be lost behind our close.
+    client_failure_pending_ = true;
+    client_failure_code_ = code;
+    client_failure_reason_.assign(reason.substr(0, 123));
+    SendClose(dst, code, reason);
+    return;
+  }
+  SendClose(src, code, reason);
   if (dst.mid_frame) {
     // Half a frame is out towards dst and the rest will never come: no close frame can follow.
     Flush(dst);
@@ -366,6 +381,14 @@ void ProxyRelay::AtFrameBoundary(Leg& dst) {
 void ProxyRelay::SendClose(Leg& leg, uint16_t code, std::string_view reason) {
   if (leg.close_sent || leg.done) return;
   if (!opened_) return;
+  std::string failure_reason;
+  if (leg.client && client_failure_pending_) {
+    // Whatever ends the wait for the upstream's answers, the client learns why it was failed.
+    client_failure_pending_ = false;
+    code = client_failure_code_;
+    failure_reason = std::move(client_failure_reason_);
+    reason = failure_reason;
+  }
   std::string payload;
   if (code != 1005) {
     payload.push_back(static_cast<char>(code >> 8));

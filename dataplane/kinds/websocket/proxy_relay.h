@@ -241,6 +241,11 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   bool done_reported_ = false;
   uint16_t client_close_code_ = 1006;
   std::string client_close_reason_;
+  // The client broke the protocol; its close (this code and reason) waits until the upstream,
+  // already sent its close, has answered what came before the bad frame (ProtocolError).
+  bool client_failure_pending_ = false;
+  uint16_t client_failure_code_ = 1002;
+  std::string client_failure_reason_;
   // drop_oldest: whole messages waiting for the client's queue to go under the bound.
   std::deque<std::string> held_;
   size_t held_bytes_ = 0;

@@ -533,6 +533,10 @@ def test_close_codes_invalid_on_the_wire_close_1002_from_either_side(gw, raw, co
     c, u = raw_pair(gw, raw)
     try:
         c.sendall(frame(close_payload(code), opcode=CLOSE))
+        # The upstream is told first; the client's close waits for the upstream's answer.
+        f = read_data(u)
+        assert f.opcode == CLOSE and f.close[0] == 1002
+        u.sendall(up_frame(close_payload(1002), opcode=CLOSE))
         frames, (got, _) = read_until_close(c)
         assert frames == [] and got == 1002
     finally:
