@@ -255,7 +255,11 @@ void ProxyRelay::OnControl(Leg& src, uint8_t opcode) {
       AppendControl(src, relay::kPong, p);  // hop by hop: answered on the leg it came from
       return;
     case relay::kPong:
-      if (src.client) host_->OnClientPong();
+      if (src.client) {
+        host_->OnClientPong();
+      } else {
+        upstream_ping_outstanding_ = false;
+      }
       return;
     case relay::kClose: {
       uint16_t code = 1005;  // no status in the frame
@@ -508,6 +512,15 @@ bool ProxyRelay::PingClient() {
   auto keep = shared_from_this();
   AppendControl(client_, relay::kPing, {});
   Flush(client_);
+  return true;
+}
+
+bool ProxyRelay::PingUpstream() {
+  if (!upstream_open()) return false;
+  auto keep = shared_from_this();
+  AppendControl(upstream_, relay::kPing, {});
+  Flush(upstream_);
+  upstream_ping_outstanding_ = true;
   return true;
 }
 
