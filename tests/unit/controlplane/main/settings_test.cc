@@ -68,20 +68,20 @@ TEST(ResolveSettingsTest, BadDrainCloseRatesAreNamed) {
   absl::StatusOr<Settings> s =
       ResolveSettings({}, {}, Env({{"WSGATE_DRAIN_CLOSE_RATE", "fast"}}), 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_THAT(s.status().message(), StartsWith("WSGATE_DRAIN_CLOSE_RATE: "));
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("WSGATE_DRAIN_CLOSE_RATE: "));
   s = ResolveSettings({}, {}, Env({{"WSGATE_DRAIN_CLOSE_RATE", "-5"}}), 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_THAT(s.status().message(), StartsWith("WSGATE_DRAIN_CLOSE_RATE: "));
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("WSGATE_DRAIN_CLOSE_RATE: "));
   wsgate::v1::Server server;
   server.set_drain_close_rate(5000000);
   s = ResolveSettings({}, server, Env({}), 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_THAT(s.status().message(), StartsWith("server.drain_close_rate: "));
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("server.drain_close_rate: "));
   CliFlags flags;
   flags.drain_close_rate = -1;
   s = ResolveSettings(flags, {}, Env({}), 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_THAT(s.status().message(), StartsWith("--drain-close-rate: "));
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("--drain-close-rate: "));
 }
 
 TEST(ResolveSettingsTest, RedisUrlFromEnvironmentThenConfigElseInMemory) {
