@@ -11,9 +11,11 @@ import os
 import resource
 import signal
 
-from wsgate_harness import Gateway, http_request, metric, parse_metrics, wait_for
+from wsgate_harness import (Gateway, Upstream, free_port, http_request, metric, parse_metrics,
+                            wait_for)
 
 CONNECTIONS = 5000
+PROXIED = 200        # of them through a `websocket` route (the relay closes its upstream leg too)
 RATE = 500           # closes per second: the 5,000 closes take about 10 s
 GRACE = 12           # seconds; pacing starts about 2 s in, so that it ends with the grace
 
@@ -22,9 +24,13 @@ routes:
   - name: echo
     path: /echo
     echo: {}
+  - name: proxy
+    path: /proxy
+    websocket:
+      upstreams: ["ws://127.0.0.1:%d/"]
 """
 
-HANDSHAKE = (b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+HANDSHAKE = (b"GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
@@ -35,10 +41,10 @@ def raise_open_files():
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-async def open_client(port, sem):
+async def open_client(port, path, sem):
     async with sem:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(HANDSHAKE)
+        writer.write(HANDSHAKE % path)
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         return reader, writer
@@ -64,23 +70,37 @@ async def await_close(reader, writer, loop):
 
 def test_sigterm_with_5000_connections_paces_1001_closes_and_exits_0():
     raise_open_files()
-    gw = Gateway(CONFIG, args=["--drain-close-rate", str(RATE)], workers=2)
+    up_port = free_port()
+    gw = Gateway(CONFIG % up_port, args=["--drain-close-rate", str(RATE)], workers=2)
     gw.args[gw.args.index("--shutdown-grace") + 1] = str(GRACE)  # the harness's 1 s is too short
     with gw:
+        def active(route):
+            m = parse_metrics(http_request(gw.admin_port, "/metrics")[2].decode())
+            return metric(m, "wsgate_connections_active", route=route)
+
         async def main():
             loop = asyncio.get_running_loop()
-            sem = asyncio.Semaphore(200)
-            clients = await asyncio.gather(*(open_client(gw.port, sem)
-                                             for _ in range(CONNECTIONS)))
-            wait_for(lambda: metric(parse_metrics(http_request(gw.admin_port, "/metrics")[2]
-                                                  .decode()), "wsgate_connections_active",
-                                    route="echo") == CONNECTIONS, 30, what="5000 connections open")
-            closes = [asyncio.ensure_future(await_close(r, w, loop)) for r, w in clients]
-            gw.signal(signal.SIGTERM)
-            # At once: the first answer after the signal is already 503.
-            wait_for(lambda: http_request(gw.admin_port, "/ready")[0] == 503, 5,
-                     what="/ready 503 after SIGTERM")
-            return await asyncio.wait_for(asyncio.gather(*closes), GRACE + 30)
+            async with Upstream(up_port) as upstream:
+                sem = asyncio.Semaphore(200)
+                paths = [b"/proxy"] * PROXIED + [b"/echo"] * (CONNECTIONS - PROXIED)
+                clients = await asyncio.gather(*(open_client(gw.port, p, sem) for p in paths))
+                wait_for(lambda: (active("echo"), active("proxy")) ==
+                         (CONNECTIONS - PROXIED, PROXIED), 30, what="5000 connections open")
+                closes = [asyncio.ensure_future(await_close(r, w, loop)) for r, w in clients]
+                signalled = loop.time()
+                gw.signal(signal.SIGTERM)
+                # At once: the first answer after the signal is already 503.
+                wait_for(lambda: http_request(gw.admin_port, "/ready")[0] == 503, 5,
+                         what="/ready 503 after SIGTERM")
+                results = await asyncio.wait_for(asyncio.gather(*closes), GRACE + 30)
+                await loop.run_in_executor(None, gw.wait_exit, GRACE + 20)
+                print(f"closes from {min(r[2] for r in results) - signalled:.2f} s to "
+                      f"{max(r[2] for r in results) - signalled:.2f} s after SIGTERM, exit at "
+                      f"{loop.time() - signalled:.2f} s")
+                # Every upstream leg was closed with 1001 too.
+                wait_for(lambda: len(upstream.closed) == PROXIED, 10, what="upstream closes")
+                assert {c for c, _ in upstream.closed} == {1001}, upstream.closed
+            return results
         results = asyncio.run(main())
         codes = {(code, reason) for code, reason, _ in results}
         assert codes == {(1001, "server shutting down")}, codes
@@ -90,7 +110,7 @@ def test_sigterm_with_5000_connections_paces_1001_closes_and_exits_0():
         # part). Half the paced span lets no unpaced drain pass and leaves room for a reader
         # that lags behind the first closes.
         assert times[-1] - times[0] >= 0.5 * CONNECTIONS / RATE, times[-1] - times[0]
-        assert gw.wait_exit(GRACE + 20) == 0
+        assert gw.wait_exit(1) == 0
         out = gw.output()
         assert f"at {RATE} per second" in out, out[-2000:]
 
@@ -98,7 +118,7 @@ def test_sigterm_with_5000_connections_paces_1001_closes_and_exits_0():
 def test_a_bad_drain_close_rate_is_refused_naming_it():
     for args, env, named in ((["--drain-close-rate", "-1"], {}, "--drain-close-rate"),
                              ([], {"WSGATE_DRAIN_CLOSE_RATE": "fast"}, "WSGATE_DRAIN_CLOSE_RATE")):
-        gw = Gateway(CONFIG, args=args, env=env)
+        gw = Gateway(CONFIG % free_port(), args=args, env=env)
         gw.start(wait=False)
         try:
             assert gw.wait_exit(15) != 0
@@ -106,7 +126,7 @@ def test_a_bad_drain_close_rate_is_refused_naming_it():
         finally:
             gw.stop()
             gw.tmp.cleanup()
-    bad_yaml = CONFIG + "server:\n  drain_close_rate: 5000000\n"
+    bad_yaml = CONFIG % free_port() + "server:\n  drain_close_rate: 5000000\n"
     gw = Gateway(bad_yaml)
     gw.start(wait=False)
     try:
