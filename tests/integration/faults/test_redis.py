@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -114,11 +115,14 @@ def test_a_hung_redis_is_reported_down_within_the_probe_timeout_and_recovers(red
                 redis.cli("PUBLISH", "session:H:down", "0")
                 assert await recv(ws) == "0"
                 redis.proc.send_signal(signal.SIGSTOP)
+                stopped = time.monotonic()
                 try:
                     # The TCP connection stays open: only the bus's health probe (a PUBLISH every
                     # second, down after 3 s without an answer) can tell.
                     wait_for(lambda: http_request(gw.admin_port, "/ready")[0] == 503, 20,
                              what="/ready 503 while Redis hangs")
+                    print(f"hung Redis reported down {time.monotonic() - stopped:.2f} s after "
+                          "SIGSTOP")
                     status, _, body = http_request(gw.admin_port, "/ready")
                     assert json.loads(body) == {"status": "not_ready", "redis": "down"}
                     assert metric(metrics(gw), "wsgate_bus_up") == 0

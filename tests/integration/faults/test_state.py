@@ -112,6 +112,7 @@ def refused_put_keeps_the_committed_config(gw, state, what):
     with pytest.raises(grpc.RpcError) as e:
         rs.PutRoute(stubs().route.PutRouteRequest(route=echo_route("new", "/new")))
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+    print(f"PutRoute refused: {e.value.code().name}: {e.value.details()}")
     assert "state file" in e.value.details() and what in e.value.details(), e.value.details()
     # Nothing changed: not in memory, not on disk, not served; the old routes still serve.
     assert listed(gw) == before
