@@ -132,7 +132,9 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   // The same ping on the upstream leg: an upstream that stalls (a hung process, a peer gone
   // without a FIN) is seen only by the pong that does not come back.
   bool PingUpstream();
-  bool awaiting_upstream_pong() const { return upstream_ping_outstanding_; }
+  // Once the upstream leg is closing or gone its pong no longer matters: the close handshake
+  // has its own deadline.
+  bool awaiting_upstream_pong() const { return upstream_ping_outstanding_ && upstream_open(); }
 
   State client_state() const;
   bool upstream_open() const { return opened_ && !upstream_.done && !upstream_.close_sent; }
