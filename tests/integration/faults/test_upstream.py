@@ -120,6 +120,23 @@ def test_upstream_killed_while_receiving_a_large_message_closes_the_client_1011(
              what="the session freed")
 
 
+def test_upstream_killed_inside_a_fragment_finishes_it_and_closes_the_client_1011(gw, upstream):
+    async def main():
+        async with connect(gw.url("/up")) as ws:
+            await ws.send("!midfragment 1000000")
+            upstream.expect("MIDFRAGMENT")
+            upstream.signal(signal.SIGKILL)
+            # The unfinished message is never delivered: the first thing the client gets is the
+            # close.
+            with pytest.raises(websockets.ConnectionClosed):
+                got = await asyncio.wait_for(ws.recv(), 30)
+                pytest.fail(f"a message was delivered: {len(got)} bytes")
+            return ws.close_code, ws.close_reason
+    assert asyncio.run(main()) == (1011, "upstream went away")
+    wait_for(lambda: metric(metrics(gw), "wsgate_closes_total", route="up", code="1011") == 1,
+             10, what="the 1011 close counted")
+
+
 def test_upstream_killed_mid_frame_closes_the_client_and_frees_the_session(gw, upstream):
     async def main():
         async with connect(gw.url("/up")) as ws:
@@ -128,8 +145,9 @@ def test_upstream_killed_mid_frame_closes_the_client_and_frees_the_session(gw, u
             upstream.signal(signal.SIGKILL)
             return await closed_with(ws)
     code, _ = asyncio.run(main())
-    # Half a frame has reached the client: no close frame can follow it on that connection, so
-    # the gateway ends the TCP connection (the client sees 1006) rather than send garbage.
+    # Half of a message's final frame has reached the client: no close frame can follow it, and
+    # padding would deliver a corrupt message, so the gateway ends the TCP connection (the client
+    # sees 1006).
     assert code == 1006
     wait_for(lambda: metric(metrics(gw), "wsgate_closes_total", route="up", code="1006") == 1,
              10, what="the abnormal close counted")

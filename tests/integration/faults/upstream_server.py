@@ -6,6 +6,8 @@ test waits for. Echoes every message; text commands steer it:
                   prints "MID" and never finishes it (the test kills the process there)
   "!midframe N"   writes the header of one N-byte binary frame and half its payload, prints
                   "MIDFRAME" and never writes the rest
+  "!midfragment N" the same with a binary fragment that is not its message's last (FIN clear),
+                  prints "MIDFRAGMENT"
   "!stopread"     stops reading its socket and prints "STOPPED" (what the client sends next
                   stays in flight)
 """
@@ -36,6 +38,12 @@ async def handler(ws, path=None):
             header = bytes([0x82, 127]) + n.to_bytes(8, "big")
             ws.transport.write(header + b"\x02" * (n // 2))
             print("MIDFRAME", flush=True)
+            await asyncio.Event().wait()
+        elif isinstance(msg, str) and msg.startswith("!midfragment "):
+            n = int(msg.split()[1])
+            header = bytes([0x02, 127]) + n.to_bytes(8, "big")
+            ws.transport.write(header + b"\x02" * (n // 2))
+            print("MIDFRAGMENT", flush=True)
             await asyncio.Event().wait()
         elif msg == "!stopread":
             ws.transport.pause_reading()
