@@ -53,8 +53,9 @@ routes:
     websocket:
       upstreams: ["ws://127.0.0.1:{port}/"]
     limits:
-      ping_interval_ms: 300
-      ping_timeout_ms: 300
+      # A timeout a loaded machine's clients (and healthy upstream) always answer within.
+      ping_interval_ms: 500
+      ping_timeout_ms: 2000
 """
 
 
@@ -179,10 +180,10 @@ def test_an_upstream_that_answers_pings_is_kept(gw, upstream):
     async def main():
         async with connect(gw.url("/pinged")) as ws:
             # Pauses long enough for ping rounds on both legs; the test holds however many ran.
-            for i in range(5):
+            for i in range(6):
                 await ws.send(f"m{i}")
                 assert await asyncio.wait_for(ws.recv(), 10) == f"m{i}"
-                await asyncio.sleep(0.4)
+                await asyncio.sleep(0.5)
             return ws.open
     assert asyncio.run(main())
     assert metric(metrics(gw), "wsgate_limit_hits_total", route="pinged",
