@@ -115,6 +115,10 @@ class DataPlane {
   virtual void StopAccepting() = 0;
   // 2. Close every client connection with `code`/`reason` and every upstream leg with 1001.
   virtual void CloseAll(uint16_t code, const std::string& reason) = 0;
+  // 2a. (Before 2, to pace a drain.) Close about `n` more open client connections the same way.
+  virtual void CloseSome(size_t /*n*/, uint16_t code, const std::string& reason) {
+    CloseAll(code, reason);
+  }
   // 3. Wait until every connection is gone or `deadline` passes, then stop and join the workers.
   virtual void Stop(std::chrono::steady_clock::time_point deadline) = 0;
 };

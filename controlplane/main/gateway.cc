@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -46,6 +47,9 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 constexpr auto kDrainPoll = std::chrono::milliseconds(50);
+// While a drain is paced: how often the next closes are handed out (10 ms: 10 per step at the
+// default 1000/s).
+constexpr auto kDrainPaceStep = std::chrono::milliseconds(10);
 constexpr auto kStopDeadline = std::chrono::seconds(5);
 constexpr auto kGrpcShutdownDeadline = std::chrono::seconds(2);
 
@@ -228,21 +232,47 @@ class Gateway {
   }
 
   // SIGTERM/SIGINT: not ready, stop accepting, let clients finish for the grace period (or
-  // until none is left; a second signal cuts it short), close the rest with 1001, stop.
+  // until none is left; a second signal cuts it short), close the rest with 1001, stop. With a
+  // drain close rate, closing starts when what is left needs the rest of the grace period at that
+  // rate, so that clients reconnect spread out rather than in one herd.
   void Drain(const sigset_t& signals) {
     health_.set_ready(false);
     if (grpc_) grpc_->SetServing(false);
     if (!data_plane_) return;
     data_plane_->StopAccepting();
-    const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    using Clock = std::chrono::steady_clock;
+    const auto grace = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(settings_.shutdown_grace_seconds));
-    const auto grace_end = std::chrono::steady_clock::now() + grace;
-    spdlog::info("shutting down: {} client connections, grace period {} s",
-                 ActiveConnections(stats_), settings_.shutdown_grace_seconds);
+    const auto grace_end = Clock::now() + grace;
+    const double rate = static_cast<double>(settings_.drain_close_rate);
+    spdlog::info("shutting down: {} client connections, grace period {} s, {} closes/s",
+                 ActiveConnections(stats_), settings_.shutdown_grace_seconds,
+                 settings_.drain_close_rate);
+    std::optional<Clock::time_point> pacing_since;
+    int64_t paced = 0;  // closes asked for since pacing began
     while (ActiveConnections(stats_) > 0) {
-      const auto left = grace_end - std::chrono::steady_clock::now();
-      if (left <= std::chrono::steady_clock::duration::zero()) break;
-      if (WaitForSignal(signals, std::min<std::chrono::nanoseconds>(left, kDrainPoll)) != 0) {
+      const auto now = Clock::now();
+      const auto left = grace_end - now;
+      if (left <= Clock::duration::zero()) break;
+      if (rate > 0 && !pacing_since) {
+        const double needed = static_cast<double>(ActiveConnections(stats_)) / rate;
+        const double poll = std::chrono::duration<double>(kDrainPoll).count();
+        if (needed + poll >= std::chrono::duration<double>(left).count()) {
+          pacing_since = now;
+          spdlog::info("closing {} client connections with 1001 at {} per second",
+                       ActiveConnections(stats_), settings_.drain_close_rate);
+        }
+      }
+      if (pacing_since) {
+        const double elapsed = std::chrono::duration<double>(now - *pacing_since).count();
+        const int64_t due = static_cast<int64_t>(elapsed * rate) + 1 - paced;
+        if (due > 0) {
+          data_plane_->CloseSome(static_cast<size_t>(due), 1001, "server shutting down");
+          paced += due;
+        }
+      }
+      const auto step = pacing_since ? kDrainPaceStep : kDrainPoll;
+      if (WaitForSignal(signals, std::min<std::chrono::nanoseconds>(left, step)) != 0) {
         spdlog::warn("second signal: ending the grace period now");
         break;
       }

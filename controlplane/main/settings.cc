@@ -13,6 +13,10 @@
 
 namespace wsgate::controlplane {
 
+namespace {
+constexpr int64_t kMaxDrainCloseRate = 1000000;
+}  // namespace
+
 CliParseResult ParseCommandLine(int argc, char** argv, const std::string& version) {
   CLI::App app("wsgate: a WebSocket gateway (data plane, admin HTTP and gRPC control plane)",
                "wsgate");
@@ -50,6 +54,12 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                                  "Seconds clients get after SIGTERM before the 1001 close (env "
                                  "SHUTDOWN_GRACE_PERIOD_SECS)")
                       ->check(CLI::Range(0.0, 86400.0));
+  int64_t drain_rate = 0;
+  auto* o_drain_rate =
+      app.add_option("--drain-close-rate", drain_rate,
+                     "Client connections closed per second after SIGTERM, paced to end with the "
+                     "grace period; 0: all at once (env WSGATE_DRAIN_CLOSE_RATE, default 1000)")
+          ->check(CLI::Range(int64_t{0}, kMaxDrainCloseRate));
   app.add_option("--log-format", f.log_format, "text or json (one JSON object per line)")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", f.log_level,
@@ -78,6 +88,7 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   if (o_workers->count() > 0) f.workers = workers;
   if (o_max_conns->count() > 0) f.max_connections = max_connections;
   if (o_grace->count() > 0) f.shutdown_grace_seconds = grace;
+  if (o_drain_rate->count() > 0) f.drain_close_rate = drain_rate;
   if (o_tokens->count() > 0) f.admin_token_file = token_file;
   if (o_ui->count() > 0) f.admin_ui_dir = ui_dir;
   return CliParseResult{std::move(f), 0};
@@ -107,6 +118,14 @@ absl::StatusOr<uint16_t> PortFromText(const std::string& source, const std::stri
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a port number (\"", text, "\")"));
   }
   return PortFrom(source, v);
+}
+
+absl::StatusOr<int64_t> DrainRateFrom(const std::string& source, int64_t v) {
+  if (v < 0 || v > kMaxDrainCloseRate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": want closes per second between 0 and ", kMaxDrainCloseRate, " (got ", v, ")"));
+  }
+  return v;
 }
 
 absl::StatusOr<double> GraceFromText(const std::string& source, const std::string& text) {
@@ -257,6 +276,27 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
     s.shutdown_grace_seconds = *g;
   } else if (server.shutdown_grace_ms() != 0) {
     s.shutdown_grace_seconds = server.shutdown_grace_ms() / 1000.0;
+  }
+
+  // Drain pace: --drain-close-rate > WSGATE_DRAIN_CLOSE_RATE > server.drain_close_rate > 1000.
+  if (flags.drain_close_rate) {
+    absl::StatusOr<int64_t> r = DrainRateFrom("--drain-close-rate", *flags.drain_close_rate);
+    if (!r.ok()) return r.status();
+    s.drain_close_rate = *r;
+  } else if (auto env_rate = env("WSGATE_DRAIN_CLOSE_RATE")) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(*env_rate, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "WSGATE_DRAIN_CLOSE_RATE: not a whole number of closes per second (\"", *env_rate,
+          "\")"));
+    }
+    absl::StatusOr<int64_t> r = DrainRateFrom("WSGATE_DRAIN_CLOSE_RATE", v);
+    if (!r.ok()) return r.status();
+    s.drain_close_rate = *r;
+  } else if (server.has_drain_close_rate()) {
+    absl::StatusOr<int64_t> r = DrainRateFrom("server.drain_close_rate", server.drain_close_rate());
+    if (!r.ok()) return r.status();
+    s.drain_close_rate = *r;
   }
 
   // Message bus (seed 004's name): REDIS_URL > server.redis_url > in-memory.

@@ -28,6 +28,7 @@ struct CliFlags {
   std::optional<int> workers;                      // --workers
   std::optional<int64_t> max_connections;          // --max-connections
   std::optional<double> shutdown_grace_seconds;    // --shutdown-grace
+  std::optional<int64_t> drain_close_rate;         // --drain-close-rate
   std::string log_format = "text";                 // --log-format: text | json
   std::string log_level;                           // --log-level; empty: WSGATE_LOG_LEVEL, info
   std::optional<std::string> admin_token_file;     // --admin-token-file
@@ -53,6 +54,9 @@ struct Settings {
   // Process-wide cap on open client connections; 0: from the open-files limit.
   int64_t max_connections = 0;
   double shutdown_grace_seconds = 30;
+  // Client connections closed per second after SIGTERM (0: all at once at the grace's end):
+  // --drain-close-rate > WSGATE_DRAIN_CLOSE_RATE > server.drain_close_rate > 1000.
+  int64_t drain_close_rate = 1000;
   // Message bus: REDIS_URL > server.redis_url > empty (in-memory). Parsed by the data plane.
   std::string redis_url;
   // Bearer tokens with roles for gRPC and the admin API: --admin-token-file >

@@ -161,6 +161,13 @@ void DataPlaneImpl::CloseAll(uint16_t code, const std::string& reason) {
   for (auto& worker : workers_) worker->PostCloseAll(code, reason);
 }
 
+void DataPlaneImpl::CloseSome(size_t n, uint16_t code, const std::string& reason) {
+  if (workers_.empty() || n == 0) return;
+  // Split evenly: connections are spread over the workers by the kernel's SO_REUSEPORT hash.
+  const size_t share = (n + workers_.size() - 1) / workers_.size();
+  for (auto& worker : workers_) worker->PostCloseSome(share, code, reason);
+}
+
 void DataPlaneImpl::OnWorkerDrained() {
   // Taking the mutex orders the worker's count update before the waiter's predicate check.
   { std::lock_guard<std::mutex> lock(drained_mu_); }

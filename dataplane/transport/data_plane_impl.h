@@ -46,6 +46,7 @@ class DataPlaneImpl : public DataPlane {
   sessions::SessionEventHub* session_events() override { return session_events_.get(); }
   void StopAccepting() override;
   void CloseAll(uint16_t code, const std::string& reason) override;
+  void CloseSome(size_t n, uint16_t code, const std::string& reason) override;
   void Stop(std::chrono::steady_clock::time_point deadline) override;
 
  private:

@@ -177,4 +177,26 @@ void Worker::PostCloseAll(uint16_t code, std::string reason) {
   });
 }
 
+void Worker::PostCloseSome(size_t n, uint16_t code, std::string reason) {
+  boost::asio::post(ioc_, [this, n, code, reason = std::move(reason)] {
+    std::vector<SessionPtr> some;
+    for (const auto& [id, s] : sessions_) {
+      if (some.size() >= n) break;
+      if (s->shutdown_closed) continue;
+      const bool open = s->relay ? s->relay->client_state() == ProxyRelay::State::kOpen
+                                 : s->client_started && s->client_open;
+      if (open) some.push_back(s);
+    }
+    for (const SessionPtr& s : some) {
+      s->shutdown_closed = true;
+      if (s->relay) {
+        s->relay->CloseClient(code, reason);
+        s->relay->CloseUpstream(1001, "server shutting down");
+      } else {
+        CloseClient(*s, code, reason);
+      }
+    }
+  });
+}
+
 }  // namespace wsgate::dataplane::transport

@@ -106,6 +106,9 @@ class Worker {
   void PostSnapshot(SnapshotPtr snapshot);
   void PostStopAccepting();
   void PostCloseAll(uint16_t code, std::string reason);
+  // Up to `n` open client connections not closed by an earlier call (the paced drain); sessions
+  // still in their handshake are left to PostCloseAll.
+  void PostCloseSome(size_t n, uint16_t code, std::string reason);
   // Stops the io_context and joins the thread. Must not be called from the worker thread.
   void StopAndJoin();
   uint64_t applied_version() const { return applied_version_.load(std::memory_order_relaxed); }

@@ -140,6 +140,7 @@ struct ConnectionLimits {
   bool pinger = false;
   bool awaiting_pong = false;
   int64_t ping_sent_ms = 0;
+  int64_t upstream_ping_sent_ms = 0;  // websocket kind: the upstream leg is pinged too
   int64_t next_ping_ms = 0;
   // Route kinds send to the client themselves: their outgoing activity is read from the socket
   // (TCP_INFO bytes sent, less our own 2-byte pings) when the idle deadline comes.
@@ -182,6 +183,7 @@ struct Worker::Session {
   std::string raw_response;  // a response written before websocketpp takes over
   bool client_started = false;
   bool client_open = false;
+  bool shutdown_closed = false;  // PostCloseSome closed it: the next pacing step skips it
   bool client_done = false;
   bool outcome_counted = false;
   bool holds_cap_place = false;  // counted in the process-wide ConnectionCap

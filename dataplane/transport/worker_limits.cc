@@ -282,6 +282,14 @@ void Worker::LimitsSweep() {
       continue;
     }
     if (lim.pinger && l.ping_interval_ms > 0) {
+      if (s->relay && s->relay->awaiting_upstream_pong() &&
+          now - lim.upstream_ping_sent_ms >= l.ping_timeout_ms) {
+        // The client is fine; what it talks to is not: 1011, as for an upstream that went away.
+        CloseForLimit(*s, "ping_timeout_ms", wsclose::internal_endpoint_error,
+                      "upstream ping timeout");
+        s->relay->CloseUpstream(wsclose::going_away, "ping timeout");
+        continue;
+      }
       if (lim.awaiting_pong) {
         if (now - lim.ping_sent_ms >= l.ping_timeout_ms) {
           CloseForLimit(*s, "ping_timeout_ms", wsclose::going_away, "ping timeout");
@@ -295,6 +303,9 @@ void Worker::LimitsSweep() {
           websocketpp::lib::error_code ec;
           s->client->ping("", ec);
           pinged = !ec;
+        }
+        if (s->relay && !s->relay->awaiting_upstream_pong() && s->relay->PingUpstream()) {
+          lim.upstream_ping_sent_ms = now;
         }
         if (pinged) {
           lim.awaiting_pong = true;

@@ -31,6 +31,9 @@ constexpr std::chrono::seconds kCloseTimeout{5};
 constexpr size_t kKeptOutputCapacity = 16 * 1024;
 // Reads per wakeup before yielding to other connections (each read can fill the scratch buffer).
 constexpr int kReadsPerWakeup = 4;
+// An upstream gone inside a binary fragment: at most this much padding finishes the fragment so
+// that a close frame can follow (see LegGone); a longer rest ends the TCP connection instead.
+constexpr uint64_t kMaxFragmentPadding = 1 << 20;
 
 // Close codes a peer may send (RFC 6455 section 7.4): what websocketpp 0.8.2 accepted too.
 bool ValidReceivedCloseCode(uint16_t code) {
@@ -258,7 +261,11 @@ void ProxyRelay::OnControl(Leg& src, uint8_t opcode) {
       AppendControl(src, relay::kPong, p);  // hop by hop: answered on the leg it came from
       return;
     case relay::kPong:
-      if (src.client) host_->OnClientPong();
+      if (src.client) {
+        host_->OnClientPong();
+      } else {
+        upstream_ping_outstanding_ = false;
+      }
       return;
     case relay::kClose: {
       uint16_t code = 1005;  // no status in the frame
@@ -534,6 +541,15 @@ bool ProxyRelay::PingClient() {
   return true;
 }
 
+bool ProxyRelay::PingUpstream() {
+  if (!upstream_open()) return false;
+  auto keep = shared_from_this();
+  AppendControl(upstream_, relay::kPing, {});
+  Flush(upstream_);
+  upstream_ping_outstanding_ = true;
+  return true;
+}
+
 ProxyRelay::State ProxyRelay::client_state() const {
   if (!opened_) return refused_ ? State::kClosed : State::kConnecting;
   if (client_.done) return State::kClosed;
@@ -555,9 +571,22 @@ void ProxyRelay::LegGone(Leg& leg) {
   Leg& other = Other(leg);
   if (other.done) return;
   if (other.mid_frame) {
-    Flush(other);
-    CloseSocket(other);
-    return;
+    // No close frame can follow half a frame. A binary fragment that is not its message's last
+    // can be finished with padding, though: the client then gets 1011 with a reason and drops
+    // the message it never got whole. Anything else (a final frame: padding would hand the
+    // client a corrupt message) ends the TCP connection.
+    const relay::FrameHeader& h = leg.scanner.header();
+    const uint64_t rest = leg.scanner.frame_remaining();
+    if (leg.client || !leg.forwarding || leg.holding || h.fin ||
+        leg.scanner.message_opcode() != relay::kBinary || rest > kMaxFragmentPadding) {
+      Flush(other);
+      CloseSocket(other);
+      return;
+    }
+    other.out.append(static_cast<size_t>(rest), '\0');
+    other.mid_frame = false;
+    other.mid_message = true;
+    AtFrameBoundary(other);
   }
   if (leg.client) {
     SendClose(other, 1001, "client went away");

@@ -129,6 +129,12 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   // A whole message to the client, after any message being forwarded (false: not open).
   bool SendToClient(std::string_view payload, bool binary);
   bool PingClient();
+  // The same ping on the upstream leg: an upstream that stalls (a hung process, a peer gone
+  // without a FIN) is seen only by the pong that does not come back.
+  bool PingUpstream();
+  // Once the upstream leg is closing or gone its pong no longer matters: the close handshake
+  // has its own deadline.
+  bool awaiting_upstream_pong() const { return upstream_ping_outstanding_ && upstream_open(); }
 
   State client_state() const;
   bool upstream_open() const { return opened_ && !upstream_.done && !upstream_.close_sent; }
@@ -239,6 +245,7 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   bool draining_ = false;  // refused: reading the client until EOF before closing
   bool close_timer_armed_ = false;
   bool done_reported_ = false;
+  bool upstream_ping_outstanding_ = false;  // PingUpstream sent one; the upstream's pong clears it
   uint16_t client_close_code_ = 1006;
   std::string client_close_reason_;
   // The client broke the protocol; its close (this code and reason) waits until the upstream,

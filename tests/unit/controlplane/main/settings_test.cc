@@ -44,6 +44,46 @@ TEST(ResolveSettingsTest, DefaultsWhenNothingIsSet) {
   EXPECT_EQ(s->shutdown_grace_seconds, 30);
 }
 
+TEST(ResolveSettingsTest, DrainCloseRateFromFlagThenEnvironmentThenConfigElse1000) {
+  wsgate::v1::Server server;
+  absl::StatusOr<Settings> s = ResolveSettings({}, server, Env({}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->drain_close_rate, 1000);
+  server.set_drain_close_rate(0);  // set to 0: all at once, not the default
+  s = ResolveSettings({}, server, Env({}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->drain_close_rate, 0);
+  server.set_drain_close_rate(50);
+  s = ResolveSettings({}, server, Env({{"WSGATE_DRAIN_CLOSE_RATE", "70"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->drain_close_rate, 70);
+  CliFlags flags;
+  flags.drain_close_rate = 90;
+  s = ResolveSettings(flags, server, Env({{"WSGATE_DRAIN_CLOSE_RATE", "70"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->drain_close_rate, 90);
+}
+
+TEST(ResolveSettingsTest, BadDrainCloseRatesAreNamed) {
+  absl::StatusOr<Settings> s =
+      ResolveSettings({}, {}, Env({{"WSGATE_DRAIN_CLOSE_RATE", "fast"}}), 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("WSGATE_DRAIN_CLOSE_RATE: "));
+  s = ResolveSettings({}, {}, Env({{"WSGATE_DRAIN_CLOSE_RATE", "-5"}}), 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("WSGATE_DRAIN_CLOSE_RATE: "));
+  wsgate::v1::Server server;
+  server.set_drain_close_rate(5000000);
+  s = ResolveSettings({}, server, Env({}), 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("server.drain_close_rate: "));
+  CliFlags flags;
+  flags.drain_close_rate = -1;
+  s = ResolveSettings(flags, {}, Env({}), 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("--drain-close-rate: "));
+}
+
 TEST(ResolveSettingsTest, RedisUrlFromEnvironmentThenConfigElseInMemory) {
   wsgate::v1::Server server;
   absl::StatusOr<Settings> s = ResolveSettings({}, server, Env({}), 1);
@@ -300,7 +340,7 @@ TEST(ParseCommandLineTest, EveryFlag) {
       Parse({"--check-config", "x.yaml", "--state-dir",  "/tmp/s", "--listen",         "127.0.0.1",
              "--port",         "0",      "--admin-port", "1",      "--grpc-port",      "2",
              "--grpc-listen",  "::",     "--workers",    "3",      "--shutdown-grace", "0.5",
-             "--log-format",   "json",   "--log-level",  "debug"});
+             "--log-format",   "json",   "--log-level",  "debug", "--drain-close-rate", "250"});
   ASSERT_TRUE(r.flags.has_value());
   const CliFlags& f = *r.flags;
   EXPECT_EQ(f.check_config_path, "x.yaml");
@@ -314,6 +354,7 @@ TEST(ParseCommandLineTest, EveryFlag) {
   EXPECT_EQ(f.shutdown_grace_seconds, 0.5);
   EXPECT_EQ(f.log_format, "json");
   EXPECT_EQ(f.log_level, "debug");
+  EXPECT_EQ(f.drain_close_rate, 250);
 }
 
 TEST(ParseCommandLineTest, FlagsNotGivenStayUnset) {
