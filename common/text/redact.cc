@@ -202,14 +202,18 @@ std::string RedactPatterns(std::string_view in) {
       }
     }
     // A "Name: value" header line with a secret name (not inside JSON: pass 1 did those).
+    // (Also inside a JSON string: after an escaped "\n" or the opening quote.)
+    const bool escaped_newline = i >= 2 && in[i - 1] == 'n' && in[i - 2] == '\\';
     if (IsQueryNameChar(c) && (i == 0 || in[i - 1] == '\n' || in[i - 1] == ' ' ||
                                in[i - 1] == '{' || in[i - 1] == ',' || in[i - 1] == '[' ||
-                               in[i - 1] == '(')) {
+                               in[i - 1] == '(' || in[i - 1] == '"' || escaped_newline)) {
       size_t k = i;
       while (k < in.size() && IsQueryNameChar(in[k])) ++k;
       if (k + 1 < in.size() && in[k] == ':' && in[k + 1] == ' ' && IsSecretName(in.substr(i, k - i))) {
         size_t e = k + 2;
-        while (e < in.size() && in[e] != '\r' && in[e] != '\n' && in[e] != '"') ++e;
+        while (e < in.size() && in[e] != '\r' && in[e] != '\n' && in[e] != '"' && in[e] != '\\') {
+          ++e;
+        }
         out.append(in.substr(i, k + 2 - i));
         out.append(kRedacted);
         i = e;

@@ -64,6 +64,9 @@ TEST(RedactSecrets, QueryParameters) {
 TEST(RedactSecrets, HeaderLines) {
   EXPECT_EQ(RedactSecrets("GET / HTTP/1.1\r\nCookie: sid=1; theme=dark\r\nHost: a\r\n"),
             "GET / HTTP/1.1\r\nCookie: <redacted>\r\nHost: a\r\n");
+  // The same lines inside a JSON string (an upstream echoing its request headers).
+  EXPECT_EQ(RedactSecrets(R"({"content":"cookie: sid=1\nx-api-token: t\nhost: a"})"),
+            R"({"content":"cookie: <redacted>\nx-api-token: <redacted>\nhost: a"})");
 }
 
 TEST(RedactSecrets, UnterminatedInputsDoNotOverrun) {
