@@ -96,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // JSON: printed by protobuf and read back by the decoder, the same message. (A message from
   // binary input may hold unknown fields, which JSON cannot carry: compared without them.) A
   // FieldMask path is the exception: the JSON mapping writes it in lowerCamelCase, which loses
-  // runs of '_' and '_' before a non-letter ("a__b", "a_1"), so only the JSON is compared there
-  // (printed again, it is the same text: a fixed point after one trip).
+  // runs of '_', '_' before a non-letter ("a__b", "a_1") and capitals ("aBC" becomes "a_b_c",
+  // then "aBC" or not), so there it is only checked that the JSON decodes again.
   std::string text;
   if (pb::util::MessageToJsonString(message, &text).ok()) {
     auto again = wsgate::controlplane::DecodeConnectBody(method, true, false, text);
@@ -107,9 +107,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     known->DiscardUnknownFields();
     if (!pb::util::MessageDifferencer::Equals(*known, **again)) {
       FUZZ_CHECK(HasFieldMask(*method.input_type()));
-      std::string text_again;
-      FUZZ_CHECK(pb::util::MessageToJsonString(**again, &text_again).ok());
-      FUZZ_CHECK(text_again == text);
     }
   }
   return 0;
