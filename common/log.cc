@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/text/redact.h"
 
 namespace wsgate::common {
 namespace {
@@ -92,6 +93,32 @@ class JsonLineFormatter final : public spdlog::formatter {
   }
 };
 
+// Every line, whatever its level and whoever logs it, has its secrets replaced before the real
+// formatter sees it (common/text/redact.h): tokens, credential headers and JWTs never reach a log.
+class RedactingFormatter final : public spdlog::formatter {
+ public:
+  explicit RedactingFormatter(std::unique_ptr<spdlog::formatter> inner) : inner_(std::move(inner)) {}
+
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    const std::string redacted = text::RedactSecrets(payload);
+    if (redacted == payload) {
+      inner_->format(msg, dest);
+      return;
+    }
+    spdlog::details::log_msg copy = msg;
+    copy.payload = spdlog::string_view_t(redacted.data(), redacted.size());
+    inner_->format(copy, dest);
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<RedactingFormatter>(inner_->clone());
+  }
+
+ private:
+  std::unique_ptr<spdlog::formatter> inner_;
+};
+
 absl::StatusOr<spdlog::level::level_enum> ParseLevel(std::string_view level) {
   if (level == "trace") return spdlog::level::trace;
   if (level == "debug") return spdlog::level::debug;
@@ -131,10 +158,10 @@ absl::Status InitLogging(LogFormat format, std::string_view level) {
   // stdout, and a crash loses nothing.
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   if (format == LogFormat::kJson) {
-    sink->set_formatter(std::make_unique<JsonLineFormatter>());
+    sink->set_formatter(std::make_unique<RedactingFormatter>(std::make_unique<JsonLineFormatter>()));
   } else {
-    sink->set_formatter(
-        std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v"));
+    sink->set_formatter(std::make_unique<RedactingFormatter>(
+        std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v")));
   }
   auto logger = std::make_shared<spdlog::logger>(kLoggerName, std::move(sink));
   logger->set_level(*parsed);

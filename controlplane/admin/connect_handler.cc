@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "controlplane/admin/connect_body.h"
 #include "controlplane/grpc/access.h"
 #include "prometheus/metric_family.h"
 
@@ -478,44 +479,13 @@ void ConnectHandler::Handle(AdminRequest request, std::shared_ptr<AdminReply> re
   }
 
   // The request body: one enveloped message when streaming, the bare message when unary.
-  std::string payload;
-  if (streaming) {
-    const std::string& b = request.body;
-    if (b.size() < 5) {
-      refuse(kBadBody, kInvalidArgument, "request body: want one enveloped message");
-      return;
-    }
-    const uint32_t n = (static_cast<uint32_t>(static_cast<uint8_t>(b[1])) << 24) |
-                       (static_cast<uint32_t>(static_cast<uint8_t>(b[2])) << 16) |
-                       (static_cast<uint32_t>(static_cast<uint8_t>(b[3])) << 8) |
-                       static_cast<uint32_t>(static_cast<uint8_t>(b[4]));
-    if (b[0] != 0 || n != b.size() - 5) {
-      refuse(kBadBody, kInvalidArgument,
-             b[0] != 0 ? "request envelope: flags must be 0 (no compression)"
-                       : "request envelope: length does not match the body");
-      return;
-    }
-    payload = b.substr(5);
-  } else {
-    payload = std::move(request.body);
-  }
-  std::unique_ptr<pb::Message> message(
-      pb::MessageFactory::generated_factory()->GetPrototype(method->input_type())->New());
-  if (json) {
-    if (absl::StripAsciiWhitespace(payload).empty()) payload = "{}";
-    pb::util::JsonParseOptions options;
-    options.ignore_unknown_fields = false;
-    if (auto s = pb::util::JsonStringToMessage(payload, message.get(), options); !s.ok()) {
-      refuse(kBadBody, kInvalidArgument,
-             absl::StrCat("request body: not a ", method->input_type()->full_name(), " in JSON: ",
-                          std::string(s.message())));
-      return;
-    }
-  } else if (!message->ParseFromString(payload)) {
-    refuse(kBadBody, kInvalidArgument,
-           absl::StrCat("request body: not a binary ", method->input_type()->full_name()));
+  absl::StatusOr<std::unique_ptr<pb::Message>> decoded =
+      DecodeConnectBody(*method, json, streaming, std::move(request.body));
+  if (!decoded.ok()) {
+    refuse(kBadBody, kInvalidArgument, std::string(decoded.status().message()));
     return;
   }
+  std::unique_ptr<pb::Message> message = *std::move(decoded);
 
   auto call = std::make_shared<Call>(this, reply, method, json, streaming);
   grpc::ClientContext* ctx = call->context();

@@ -24,6 +24,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/text/utf8.h"
 #include "controlplane/config/file_io.h"
 #include "controlplane/config/yaml_to_proto.h"
 
@@ -327,6 +328,29 @@ absl::Status YamlToJson::Scalar(const YAML::Node& node, const FieldDescriptor* f
 
 absl::Status ParseYamlInto(std::string_view yaml, google::protobuf::Message* out) {
   out->Clear();
+  // YAML text is UTF-8, and so is the JSON it becomes: a stray byte is the operator's error,
+  // named by its line (a '\n' is never inside a UTF-8 sequence), not an exception from the JSON
+  // writer that would end the process.
+  for (size_t start = 0, line = 1; start <= yaml.size(); ++line) {
+    size_t end = yaml.find('\n', start);
+    if (end == std::string_view::npos) end = yaml.size();
+    const std::string_view text = yaml.substr(start, end - start);
+    if (!text::IsValidUtf8(text)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config: line ", line, " is not valid UTF-8 (YAML text must be UTF-8)"));
+    }
+    // YAML allows no control characters but tab, CR and LF; and yaml-cpp, given a NUL, loads
+    // empty documents without end until memory runs out.
+    for (size_t i = 0; i < text.size(); ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config: line ", line, ", column ", i + 1, ": control character 0x",
+            absl::Hex(c, absl::kZeroPad2), " (YAML text allows tab, CR and LF only)"));
+      }
+    }
+    start = end + 1;
+  }
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(yaml));
@@ -357,7 +381,15 @@ absl::Status ParseYamlInto(std::string_view yaml, google::protobuf::Message* out
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto status = google::protobuf::util::JsonStringToMessage(j.dump(), out, options);
+  std::string json_text;
+  try {
+    json_text = j.dump();
+  } catch (const json::type_error& e) {
+    // Valid UTF-8 text can still spell an invalid string: a YAML escape of a lone surrogate.
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: a string is not valid UTF-8 (", e.what(), ")"));
+  }
+  auto status = google::protobuf::util::JsonStringToMessage(json_text, out, options);
   if (!status.ok()) {
     out->Clear();
     return absl::InvalidArgumentError(

@@ -245,6 +245,118 @@ def redis_url():
     }
 
 
+def read(path):
+    with open(os.path.join(HERE, "..", "..", path), "rb") as f:
+        return f.read()
+
+
+def config_yaml():
+    return {
+        "example": read("examples/wsgate.yaml"),
+        "docs_minimal": b"""server:
+  port: 8080
+  workers: 2
+routes:
+  - name: echo
+    path: /echo
+    echo: {}
+  - name: backend
+    path: /ws/{client_id}
+    websocket:
+      upstreams: ["ws://10.0.0.5:9000/socket", "ws://10.0.0.6:9000/socket"]
+      forward_headers: [authorization, cookie]
+      set_headers: {x-gateway: wsgate}
+      connect_timeout_ms: 5000
+    limits:
+      max_message_bytes: 1048576
+""",
+        "outbound_kinds": b"""routes:
+  - name: bridge
+    path: /bridge
+    http_bridge:
+      allowed_targets: ["http://127.0.0.1:*", "https://api.example.com/v1/*"]
+      allowed_address_ranges: [loopback, private]
+      max_in_flight: 2
+      max_request_bytes: 100
+      follow_redirects: true
+      max_redirects: 3
+      tls: {verify: VERIFY_OFF}
+  - name: ext
+    path: /api/websocket/connect/{client_id}
+    external_client:
+      allowed_targets: ["ws://127.0.0.1:*", "wss://localhost:*"]
+      messages_per_minute: 5
+      connect_timeout_ms: 1000
+      client_id_param: client_id
+""",
+        "fanout_kinds": b"""server: {redis_url: "redis://127.0.0.1:6379/0", max_connections: 100}
+default_limits: {messages_per_second: 10.5, burst: 20, rate_policy: RATE_POLICY_CLOSE}
+routes:
+  - name: chat
+    path: /chat/{room}/{client_id}
+    room: {room_param: room, format: FORMAT_JSON}
+  - name: agent
+    path: /{agent_id}/ws/{session_id}
+    pubsub:
+      auth: AUTH_REDIS_TOKEN
+      token_subprotocol: true
+      token_query_param: access_token
+      validate_json: true
+      refuse_binary: true
+""",
+        "camel_case": b'{"routes": [{"name": "e", "path": "/e", "echo": {}, '
+        b'"limits": {"maxMessageBytes": "65536", "pingIntervalMs": 1000}}]}',
+        "empty": b"",
+        "unknown_field": b"routes:\n  - name: echo\n    path: /echo\n    echo: {}\n    colour: red\n",
+        "duplicate_shape": b"routes:\n  - {name: a, path: /x/{a}, echo: {}}\n"
+        b"  - {name: b, path: /x/{b}, echo: {}}\n",
+        "bad_upstream": b"routes:\n  - name: p\n    path: /p\n    websocket:\n"
+        b"      upstreams: [http://x/]\n",
+        "anchors": b"base: &b {name: e, path: /e, echo: {}}\nroutes: [*b]\n",
+        "syntax_error": b"routes: [ {name: e, path: /e\n",
+        "wrong_types": b"server: {port: [1]}\nroutes: {name: x}\n",
+    }
+
+
+def admin_body():
+    # First byte: method index << 2 | 2 (enveloped, streaming) | 1 (JSON). The methods in order:
+    # RouteService List/Get/Put/DeleteRoute (0-3), LimitService Get/UpdateLimits (4-5),
+    # SessionService List/Get/Close/SendTo Session, WatchSessions, Publish (6-11), GetInventory (12).
+    def m(i, body, json=True, streaming=False):
+        return bytes([(i << 2) | (2 if streaming else 0) | (1 if json else 0)]) + body
+
+    def env(body):
+        return b"\x00" + struct.pack(">I", len(body)) + body
+
+    return {
+        "list_routes": m(0, b"{}"),
+        "list_routes_empty": m(0, b""),
+        "get_route": m(1, b'{"name": "echo"}'),
+        "put_route": m(2, b'{"route": {"name": "echo2", "path": "/echo2", "echo": {}}, '
+                      b'"expectedVersion": "3"}'),
+        "put_route_ws": m(2, b'{"route": {"name": "p", "path": "/ws/{client_id}", "websocket": '
+                         b'{"upstreams": ["ws://127.0.0.1:9001/x"], "setHeaders": {"x-a": "b"}}, '
+                         b'"limits": {"messagesPerSecond": 2.5}}}'),
+        "delete_route": m(3, b'{"name": "echo2", "expected_version": 4}'),
+        "get_limits": m(4, b'{"route": "echo"}'),
+        "update_limits": m(5, b'{"route": "", "limits": {"max_message_bytes": 1024}, '
+                          b'"updateMask": "maxMessageBytes,burst"}'),
+        "list_sessions": m(6, b'{"route": "echo", "state": "SESSION_STATE_OPEN", "pageSize": 10, '
+                          b'"pageToken": "abc"}'),
+        "close_session": m(8, b'{"id": "s-1", "code": 1000, "reason": "bye"}'),
+        "send_text": m(9, b'{"id": "s-1", "text": "hi \\u00e9"}'),
+        "send_binary": m(9, b'{"id": "s-1", "binary": "AAEC/w=="}'),
+        "watch_enveloped": m(10, env(b'{"route": "echo"}'), streaming=True),
+        "publish": m(11, b'{"channel": "session:1", "text": "x"}'),
+        "inventory": m(12, b"{}"),
+        "binary_get_route": m(1, b"\x0a\x04echo", json=False),
+        "binary_watch": m(10, env(b"\x0a\x04echo"), json=False, streaming=True),
+        "bad_envelope": m(10, b"\x01\x00\x00\x00\x02{}", streaming=True),
+        "unknown_field": m(1, b'{"name": "x", "colour": 1}'),
+        "wrong_type": m(8, b'{"id": 5, "code": -1}'),
+    }
+
+
 CORPORA = {
     "frame_scanner": frame_scanner,
     "request_head": request_head,
@@ -256,6 +368,8 @@ CORPORA = {
     "path_template": path_template,
     "jwt_hs256": jwt,
     "redis_url": redis_url,
+    "config_yaml": config_yaml,
+    "admin_body": admin_body,
 }
 
 for target, make in CORPORA.items():

@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD_FUZZ="${BUILD_FUZZ:-$ROOT/build-fuzz}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 JOBS="${JOBS:-2}"
-ALL="frame_scanner ws_handshake request_head http_bridge_codec external_client_codec url target_policy path_template jwt_hs256 redis_url"
+ALL="frame_scanner ws_handshake request_head http_bridge_codec external_client_codec url target_policy path_template jwt_hs256 redis_url config_yaml admin_body"
 FUZZ_TARGETS="${FUZZ_TARGETS:-$ALL}"
 
 # clang 14 on Debian bookworm: libFuzzer's runtime (libclang_rt.fuzzer) is in libclang-rt-14-dev,

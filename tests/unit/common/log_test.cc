@@ -20,6 +20,7 @@ namespace wsgate::common {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::MatchesRegex;
 using ::testing::StartsWith;
 
@@ -102,6 +103,21 @@ TEST_F(LogTest, TextFormatNamesTheLoggerAndLevel) {
   EXPECT_THAT(out.substr(0, out.size() - 1),
               MatchesRegex(R"(\[[0-9]{4}-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.)"
                            R"([0-9]{3}\] \[wsgate\] \[info\] hello 42)"));
+}
+
+TEST_F(LogTest, EveryFormatAndLevelRedactsSecrets) {
+  for (LogFormat format : {LogFormat::kJson, LogFormat::kText}) {
+    ASSERT_TRUE(InitLogging(format, "trace").ok());
+    StderrCapture capture;
+    spdlog::trace(R"(from client: {{"headers":{{"Authorization":"Bearer sekrit-1"}}}})");
+    spdlog::debug("url ws://h/x?access_token=sekrit-2");
+    spdlog::error("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWtyaXQifQ.sekrit-3");
+    spdlog::default_logger()->flush();
+    const std::string out = capture.Finish();
+    EXPECT_EQ(Lines(out).size(), 3u) << out;
+    EXPECT_THAT(out, Not(HasSubstr("sekrit"))) << out;
+    EXPECT_THAT(out, HasSubstr("<redacted>")) << out;
+  }
 }
 
 TEST_F(LogTest, LevelFiltersMessages) {

@@ -170,6 +170,21 @@ TEST(ParseConfigYamlTest, YamlSyntaxErrorHasLineAndColumn) {
   EXPECT_THAT(ErrorOf("a: b: c\n"), StartsWith("YAML syntax error at line 1, column"));
 }
 
+// Found by fuzzing: a byte that is not UTF-8 reached the JSON writer, whose exception ended the
+// process (--config, --check-config) instead of refusing the file.
+TEST(ParseConfigYamlTest, InvalidUtf8IsRefusedWithItsLine) {
+  EXPECT_EQ(ErrorOf("routes:\n  - name: a\n    path: /a\xd2x\n    echo: {}\n"),
+            "config: line 3 is not valid UTF-8 (YAML text must be UTF-8)");
+  EXPECT_EQ(ErrorOf("# caf\xc3\n"), "config: line 1 is not valid UTF-8 (YAML text must be UTF-8)");
+  // Found by fuzzing too: yaml-cpp, given a NUL, loads empty documents until memory runs out.
+  EXPECT_EQ(ErrorOf(std::string("\0,", 2)),
+            "config: line 1, column 1: control character 0x00 (YAML text allows tab, CR and LF "
+            "only)");
+  EXPECT_THAT(ErrorOf("routes:\n  - name: a\x1b\n"), StartsWith("config: line 2, column 12: "));
+  // A lone surrogate spelled as a YAML escape: yaml-cpp refuses it itself.
+  EXPECT_THAT(ErrorOf("routes:\n  - name: \"\\ud800\"\n"), StartsWith("YAML syntax error"));
+}
+
 TEST(ParseConfigYamlTest, WrongTypesNameThePath) {
   EXPECT_THAT(ErrorOf("routes: {name: a}\n"), StartsWith("routes: expected a list, got a map"));
   EXPECT_THAT(ErrorOf("routes:\n  - name: [a]\n"),
