@@ -68,8 +68,48 @@ absl::Status ValidateHeaderName(const std::string& field, const std::string& nam
   return absl::OkStatus();
 }
 
-absl::Status TranslateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std::string& field,
-                                dataplane::WebSocketProxySettings* out) {
+// A route's OutboundTls as a client context: what every outbound kind (http_bridge,
+// external_client, websocket's wss:// upstreams) verifies servers with. Null (no error) when
+// the files were admitted earlier and are unreadable now: those connections fail instead of
+// the gateway stopping.
+absl::StatusOr<dataplane::outbound::TlsContextPtr> TranslateTls(const Route& route,
+                                                                const wsgate::v1::OutboundTls& tls,
+                                                                const std::string& field,
+                                                                UnreadableFiles files) {
+  namespace outbound = dataplane::outbound;
+  outbound::TlsSettings tls_settings;
+  if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
+    if (tls.ca_file().empty()) {
+      return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
+    }
+    tls_settings.verify = outbound::TlsSettings::Verify::kCaFile;
+    tls_settings.ca_file = tls.ca_file();
+  } else if (!tls.ca_file().empty()) {
+    return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
+  } else if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_OFF) {
+    tls_settings.verify = outbound::TlsSettings::Verify::kOff;
+  } else {
+    tls_settings.verify = outbound::TlsSettings::Verify::kSystemStore;
+  }
+  auto ctx = outbound::MakeTlsContext(tls_settings);
+  if (ctx.ok()) return *std::move(ctx);
+  if (files == UnreadableFiles::kRefuse &&
+      tls_settings.verify == outbound::TlsSettings::Verify::kCaFile) {
+    // Read now: a missing or unparsable file refuses the route here instead of every TLS
+    // connection on it failing later.
+    return Invalid(field + ".tls.ca_file",
+                   absl::StrCat("'", tls.ca_file(), "': ", ctx.status().message()));
+  }
+  // A CA file that vanished after admission (or a system store that cannot be loaded): TLS
+  // targets of this route fail as unreachable (the documented meaning of a null context).
+  spdlog::error("route {}: TLS context: {}; TLS targets will be unreachable", route.name(),
+                std::string(ctx.status().message()));
+  return dataplane::outbound::TlsContextPtr();
+}
+
+absl::Status TranslateWebSocket(const Route& route, const std::string& field,
+                                UnreadableFiles files, dataplane::WebSocketProxySettings* out) {
+  const wsgate::v1::WebSocketRoute& ws = route.websocket();
   if (ws.upstreams_size() == 0) {
     return Invalid(field + ".upstreams", "at least one upstream ws:// URL is required");
   }
@@ -122,6 +162,27 @@ absl::Status TranslateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std:
   }
   // Sorted by lowercased name, so snapshots of the same config are identical.
   std::sort(out->set_headers.begin(), out->set_headers.end());
+
+  const bool secure = std::any_of(out->upstreams.begin(), out->upstreams.end(),
+                                  [](const dataplane::UpstreamUrl& u) { return u.secure; });
+  const std::string& name = ws.tls().server_name();
+  if (!name.empty()) {
+    const bool ok = name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
+      return absl::ascii_isalnum(c) || c == '-' || c == '.';
+    });
+    if (!ok) {
+      return Invalid(field + ".tls.server_name", absl::StrCat("'", name, "' is not a host name"));
+    }
+  }
+  if (ws.has_tls() && !secure) {
+    return Invalid(field + ".tls", "only meaningful with a wss:// upstream");
+  }
+  if (secure) {
+    auto ctx = TranslateTls(route, ws.tls(), field, files);
+    if (!ctx.ok()) return ctx.status();
+    out->tls = *std::move(ctx);
+    out->server_name = name;
+  }
   return absl::OkStatus();
 }
 
@@ -168,37 +229,12 @@ absl::StatusOr<std::shared_ptr<dataplane::outbound::OutboundRouteSettings>> Tran
   auto settings = std::make_shared<outbound::OutboundRouteSettings>();
   settings->policy = outbound::TargetPolicy(std::move(rules), ranges);
 
-  const auto& tls = kind.tls();
-  outbound::TlsSettings tls_settings;
-  if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
-    if (tls.ca_file().empty()) {
-      return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
-    }
-    tls_settings.verify = outbound::TlsSettings::Verify::kCaFile;
-    tls_settings.ca_file = tls.ca_file();
-  } else if (!tls.ca_file().empty()) {
-    return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
-  } else if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_OFF) {
-    tls_settings.verify = outbound::TlsSettings::Verify::kOff;
-  } else {
-    tls_settings.verify = outbound::TlsSettings::Verify::kSystemStore;
+  if (!kind.tls().server_name().empty()) {
+    return Invalid(field + ".tls.server_name", "only the websocket kind uses it");
   }
-  auto ctx = outbound::MakeTlsContext(tls_settings);
-  if (ctx.ok()) {
-    settings->tls = *std::move(ctx);
-  } else if (files == UnreadableFiles::kRefuse &&
-             tls_settings.verify == outbound::TlsSettings::Verify::kCaFile) {
-    // Read now: a missing or unparsable file refuses the route here instead of every https
-    // connection on it failing later.
-    return Invalid(field + ".tls.ca_file",
-                   absl::StrCat("'", tls.ca_file(), "': ", ctx.status().message()));
-  } else {
-    // A CA file that vanished after admission (or a system store that cannot be loaded): https
-    // targets of this route fail as unreachable (the documented meaning of a null context)
-    // instead of the gateway stopping.
-    spdlog::error("route {}: TLS context: {}; https targets will be unreachable", route.name(),
-                  std::string(ctx.status().message()));
-  }
+  auto ctx = TranslateTls(route, kind.tls(), field, files);
+  if (!ctx.ok()) return ctx.status();
+  settings->tls = *std::move(ctx);
   return settings;
 }
 
@@ -570,7 +606,7 @@ absl::StatusOr<TranslatedRoute> TranslateRoute(const Route& route, std::string_v
                      "set");
     case Route::kWebsocket:
       rc->kind = RouteKind::kWebSocket;
-      kind_status = TranslateWebSocket(route.websocket(), field + ".websocket", &rc->websocket);
+      kind_status = TranslateWebSocket(route, field + ".websocket", files, &rc->websocket);
       break;
     case Route::kEcho:
       rc->kind = RouteKind::kEcho;

@@ -27,12 +27,9 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
     return absl::InvalidArgumentError(absl::StrCat("'", std::string(url), "' is not a ws:// URL"));
   }
   std::string scheme = absl::AsciiStrToLower(std::string(url.substr(0, sep)));
-  if (scheme == "wss") {
-    return absl::InvalidArgumentError("wss:// upstreams are not supported yet; use ws://");
-  }
-  if (scheme != "ws") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("scheme must be ws:// (got ", std::string(url.substr(0, sep + 3)), ")"));
+  if (scheme != "ws" && scheme != "wss") {
+    return absl::InvalidArgumentError(absl::StrCat("scheme must be ws:// or wss:// (got ",
+                                                   std::string(url.substr(0, sep + 3)), ")"));
   }
   std::string_view rest = url.substr(sep + 3);
   if (rest.find('#') != std::string_view::npos) {
@@ -48,6 +45,8 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
 
   dataplane::UpstreamUrl out;
   out.url = std::string(url);
+  out.secure = scheme == "wss";
+  if (out.secure) out.port = 443;
   std::string_view port_text;
   bool has_port = false;
   if (!authority.empty() && authority[0] == '[') {
