@@ -381,18 +381,19 @@ TEST(ResolveSettingsTest, ControlTlsFilesFromFlagEnvironmentThenConfig) {
 TEST(ResolveSettingsTest, ControlTlsCertAndKeyComeTogether) {
   CliFlags flags;
   flags.control_tls_cert = "/c.pem";
-  EXPECT_THAT(ResolveSettings(flags, {}, Env({}), 1).status().message(),
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, Env({}), 1).status().message()),
               StartsWith("--control-tls-cert: a TLS certificate needs its key"));
   wsgate::v1::Server server;
   server.set_control_tls_key("/k.pem");
-  EXPECT_THAT(ResolveSettings({}, server, Env({}), 1).status().message(),
+  EXPECT_THAT(std::string(ResolveSettings({}, server, Env({}), 1).status().message()),
               StartsWith("server.control_tls_key: a TLS key needs its certificate"));
-  EXPECT_THAT(
-      ResolveSettings({}, {}, Env({{"WSGATE_CONTROL_CLIENT_CA", "/ca.pem"}}), 1).status().message(),
-      StartsWith("WSGATE_CONTROL_CLIENT_CA: mutual TLS needs --control-tls-cert"));
+  EXPECT_THAT(std::string(ResolveSettings({}, {}, Env({{"WSGATE_CONTROL_CLIENT_CA", "/ca.pem"}}), 1)
+                              .status()
+                              .message()),
+              StartsWith("WSGATE_CONTROL_CLIENT_CA: mutual TLS needs --control-tls-cert"));
   CliFlags empty;
   empty.control_tls_key = "";
-  EXPECT_THAT(ResolveSettings(empty, {}, Env({}), 1).status().message(),
+  EXPECT_THAT(std::string(ResolveSettings(empty, {}, Env({}), 1).status().message()),
               StartsWith("--control-tls-key: must not be empty"));
 }
 
