@@ -22,7 +22,7 @@ import pytest
 import websockets
 
 from wsgate_harness import (Gateway, connect, free_port, handshake_status, metric, parse_metrics,
-                            run_wsgate, stubs, wait_for)
+                            run_wsgate, silent_upstream, stubs, wait_for)
 
 CERTS = tempfile.mkdtemp(prefix="wsgate-tls-certs-")
 
@@ -258,10 +258,16 @@ class WssUpstream:
         await self.server.wait_closed()
 
 
-def wss_config(port, stranger_port):
+def wss_config(port, stranger_port, silent_port):
     ca = cert("ca.pem")
     return f"""
 routes:
+  - name: wss-silent
+    path: /wss/silent
+    websocket:
+      upstreams: ["wss://localhost:{silent_port}/"]
+      tls: {{verify: VERIFY_CA_FILE, ca_file: "{ca}"}}
+      connect_timeout_ms: 500
   - name: wss-ca
     path: /wss/ca
     websocket:
@@ -296,9 +302,9 @@ routes:
 
 @pytest.fixture(scope="module")
 def wss_gw():
-    port, stranger_port = free_port(), free_port()
-    with Gateway(config_yaml=wss_config(port, stranger_port)) as gw:
-        gw.upstream_port, gw.stranger_port = port, stranger_port
+    port, stranger_port, silent_port = free_port(), free_port(), free_port()
+    with Gateway(config_yaml=wss_config(port, stranger_port, silent_port)) as gw:
+        gw.upstream_port, gw.stranger_port, gw.silent_port = port, stranger_port, silent_port
         yield gw
 
 
@@ -382,6 +388,16 @@ def test_wss_upstream_that_fails_verification_is_502_counted_and_logged(wss_gw, 
     assert why in line[-1], line[-1]
     # Still serving.
     assert asyncio.run(handshake_status(wss_gw.url("/wss/system"))) == 502
+
+
+def test_wss_upstream_that_never_finishes_the_tls_handshake_is_504(wss_gw):
+    # The connect deadline covers TCP, TLS and the WebSocket handshake together.
+    async def go():
+        async with silent_upstream(wss_gw.silent_port):
+            assert await handshake_status(wss_gw.url("/wss/silent")) == 504
+    asyncio.run(go())
+    m = scrape(wss_gw)
+    assert metric(m, "wsgate_connections_total", route="wss-silent", outcome="upstream_timeout") == 1
 
 
 def test_wss_route_config_errors_name_the_field():
