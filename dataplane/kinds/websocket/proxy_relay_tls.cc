@@ -124,6 +124,9 @@ void ProxyRelay::StartUpstreamTls() {
   SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                         SSL_MODE_RELEASE_BUFFERS);
   SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+  // One recv() takes every record the kernel holds, instead of a header read and a body read
+  // per record; TlsRecv reads until WANT_READ, so nothing read ahead waits for an edge.
+  SSL_set_read_ahead(ssl, 1);
   boost::system::error_code literal_ec;
   boost::asio::ip::make_address(tls_name_, literal_ec);
   const bool literal = !literal_ec;
