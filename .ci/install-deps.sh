@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests: an independent WebSocket and gRPC implementation, real servers
   python3 python3-pytest python3-websockets python3-grpcio python3-protobuf
-  redis-server redis-tools nginx-light
+  redis-server redis-tools nginx-light openssl
   # tools
   curl procps
   # chart tests (tests/helm): Prometheus + promtool, PyYAML, a venv for kubernetes-validate

@@ -35,7 +35,9 @@ absl::Status OutboundRouteBuilder::AddAddressRange(std::string_view name) {
   return absl::OkStatus();
 }
 
-absl::Status OutboundRouteBuilder::SetTls(TlsVerify verify, const std::string& ca_file) {
+namespace {
+
+absl::StatusOr<outbound::TlsContextPtr> MakeContext(TlsVerify verify, const std::string& ca_file) {
   outbound::TlsSettings tls;
   switch (verify) {
     case TlsVerify::kSystemStore: tls.verify = outbound::TlsSettings::Verify::kSystemStore; break;
@@ -43,7 +45,18 @@ absl::Status OutboundRouteBuilder::SetTls(TlsVerify verify, const std::string& c
     case TlsVerify::kOff: tls.verify = outbound::TlsSettings::Verify::kOff; break;
   }
   tls.ca_file = ca_file;
-  absl::StatusOr<outbound::TlsContextPtr> ctx = outbound::MakeTlsContext(tls);
+  return outbound::MakeTlsContext(tls);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> MakeUpstreamTls(
+    TlsVerify verify, const std::string& ca_file) {
+  return MakeContext(verify, ca_file);
+}
+
+absl::Status OutboundRouteBuilder::SetTls(TlsVerify verify, const std::string& ca_file) {
+  absl::StatusOr<outbound::TlsContextPtr> ctx = MakeContext(verify, ca_file);
   if (!ctx.ok()) {
     state_->settings->tls = nullptr;  // documented meaning: TLS targets are unreachable
     return ctx.status();

@@ -1,7 +1,7 @@
 // The data plane's public route-building API: what a control plane needs, beyond the plain route
 // types of routing/route_config.h, to build a route the data plane can run. These are the parts
 // only the data plane knows how to make: an outbound allow-list policy with its TLS trust store,
-// and the burst a message rate gets when none is configured. The control plane includes this
+// the TLS context of wss:// upstreams, and the burst a message rate gets when none is configured. The control plane includes this
 // header, data_plane.h and routing/, never outbound/, limits/ or other internals, so that the
 // data plane's implementation can change (or move to another process) behind it.
 //
@@ -55,6 +55,11 @@ class OutboundRouteBuilder {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// The TLS client context of a route's wss:// upstreams (WebSocketProxySettings::tls), loaded now
+// (reads `ca_file`): TLS 1.2+, peer verification per `verify`. An error says why.
+absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> MakeUpstreamTls(
+    TlsVerify verify, const std::string& ca_file);
 
 // The burst of a connection's message rate limit when the route sets a rate and no burst.
 uint32_t DefaultMessageBurst(double messages_per_second);

@@ -4,8 +4,10 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -16,6 +18,7 @@
 #include <limits>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -178,13 +181,45 @@ constexpr auto kIdleTimeout = std::chrono::seconds(30);
 constexpr uint64_t kMaxRequestBody = 64 * 1024;
 constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr uint64_t kMaxDrain = 64 * 1024 * 1024;
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 
-// One HTTP/1.1 connection, keep-alive supported. Lives on the admin thread only; AdminReply
-// calls from other threads are posted to it.
-class AdminSession : public std::enable_shared_from_this<AdminSession> {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One HTTP/1.1 connection, keep-alive supported, over plain TCP or TLS (`Stream`, chosen once
+// per connection by the acceptor). Lives on the admin thread only; AdminReply calls from other
+// threads are posted to it.
+template <class Stream>
+class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using std::enable_shared_from_this<AdminSession<Stream>>::shared_from_this;
+
  public:
-  AdminSession(tcp::socket socket, const AdminRoutes* routes)
-      : stream_(std::move(socket)), routes_(routes) {}
+  template <class... StreamArgs>
+  explicit AdminSession(const AdminRoutes* routes, StreamArgs&&... args)
+      : stream_(std::forward<StreamArgs>(args)...), routes_(routes) {}
+
+  // TLS: the handshake first (a client that fails it, e.g. without the certificate mutual TLS
+  // asks for, is closed without an HTTP answer), then requests as over plain TCP.
+  void Start() {
+    if constexpr (kTls) {
+      Tcp().expires_after(kHandshakeTimeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  spdlog::debug("admin TLS handshake failed: {}", ec.message());
+                                  self->state_ = State::kClosed;
+                                  beast::error_code ignored;
+                                  self->Tcp().socket().close(ignored);
+                                  return;
+                                }
+                                self->ReadRequest();
+                              });
+    } else {
+      ReadRequest();
+    }
+  }
 
   void ReadRequest() {
     parser_.emplace();
@@ -194,7 +229,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     // Boost 1.74's parser compares the length with the optional, and none compares below any
     // length.)
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    stream_.expires_after(kIdleTimeout);
+    Tcp().expires_after(kIdleTimeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
@@ -210,7 +245,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   void StartStreamAsync(int status, std::string content_type) {
     if (state_ != State::kWaiting) return;
     state_ = State::kStreaming;
-    stream_.expires_never();
+    Tcp().expires_never();
     std::string head = absl::StrCat("HTTP/1.1 ", status, " ",
                                     std::string(http::obsolete_reason(http::int_to_status(status))),
                                     "\r\nServer: wsgate\r\nContent-Type: ", content_type,
@@ -250,9 +285,12 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
  private:
   enum class State { kReading, kWaiting, kWriting, kStreaming, kEnding, kClosed };
 
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
   bool IgnorableReadError(beast::error_code ec) const {
     return ec == http::error::end_of_stream || ec == beast::error::timeout ||
-           ec == asio::error::operation_aborted || ec == asio::error::connection_reset;
+           ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+           ec == asio::ssl::error::stream_truncated;
   }
 
   void BadRequest(beast::error_code ec) {
@@ -356,7 +394,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     res->keep_alive(keep_alive);
     res->body() = std::move(r.body);
     res->prepare_payload();
-    stream_.expires_after(kIdleTimeout);
+    Tcp().expires_after(kIdleTimeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
                         if (!ec && self->linger_) {
@@ -399,7 +437,15 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   // While a stream is open the client sends nothing more; a read completing means it closed
   // (or broke the protocol): either way the stream is over.
   void WatchForClose() {
-    stream_.socket().async_read_some(
+    // Over TLS through the TLS stream (a record read from under it would break its state).
+    auto& from = [this]() -> auto& {
+      if constexpr (kTls) {
+        return stream_;
+      } else {
+        return Tcp().socket();
+      }
+    }();
+    from.async_read_some(
         asio::buffer(sink_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
           if (!ec && self->state_ == State::kStreaming) {
             self->WatchForClose();
@@ -416,8 +462,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   void Linger() {
     linger_ = false;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(2));
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Tcp().expires_after(std::chrono::seconds(2));
     DrainSome();
   }
 
@@ -437,8 +483,18 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    if constexpr (kTls) {
+      // close_notify, then the socket (bounded: a peer that never answers is cut off).
+      Tcp().socket().cancel(ignored);
+      Tcp().expires_after(kTlsShutdownTimeout);
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+        beast::error_code ignored_too;
+        self->Tcp().socket().close(ignored_too);
+      });
+    } else {
+      Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      Tcp().socket().close(ignored);
+    }
     for (auto& [data, written] : queue_) {
       if (written) written(false);
       written = nullptr;
@@ -446,7 +502,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     if (auto gone = std::move(gone_)) gone();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const AdminRoutes* const routes_;
@@ -463,9 +519,10 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 };
 
 // AdminReply for one request: posts every call to its session's thread.
+template <class Session>
 class SessionReply final : public AdminReply {
  public:
-  explicit SessionReply(std::shared_ptr<AdminSession> session) : session_(std::move(session)) {}
+  explicit SessionReply(std::shared_ptr<Session> session) : session_(std::move(session)) {}
 
   void Send(AdminResponse response) override {
     asio::post(session_->executor(), [s = session_, r = std::move(response)]() mutable {
@@ -492,10 +549,11 @@ class SessionReply final : public AdminReply {
   }
 
  private:
-  const std::shared_ptr<AdminSession> session_;
+  const std::shared_ptr<Session> session_;
 };
 
-AdminRequest AdminSession::MakeRequest(bool too_large) {
+template <class Stream>
+AdminRequest AdminSession<Stream>::MakeRequest(bool too_large) {
   http::request<http::string_body> req = parser_->release();
   AdminRequest r;
   r.method = std::string(req.method_string());
@@ -511,7 +569,7 @@ AdminRequest AdminSession::MakeRequest(bool too_large) {
   r.body_too_large = too_large;
   if (!too_large) r.body = std::move(req.body());
   beast::error_code ec;
-  const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+  const tcp::endpoint remote = Tcp().socket().remote_endpoint(ec);
   if (!ec) r.remote_address = remote.address().to_string();
   version_ = req.version();
   // The unread rest of an oversized body would be parsed as the next request: close instead.
@@ -520,18 +578,21 @@ AdminRequest AdminSession::MakeRequest(bool too_large) {
   return r;
 }
 
-void AdminSession::DispatchRpc(bool too_large) {
+template <class Stream>
+void AdminSession<Stream>::DispatchRpc(bool too_large) {
   AdminRequest r = MakeRequest(too_large);
   state_ = State::kWaiting;
-  stream_.expires_never();
-  routes_->rpc_handler()(std::move(r), std::make_shared<SessionReply>(shared_from_this()));
+  Tcp().expires_never();
+  routes_->rpc_handler()(std::move(r),
+                         std::make_shared<SessionReply<AdminSession>>(shared_from_this()));
 }
 
 }  // namespace
 
 class AdminServer::Impl {
  public:
-  explicit Impl(AdminRoutes routes) : routes_(std::move(routes)) {}
+  Impl(AdminRoutes routes, std::shared_ptr<asio::ssl::context> tls)
+      : routes_(std::move(routes)), tls_(std::move(tls)) {}
 
   absl::Status Listen(const AdminServerOptions& options) {
     beast::error_code ec;
@@ -593,7 +654,11 @@ class AdminServer::Impl {
     acceptor_.async_accept(
         asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
           if (ec == asio::error::operation_aborted) return;
-          if (!ec) std::make_shared<AdminSession>(std::move(socket), &routes_)->ReadRequest();
+          if (!ec && tls_) {
+            std::make_shared<AdminSession<TlsStream>>(&routes_, std::move(socket), *tls_)->Start();
+          } else if (!ec) {
+            std::make_shared<AdminSession<PlainStream>>(&routes_, std::move(socket))->Start();
+          }
           // Other errors (e.g. EMFILE) are transient: keep accepting.
           Accept();
         });
@@ -603,13 +668,15 @@ class AdminServer::Impl {
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
   const AdminRoutes routes_;
+  const std::shared_ptr<asio::ssl::context> tls_;  // null: plain HTTP
   uint16_t port_ = 0;
   std::thread thread_;
 };
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,
                                                                 AdminRoutes routes) {
-  auto impl = std::make_unique<Impl>(std::move(routes));
+  auto impl = std::make_unique<Impl>(
+      std::move(routes), options.tls ? options.tls->server_context() : nullptr);
   if (absl::Status s = impl->Listen(options); !s.ok()) return s;
   impl->Run();
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/health_state.h"
+#include "common/tls/server_certificate.h"
 
 namespace wsgate::controlplane {
 
@@ -34,6 +35,9 @@ using AdminHandler = std::function<AdminResponse(const std::string& path)>;
 struct AdminServerOptions {
   std::string listen_address = "0.0.0.0";
   uint16_t port = 8081;  // 0: pick a free port (see AdminServer::port())
+  // HTTPS instead of HTTP (null: plain). With a client CA in it, mutual TLS: a client without a
+  // certificate that chains to it fails the handshake and gets no HTTP answer at all.
+  common::tls::ServerCertificatePtr tls;
 };
 
 struct AdminRequest {

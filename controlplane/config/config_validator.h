@@ -1,5 +1,5 @@
 // Semantic checks of configuration. Errors are INVALID_ARGUMENT with the field path first:
-// "routes[1].websocket.upstreams[0]: scheme must be ws:// (got http://)".
+// "routes[1].websocket.upstreams[0]: scheme must be ws:// or wss:// (got http://)".
 #pragma once
 
 #include <string_view>

@@ -65,8 +65,50 @@ absl::Status ValidateHeaderName(const std::string& field, const std::string& nam
   return absl::OkStatus();
 }
 
-absl::Status TranslateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std::string& field,
-                                dataplane::WebSocketProxySettings* out) {
+
+// A route's `tls` block: which trust store verifies its TLS peers. Shared by the websocket
+// kind (wss:// upstreams) and the outbound kinds (https:// and wss:// targets).
+struct TlsChoice {
+  dataplane::TlsVerify verify = dataplane::TlsVerify::kSystemStore;
+  std::string ca_file;
+};
+
+absl::StatusOr<TlsChoice> TranslateTls(const wsgate::v1::OutboundTls& tls,
+                                       const std::string& field) {
+  TlsChoice choice;
+  if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
+    if (tls.ca_file().empty()) {
+      return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
+    }
+    choice.verify = dataplane::TlsVerify::kCaFile;
+    choice.ca_file = tls.ca_file();
+  } else if (!tls.ca_file().empty()) {
+    return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
+  } else if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_OFF) {
+    choice.verify = dataplane::TlsVerify::kOff;
+  }
+  return choice;
+}
+
+// What a trust store that could not be loaded means. On admission a CA file that cannot be read
+// or parsed refuses the route here, instead of every TLS connection on it failing later. On a
+// rebuild (the file vanished after admission, or the system store cannot be loaded) the route is
+// built without one: its TLS peers are unreachable, and the reason is logged.
+absl::Status TlsLoadOutcome(const Route& route, const TlsChoice& choice, const std::string& field,
+                            UnreadableFiles files, const absl::Status& loaded) {
+  if (loaded.ok()) return absl::OkStatus();
+  if (files == UnreadableFiles::kRefuse && choice.verify == dataplane::TlsVerify::kCaFile) {
+    return Invalid(field + ".tls.ca_file",
+                   absl::StrCat("'", choice.ca_file, "': ", loaded.message()));
+  }
+  spdlog::error("route {}: TLS context: {}; TLS targets will be unreachable", route.name(),
+                std::string(loaded.message()));
+  return absl::OkStatus();
+}
+
+absl::Status TranslateWebSocket(const Route& route, const std::string& field,
+                                UnreadableFiles files, dataplane::WebSocketProxySettings* out) {
+  const wsgate::v1::WebSocketRoute& ws = route.websocket();
   if (ws.upstreams_size() == 0) {
     return Invalid(field + ".upstreams", "at least one upstream ws:// URL is required");
   }
@@ -119,6 +161,29 @@ absl::Status TranslateWebSocket(const wsgate::v1::WebSocketRoute& ws, const std:
   }
   // Sorted by lowercased name, so snapshots of the same config are identical.
   std::sort(out->set_headers.begin(), out->set_headers.end());
+
+  const bool secure = std::any_of(out->upstreams.begin(), out->upstreams.end(),
+                                  [](const dataplane::UpstreamUrl& u) { return u.secure; });
+  const std::string& name = ws.tls().server_name();
+  if (!name.empty()) {
+    const bool ok = name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
+      return absl::ascii_isalnum(c) || c == '-' || c == '.';
+    });
+    if (!ok) {
+      return Invalid(field + ".tls.server_name", absl::StrCat("'", name, "' is not a host name"));
+    }
+  }
+  if (ws.has_tls() && !secure) {
+    return Invalid(field + ".tls", "only meaningful with a wss:// upstream");
+  }
+  if (secure) {
+    absl::StatusOr<TlsChoice> choice = TranslateTls(ws.tls(), field);
+    if (!choice.ok()) return choice.status();
+    auto ctx = dataplane::MakeUpstreamTls(choice->verify, choice->ca_file);
+    if (auto s = TlsLoadOutcome(route, *choice, field, files, ctx.status()); !s.ok()) return s;
+    if (ctx.ok()) out->tls = *std::move(ctx);
+    out->server_name = name;
+  }
   return absl::OkStatus();
 }
 
@@ -159,31 +224,13 @@ absl::Status TranslateOutbound(const Route& route, const KindProto& kind, const 
     }
   }
 
-  const auto& tls = kind.tls();
-  dataplane::TlsVerify verify = dataplane::TlsVerify::kSystemStore;
-  if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_CA_FILE) {
-    if (tls.ca_file().empty()) {
-      return Invalid(field + ".tls.ca_file", "required when verify is VERIFY_CA_FILE");
-    }
-    verify = dataplane::TlsVerify::kCaFile;
-  } else if (!tls.ca_file().empty()) {
-    return Invalid(field + ".tls.ca_file", "only meaningful with verify: VERIFY_CA_FILE");
-  } else if (tls.verify() == wsgate::v1::OutboundTls::VERIFY_OFF) {
-    verify = dataplane::TlsVerify::kOff;
+  if (!kind.tls().server_name().empty()) {
+    return Invalid(field + ".tls.server_name", "only the websocket kind uses it");
   }
-  absl::Status loaded = builder->SetTls(verify, tls.ca_file());
-  if (loaded.ok()) return absl::OkStatus();
-  if (files == UnreadableFiles::kRefuse && verify == dataplane::TlsVerify::kCaFile) {
-    // Read now: a missing or unparsable file refuses the route here instead of every https
-    // connection on it failing later.
-    return Invalid(field + ".tls.ca_file",
-                   absl::StrCat("'", tls.ca_file(), "': ", loaded.message()));
-  }
-  // A CA file that vanished after admission (or a system store that cannot be loaded): https
-  // targets of this route fail as unreachable instead of the gateway stopping.
-  spdlog::error("route {}: TLS context: {}; https targets will be unreachable", route.name(),
-                std::string(loaded.message()));
-  return absl::OkStatus();
+  absl::StatusOr<TlsChoice> choice = TranslateTls(kind.tls(), field);
+  if (!choice.ok()) return choice.status();
+  return TlsLoadOutcome(route, *choice, field, files,
+                        builder->SetTls(choice->verify, choice->ca_file));
 }
 
 absl::Status TranslateHttpBridge(const Route& route, const std::string& field,
@@ -555,7 +602,7 @@ absl::StatusOr<TranslatedRoute> TranslateRoute(const Route& route, std::string_v
                      "set");
     case Route::kWebsocket:
       rc->kind = RouteKind::kWebSocket;
-      kind_status = TranslateWebSocket(route.websocket(), field + ".websocket", &rc->websocket);
+      kind_status = TranslateWebSocket(route, field + ".websocket", files, &rc->websocket);
       break;
     case Route::kEcho:
       rc->kind = RouteKind::kEcho;

@@ -1,7 +1,7 @@
 // One pass from a proto route to the data plane's runtime route: every check the validator makes
 // and every value the snapshot needs happen in the same walk, so "validates" and "translates"
 // cannot disagree. Errors are INVALID_ARGUMENT with the field path first
-// ("route.websocket.upstreams[0]: scheme must be ws:// (got http://)").
+// ("route.websocket.upstreams[0]: scheme must be ws:// or wss:// (got http://)").
 #pragma once
 
 #include <memory>

@@ -24,12 +24,9 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
     return absl::InvalidArgumentError(absl::StrCat("'", std::string(url), "' is not a ws:// URL"));
   }
   std::string scheme = absl::AsciiStrToLower(std::string(url.substr(0, sep)));
-  if (scheme == "wss") {
-    return absl::InvalidArgumentError("wss:// upstreams are not supported yet; use ws://");
-  }
-  if (scheme != "ws") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("scheme must be ws:// (got ", std::string(url.substr(0, sep + 3)), ")"));
+  if (scheme != "ws" && scheme != "wss") {
+    return absl::InvalidArgumentError(absl::StrCat("scheme must be ws:// or wss:// (got ",
+                                                   std::string(url.substr(0, sep + 3)), ")"));
   }
   if (url.find('#') != std::string_view::npos) {
     return absl::InvalidArgumentError("must not have a fragment ('#')");
@@ -38,6 +35,7 @@ absl::StatusOr<dataplane::UpstreamUrl> ParseWsUrl(std::string_view url) {
   if (!parsed.ok()) return parsed.status();
   dataplane::UpstreamUrl out;
   out.url = std::string(url);
+  out.secure = scheme == "wss";
   out.host = parsed->host;
   out.port = parsed->port;
   out.path_and_query = parsed->Target();

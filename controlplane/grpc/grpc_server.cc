@@ -57,8 +57,18 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
                                ? absl::StrCat("[", options.listen_address, "]")
                                : options.listen_address;
   int selected_port = 0;
-  builder.AddListeningPort(absl::StrCat(host, ":", options.port), grpc::InsecureServerCredentials(),
-                           &selected_port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (options.tls) {
+    grpc::SslServerCredentialsOptions ssl(
+        options.tls->requires_client_certificate()
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_root_certs = options.tls->client_ca_pem();
+    ssl.pem_key_cert_pairs.push_back(
+        {options.tls->private_key_pem(), options.tls->cert_chain_pem()});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(absl::StrCat(host, ":", options.port), credentials, &selected_port);
   // gRPC sets SO_REUSEPORT by default, which would let a second process "bind" a port that is
   // in use and split the calls between the two. A port in use must be a start-up error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/tls/server_certificate.h"
 #include "controlplane/auth/token_auth.h"
 
 namespace wsgate::controlplane {
@@ -28,6 +29,9 @@ struct GrpcServerOptions {
   // Bearer tokens the services check (null: open); the audit interceptor names callers from it.
   // Must outlive the server.
   const TokenTable* tokens = nullptr;
+  // TLS on the port (null: plaintext); with a client CA in it, mutual TLS: calls without a
+  // client certificate that chains to it fail the handshake.
+  common::tls::ServerCertificatePtr tls;
 };
 
 // Start, SetServing and Shutdown may be called from any thread; Shutdown once.

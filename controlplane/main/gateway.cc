@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/health_state.h"
 #include "common/log.h"
+#include "common/tls/server_certificate.h"
 #include "controlplane/admin/admin_server.h"
 #include "controlplane/admin/connect_handler.h"
 #include "controlplane/auth/token_auth.h"
@@ -32,6 +33,7 @@
 #include "controlplane/main/settings.h"
 #include "controlplane/metrics/fanout_collector.h"
 #include "controlplane/metrics/stats_collector.h"
+#include "controlplane/metrics/tls_collector.h"
 #include "dataplane/data_plane.h"
 #include "dataplane/stats/route_stats.h"
 
@@ -53,7 +55,20 @@ constexpr auto kDrainPaceStep = std::chrono::milliseconds(10);
 constexpr auto kStopDeadline = std::chrono::seconds(5);
 constexpr auto kGrpcShutdownDeadline = std::chrono::seconds(2);
 
-int CheckConfig(const std::string& path) {
+// The control plane's certificate, key and client CA, read and checked (no TLS configured: null).
+absl::StatusOr<common::tls::ServerCertificatePtr> LoadControlTls(const Settings& s) {
+  if (s.control_tls_cert.empty()) return common::tls::ServerCertificatePtr();
+  common::tls::ServerTlsFiles files;
+  files.cert_file = s.control_tls_cert;
+  files.key_file = s.control_tls_key;
+  files.client_ca_file = s.control_client_ca;
+  files.cert_field = s.control_tls_cert_source;
+  files.key_field = s.control_tls_key_source;
+  files.client_ca_field = s.control_client_ca_source;
+  return common::tls::ServerCertificate::Load(files);
+}
+
+int CheckConfig(const std::string& path, const CliFlags& flags) {
   absl::StatusOr<wsgate::v1::Config> config = LoadConfigFile(path);
   if (!config.ok()) {
     // The loader's errors already start with the path.
@@ -62,6 +77,19 @@ int CheckConfig(const std::string& path) {
   }
   if (absl::Status status = ValidateConfig(*config); !status.ok()) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), std::string(status.message()).c_str());
+    return kExitFailure;
+  }
+  // The settings the file and the flags make, and the files they name (the TLS certificates).
+  absl::StatusOr<Settings> settings =
+      ResolveSettings(flags, config->server(), ProcessEnvironment(), 1);
+  if (!settings.ok()) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(),
+                 std::string(settings.status().message()).c_str());
+    return kExitFailure;
+  }
+  if (absl::StatusOr<common::tls::ServerCertificatePtr> tls = LoadControlTls(*settings);
+      !tls.ok()) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), std::string(tls.status().message()).c_str());
     return kExitFailure;
   }
   std::printf("%s: ok\n", path.c_str());
@@ -117,6 +145,25 @@ class Gateway {
   // Returns the exit code to use on failure, with the error already logged.
   // `demo`: `config` is DemoConfig, whose proxy-echo upstream is this process's bound data port.
   int Start(const wsgate::v1::Config& config, bool demo) {
+    // First: a bad certificate file must stop the start before anything listens.
+    absl::StatusOr<common::tls::ServerCertificatePtr> control_tls = LoadControlTls(settings_);
+    if (!control_tls.ok()) {
+      spdlog::error("cannot start: {}", std::string(control_tls.status().message()));
+      return kExitUsage;
+    }
+    control_tls_ = *std::move(control_tls);
+    if (control_tls_) {
+      tls_expiry_.Set("control", control_tls_->not_after_unix());
+      spdlog::info("control plane: TLS on the gRPC and admin ports with {} ({}, expires at {}){}",
+                   settings_.control_tls_cert, control_tls_->subject(),
+                   control_tls_->not_after_unix(),
+                   control_tls_->requires_client_certificate()
+                       ? absl::StrCat("; client certificates required (CA ",
+                                      settings_.control_client_ca, ")")
+                       : std::string());
+    } else {
+      spdlog::warn("no --control-tls-cert: the gRPC and admin ports speak plaintext");
+    }
     absl::StatusOr<std::unique_ptr<ConfigStore>> store =
         ConfigStore::Open(config, state_dir_, &stats_);
     if (!store.ok()) {
@@ -156,6 +203,7 @@ class Gateway {
     collector_ = std::make_unique<StatsCollector>(
         &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
     fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
+    tls_collector_ = std::make_unique<TlsCollector>(&tls_expiry_);
     if (!settings_.admin_token_file.empty()) {
       absl::StatusOr<TokenTable> tokens = TokenTable::Load(settings_.admin_token_file);
       if (!tokens.ok()) {
@@ -172,9 +220,8 @@ class Gateway {
     }
     connect_ = std::make_unique<ConnectHandler>(tokens_.get());
     AdminRoutes admin_routes = StandardAdminRoutes(
-        &health_, [c = collector_.get(), f = fanout_collector_.get(), k = connect_->collector()] {
-          return SerializeMetrics({c, f, k});
-        });
+        &health_, [c = collector_.get(), f = fanout_collector_.get(), k = connect_->collector(),
+                   t = tls_collector_.get()] { return SerializeMetrics({c, f, k, t}); });
     connect_->Register(admin_routes);
     const std::string ui_dir =
         settings_.admin_ui_dir.empty() ? DefaultUiDir() : settings_.admin_ui_dir;
@@ -190,6 +237,7 @@ class Gateway {
     AdminServerOptions admin_options;
     admin_options.listen_address = settings_.listen_address;
     admin_options.port = settings_.admin_port;
+    admin_options.tls = control_tls_;
     absl::StatusOr<std::unique_ptr<AdminServer>> admin =
         AdminServer::Start(admin_options, std::move(admin_routes));
     if (!admin.ok()) {
@@ -212,6 +260,7 @@ class Gateway {
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
     grpc_options.tokens = tokens_.get();
+    grpc_options.tls = control_tls_;
     absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
         GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get(),
                                          limit_service_.get(), session_service_.get()});
@@ -339,6 +388,9 @@ class Gateway {
   bool data_plane_stopped_ = false;
   std::unique_ptr<StatsCollector> collector_;
   std::unique_ptr<FanoutCollector> fanout_collector_;  // wsgate_bus_*, wsgate_room_members
+  common::tls::ServerCertificatePtr control_tls_;      // null: plaintext control ports
+  common::tls::ExpiryBoard tls_expiry_;
+  std::unique_ptr<TlsCollector> tls_collector_;  // wsgate_tls_certificate_expiry_*
   std::unique_ptr<TokenTable> tokens_;  // null: open
   std::unique_ptr<ConnectHandler> connect_;  // outlives admin_, whose routes call it
   std::unique_ptr<AdminServer> admin_;
@@ -363,7 +415,7 @@ int RunWsgate(int argc, char** argv) {
     return kExitUsage;
   }
 
-  if (!flags.check_config_path.empty()) return CheckConfig(flags.check_config_path);
+  if (!flags.check_config_path.empty()) return CheckConfig(flags.check_config_path, flags);
 
   wsgate::v1::Config config;
   const bool demo = flags.config_path.empty();

@@ -73,6 +73,18 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                               "The admin UI's built files (env WSGATE_ADMIN_UI_DIR; default: "
                               "admin-ui beside the binary)");
 
+  std::string tls_cert, tls_key, client_ca;
+  auto* o_tls_cert = app.add_option("--control-tls-cert", tls_cert,
+                                    "PEM certificate (chain) for TLS on the gRPC and admin ports "
+                                    "(env WSGATE_CONTROL_TLS_CERT); needs --control-tls-key");
+  auto* o_tls_key = app.add_option("--control-tls-key", tls_key,
+                                   "PEM private key of --control-tls-cert (env "
+                                   "WSGATE_CONTROL_TLS_KEY)");
+  auto* o_client_ca = app.add_option("--control-client-ca", client_ca,
+                                     "PEM CA file: the gRPC and admin ports require client "
+                                     "certificates signed by it (mutual TLS; env "
+                                     "WSGATE_CONTROL_CLIENT_CA)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -91,6 +103,9 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   if (o_drain_rate->count() > 0) f.drain_close_rate = drain_rate;
   if (o_tokens->count() > 0) f.admin_token_file = token_file;
   if (o_ui->count() > 0) f.admin_ui_dir = ui_dir;
+  if (o_tls_cert->count() > 0) f.control_tls_cert = tls_cert;
+  if (o_tls_key->count() > 0) f.control_tls_key = tls_key;
+  if (o_client_ca->count() > 0) f.control_client_ca = client_ca;
   return CliParseResult{std::move(f), 0};
 }
 
@@ -156,6 +171,27 @@ std::chrono::milliseconds SecondsFromEnvironment(const EnvLookup& env, const cha
     }
   }
   return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+}
+
+// One control-plane TLS file: flag > environment > server.<field> > none, and where it came from.
+absl::Status ControlTlsFile(const std::optional<std::string>& flag, const char* flag_name,
+                            const EnvLookup& env, const char* env_name,
+                            const std::string& config_value, const char* config_field,
+                            std::string* value, std::string* source) {
+  if (flag) {
+    if (flag->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag_name, ": must not be empty"));
+    }
+    *value = *flag;
+    *source = flag_name;
+  } else if (auto v = env(env_name)) {
+    *value = *v;
+    *source = env_name;
+  } else if (!config_value.empty()) {
+    *value = config_value;
+    *source = config_field;
+  }
+  return absl::OkStatus();
 }
 
 bool TrueFromEnvironment(const EnvLookup& env, const char* name) {
@@ -326,6 +362,43 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
     s.admin_ui_dir = *flags.admin_ui_dir;
   } else if (auto env_ui = env("WSGATE_ADMIN_UI_DIR")) {
     s.admin_ui_dir = *env_ui;
+  }
+
+  // Control-plane TLS: both files or neither; mutual TLS only on top of TLS.
+  if (absl::Status t = ControlTlsFile(flags.control_tls_cert, "--control-tls-cert", env,
+                                      "WSGATE_CONTROL_TLS_CERT", server.control_tls_cert(),
+                                      "server.control_tls_cert", &s.control_tls_cert,
+                                      &s.control_tls_cert_source);
+      !t.ok()) {
+    return t;
+  }
+  if (absl::Status t = ControlTlsFile(flags.control_tls_key, "--control-tls-key", env,
+                                      "WSGATE_CONTROL_TLS_KEY", server.control_tls_key(),
+                                      "server.control_tls_key", &s.control_tls_key,
+                                      &s.control_tls_key_source);
+      !t.ok()) {
+    return t;
+  }
+  if (absl::Status t = ControlTlsFile(flags.control_client_ca, "--control-client-ca", env,
+                                      "WSGATE_CONTROL_CLIENT_CA", server.control_client_ca(),
+                                      "server.control_client_ca", &s.control_client_ca,
+                                      &s.control_client_ca_source);
+      !t.ok()) {
+    return t;
+  }
+  if (s.control_tls_cert.empty() != s.control_tls_key.empty()) {
+    return s.control_tls_cert.empty()
+               ? absl::InvalidArgumentError(absl::StrCat(
+                     s.control_tls_key_source,
+                     ": a TLS key needs its certificate (--control-tls-cert)"))
+               : absl::InvalidArgumentError(absl::StrCat(
+                     s.control_tls_cert_source,
+                     ": a TLS certificate needs its key (--control-tls-key)"));
+  }
+  if (!s.control_client_ca.empty() && s.control_tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(s.control_client_ca_source,
+                     ": mutual TLS needs --control-tls-cert and --control-tls-key"));
   }
 
   // Environment only (the seeds' names), read here so that the data plane reads none.

@@ -33,6 +33,9 @@ struct CliFlags {
   std::string log_level;                           // --log-level; empty: WSGATE_LOG_LEVEL, info
   std::optional<std::string> admin_token_file;     // --admin-token-file
   std::optional<std::string> admin_ui_dir;         // --admin-ui-dir
+  std::optional<std::string> control_tls_cert;     // --control-tls-cert
+  std::optional<std::string> control_tls_key;      // --control-tls-key
+  std::optional<std::string> control_client_ca;    // --control-client-ca
 };
 
 struct CliParseResult {
@@ -65,6 +68,16 @@ struct Settings {
   // The admin UI's built files: --admin-ui-dir > WSGATE_ADMIN_UI_DIR > "" (the admin-ui folder
   // beside the binary).
   std::string admin_ui_dir;
+  // TLS on the gRPC and admin ports, each: flag > environment (WSGATE_CONTROL_TLS_CERT, ..._KEY,
+  // WSGATE_CONTROL_CLIENT_CA) > server.control_tls_* > none (plaintext). Cert and key come
+  // together; a client CA (mutual TLS) needs them. The *_source fields name where each value
+  // came from, for the errors of loading the files.
+  std::string control_tls_cert;
+  std::string control_tls_key;
+  std::string control_client_ca;
+  std::string control_tls_cert_source;
+  std::string control_tls_key_source;
+  std::string control_client_ca_source;
   // Liveness of pubsub connections (seed 004's names): a ping every WS_PING_INTERVAL_SECS
   // (default 30), a close without a pong within WS_PING_TIMEOUT_SECS (default 10). Seconds,
   // fractions allowed, 0 disables; a value that is not a number in [0, 86400] keeps the default

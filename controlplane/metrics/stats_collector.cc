@@ -60,7 +60,7 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
   MetricFamily connections =
       Family("wsgate_connections_total",
              "Client connection attempts, by route and outcome (accepted, upstream_error, "
-             "upstream_timeout, rejected).",
+             "upstream_timeout, upstream_tls_error, rejected).",
              MetricType::Counter);
   MetricFamily messages = Family("wsgate_messages_total",
                                  "WebSocket messages, by route and direction (in: from clients, "

@@ -9,6 +9,10 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace wsgate::dataplane {
 
 class RouteStats;
@@ -74,7 +78,8 @@ struct RouteLimits {
 struct UpstreamUrl {
   std::string url;   // as configured, e.g. "ws://127.0.0.1:9000/echo"
   std::string host;  // "127.0.0.1"
-  uint16_t port = 80;
+  bool secure = false;  // wss://
+  uint16_t port = 80;   // 443 by default for wss://
   std::string path_and_query;  // "/echo"
 };
 
@@ -84,6 +89,11 @@ struct WebSocketProxySettings {
   std::vector<std::string> forward_headers;
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::chrono::milliseconds connect_timeout{5000};
+  // wss:// upstreams: the client context (verification per the route's tls; shared, read-only;
+  // null when the route's CA file could not be read after admission: wss upstreams get 502),
+  // and the name for SNI and the certificate check (empty: the URL's host).
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::string server_name;
 };
 
 // Kind `http_bridge` (seeds 000/001). The allow-list and caps are in RouteConfig::outbound.

@@ -13,6 +13,7 @@ const char* OutcomeLabel(ConnectionOutcome o) {
     case ConnectionOutcome::kAccepted: return "accepted";
     case ConnectionOutcome::kUpstreamError: return "upstream_error";
     case ConnectionOutcome::kUpstreamTimeout: return "upstream_timeout";
+    case ConnectionOutcome::kUpstreamTlsError: return "upstream_tls_error";
     case ConnectionOutcome::kRejected: return "rejected";
     case ConnectionOutcome::kCount: break;
   }

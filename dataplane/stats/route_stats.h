@@ -52,6 +52,7 @@ enum class ConnectionOutcome {
   kAccepted = 0,         // handshake completed (101)
   kUpstreamError,        // 502: upstream refused, reset or answered the handshake with an error
   kUpstreamTimeout,      // 504: upstream connect/handshake deadline passed
+  kUpstreamTlsError,     // 502: a wss:// upstream's TLS handshake or certificate check failed
   kRejected,             // refused by the gateway (bad handshake, shutdown, not implemented)
   kCount
 };

@@ -44,6 +44,17 @@ class Worker::RelayHostImpl : public RelayHost {
       s->outcome_counted = true;
     }
   }
+  // Counted here, before OnRefused(502) would count it as a plain upstream error.
+  void OnUpstreamTlsFailed(const std::string& reason) override {
+    SessionPtr s = s_.lock();
+    if (!s) return;
+    spdlog::warn("route {}: upstream {}: TLS handshake failed: {}; answered 502", s->route->name,
+                 s->bound_to, reason);
+    if (!s->outcome_counted) {
+      s->counters->CountOutcome(ConnectionOutcome::kUpstreamTlsError);
+      s->outcome_counted = true;
+    }
+  }
   bool AdmitClientMessage() override {
     Session* s = raw();
     return s != nullptr && w_->AdmitClientMessage(*s);
@@ -106,7 +117,7 @@ namespace {
 std::string HostHeader(const UpstreamUrl& target) {
   std::string host = target.host.find(':') != std::string::npos ? "[" + target.host + "]"
                                                                  : target.host;
-  if (target.port != 80) host += ":" + std::to_string(target.port);
+  if (target.port != (target.secure ? 443 : 80)) host += ":" + std::to_string(target.port);
   return host;
 }
 
@@ -122,12 +133,6 @@ void Worker::StartRelay(const SessionPtr& s, const RequestHead& head) {
   uint32_t& next = next_upstream_[route.name];
   const UpstreamUrl& target = ws.upstreams[next++ % ws.upstreams.size()];
   s->bound_to = target.url;
-  if (target.url.rfind("wss://", 0) == 0) {
-    // The relay speaks plain TCP only so far.
-    spdlog::warn("route {}: wss:// upstreams are not supported yet ({})", route.name, target.url);
-    StartClient(s);
-    return;
-  }
 
   // The upstream handshake: the client's subprotocol offers, the route's forwarded and set
   // headers (a set header replaces a forwarded one of the same name), X-Forwarded-For like
@@ -175,6 +180,11 @@ void Worker::StartRelay(const SessionPtr& s, const RequestHead& head) {
   upstream_side.request = relay::BuildUpstreamRequest(req);
   upstream_side.expected_accept = relay::WebSocketAccept(req.key);
   upstream_side.connect_timeout = ws.connect_timeout;
+  if (target.secure) {
+    upstream_side.secure = true;
+    upstream_side.tls = ws.tls;
+    upstream_side.server_name = ws.server_name;
+  }
 
   // The websocketpp connection only ever held the socket: take it and let the object go.
   s->timer.cancel();

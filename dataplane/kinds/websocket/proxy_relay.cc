@@ -58,6 +58,7 @@ ProxyRelay::ProxyRelay(RelayContext& ctx, int client_fd, std::unique_ptr<RelayHo
 // relays), so only the descriptor is closed here.
 ProxyRelay::~ProxyRelay() {
   for (Leg* leg : {&client_, &upstream_}) {
+    if (leg->ssl != nullptr) EndTls(*leg, /*notify=*/false);
     if (leg->fd >= 0) ::close(leg->fd);
   }
 }
@@ -76,6 +77,10 @@ void ProxyRelay::OnEvents(Leg& leg, uint32_t events) {
   if (leg.done) return;
   if (leg.connecting) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) OnUpstreamConnected();
+    return;
+  }
+  if (leg.ssl != nullptr) {
+    OnTlsEvents(leg, events);  // a TLS leg's own dispatch (proxy_relay_tls.cc)
     return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -98,6 +103,14 @@ void ProxyRelay::OnEvents(Leg& leg, uint32_t events) {
 // Restarting after a pause (no edge will come for bytes already there) begins with a recv()
 // (PostRead).
 
+ssize_t ProxyRelay::PlainRecv(Leg& leg, char* buf, size_t len) {
+  return ::recv(leg.fd, buf, len, MSG_DONTWAIT);
+}
+
+ssize_t ProxyRelay::PlainSend(Leg& leg, const char* buf, size_t len) {
+  return ::send(leg.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void ProxyRelay::PostRead(Leg& leg) {
   boost::asio::post(ctx_.ioc, [self = shared_from_this(), &leg] { self->ReadLoop(leg); });
 }
@@ -106,7 +119,7 @@ void ProxyRelay::ReadLoop(Leg& leg) {
   std::vector<char>& buf = ctx_.scratch;
   for (int round = 0; round < kReadsPerWakeup; ++round) {
     if (leg.done || leg.paused || leg.fd < 0) return;
-    ssize_t n = ::recv(leg.fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    ssize_t n = leg.recv_some(leg, buf.data(), buf.size());
     if (n > 0) {
       const bool drained = static_cast<size_t>(n) < buf.size() && !leg.rdhup;
       if (&leg == &upstream_ && !opened_) {
@@ -420,8 +433,7 @@ void ProxyRelay::SendClose(Leg& leg, uint16_t code, std::string_view reason) {
 void ProxyRelay::Flush(Leg& leg) {
   if (leg.done || leg.writing || leg.fd < 0) return;
   while (leg.sent < leg.out.size()) {
-    ssize_t n = ::send(leg.fd, leg.out.data() + leg.sent,
-                       leg.out.size() - leg.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = leg.send_some(leg, leg.out.data() + leg.sent, leg.out.size() - leg.sent);
     if (n > 0) {
       leg.sent += static_cast<size_t>(n);
       continue;
@@ -474,6 +486,7 @@ void ProxyRelay::OnDrained(Leg& leg) {
       // The peer broke the protocol and may still be sending: stop writing and read until its
       // FIN, so that unread bytes do not reset the connection before it reads our close frame.
       leg.finishing = true;
+      if (leg.ssl != nullptr) TlsCloseNotify(leg);
       ::shutdown(leg.fd, SHUT_WR);
       leg.paused = false;
       PostRead(leg);
@@ -601,6 +614,7 @@ void ProxyRelay::CloseSocket(Leg& leg) {
   leg.done = true;
   if (leg.poll_id != 0) ctx_.poller.Remove(leg.poll_id);  // before the close: no stale events
   leg.poll_id = 0;
+  if (leg.ssl != nullptr) EndTls(leg, /*notify=*/true);
   if (leg.fd >= 0) ::close(leg.fd);  // also takes it out of the epoll set
   leg.fd = -1;
   std::string().swap(leg.out);

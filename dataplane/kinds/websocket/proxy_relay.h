@@ -29,6 +29,8 @@
 // (dataplane/relay/README.md, "Readiness"). The host is told when both legs are gone.
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -45,6 +47,12 @@
 #include "dataplane/kinds/websocket/edge_poller.h"
 #include "dataplane/transport/secure_rng.h"
 
+struct ssl_st;  // OpenSSL's SSL, kept out of this header
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace wsgate::dataplane::transport {
 
 // What the relay reports to the worker's session. Called on the worker thread, possibly from
@@ -56,6 +64,9 @@ class RelayHost {
   virtual void OnOpen(const std::string& subprotocol, double upstream_connect_seconds) = 0;
   // The handshake was answered with this HTTP status (502, 503, 504) instead.
   virtual void OnRefused(int status) = 0;
+  // A wss:// upstream's TLS handshake failed (`reason`: the certificate check's verdict or
+  // OpenSSL's error); OnRefused(502) follows.
+  virtual void OnUpstreamTlsFailed(const std::string& reason) { (void)reason; }
   // A client data message starts: false drops it (the host applied the rate limit's policy).
   virtual bool AdmitClientMessage() = 0;
   // A whole data message went through (counted at its last frame; payload bytes).
@@ -106,6 +117,11 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
     std::string request;          // the handshake request head (ws_handshake.h)
     std::string expected_accept;  // for the key in `request`
     std::chrono::milliseconds connect_timeout{5000};
+    // wss://: TLS over the connection, verified as `tls` says (null: 502), SNI and the host
+    // name check against `server_name` (empty: `host`).
+    bool secure = false;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    std::string server_name;
   };
   enum class State { kConnecting, kOpen, kClosing, kClosed };
 
@@ -154,6 +170,16 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
     // The client's socket comes from Asio's acceptor (released from Asio by the worker); the
     // upstream's is the relay's own. Registered with the worker's EdgePoller.
     int fd = -1;
+    // Its byte I/O, chosen once when the leg is set up: plain recv()/send(), or SSL_read()/
+    // SSL_write() over `ssl` on the same non-blocking fd (proxy_relay_tls.cc). Same contract
+    // either way: > 0 bytes, 0 end of stream, -1 with errno (EAGAIN: wait for an edge).
+    ssize_t (*recv_some)(Leg& leg, char* buf, size_t len) = &PlainRecv;
+    ssize_t (*send_some)(Leg& leg, const char* buf, size_t len) = &PlainSend;
+    ssl_st* ssl = nullptr;
+    bool tls_handshaking = false;
+    bool tls_failed = false;            // a fatal TLS error: no close_notify after it
+    bool tls_read_wants_write = false;  // SSL_read needs EPOLLOUT before it can go on
+    bool tls_write_wants_read = false;  // SSL_write needs EPOLLIN before it can go on
     uint64_t poll_id = 0;
     bool read_ready = false;  // an edge said readable and no recv() has drained it since
     bool rdhup = false;       // the peer's FIN (or an error) is pending
@@ -184,6 +210,20 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   };
 
   Leg& Other(Leg& leg) { return &leg == &client_ ? upstream_ : client_; }
+
+  // Byte I/O of a leg (Leg::recv_some / send_some).
+  static ssize_t PlainRecv(Leg& leg, char* buf, size_t len);
+  static ssize_t PlainSend(Leg& leg, const char* buf, size_t len);
+  static ssize_t TlsRecv(Leg& leg, char* buf, size_t len);
+  static ssize_t TlsSend(Leg& leg, const char* buf, size_t len);
+  // wss:// upstreams: the TLS handshake after the TCP connect, then the WebSocket handshake.
+  void StartUpstreamTls();
+  void ContinueUpstreamTls();
+  // Readiness a TLS leg waited for in the other direction (a TLS record both ways).
+  void OnTlsEvents(Leg& leg, uint32_t events);
+  // close_notify (when `notify` and the handshake was done), then the SSL object goes.
+  void EndTls(Leg& leg, bool notify);
+  void TlsCloseNotify(Leg& leg);  // before shutdown(SHUT_WR) of a TLS leg
 
   // Set-up.
   void ConsumeHead();
@@ -232,6 +272,9 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay> {
   Leg upstream_;
   boost::asio::steady_timer timer_;  // connect deadline, then the close-handshake deadline
   std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
+  bool upstream_secure_ = false;
+  std::shared_ptr<boost::asio::ssl::context> upstream_tls_;
+  std::string tls_name_;  // SNI and the name the certificate must carry
   std::vector<boost::asio::ip::tcp::endpoint> upstream_endpoints_;
   size_t next_endpoint_ = 0;
   RelayLimits limits_;

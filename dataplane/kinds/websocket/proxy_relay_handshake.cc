@@ -46,6 +46,9 @@ void ProxyRelay::Start(ClientSide client, UpstreamSide upstream, RelayLimits lim
   limits_ = limits;
   client_side_ = std::move(client);
   expected_accept_ = std::move(upstream.expected_accept);
+  upstream_secure_ = upstream.secure;
+  upstream_tls_ = std::move(upstream.tls);
+  tls_name_ = upstream.server_name.empty() ? upstream.host : std::move(upstream.server_name);
   // Every recv() and send() here passes MSG_DONTWAIT: no FIONBIO needed on either socket.
   if (!RegisterClient()) {
     ClientGoneBeforeAnswer();
@@ -120,6 +123,7 @@ void ProxyRelay::ConnectUpstream(const UpstreamSide& up) {
 void ProxyRelay::ConnectTo(size_t index) {
   Leg& up = upstream_;
   if (up.poll_id != 0) ctx_.poller.Remove(up.poll_id);
+  if (up.ssl != nullptr) EndTls(up, /*notify=*/false);
   if (up.fd >= 0) ::close(up.fd);
   up.poll_id = 0;
   up.fd = -1;
@@ -156,6 +160,10 @@ void ProxyRelay::OnUpstreamConnected() {
   if (err != 0) {
     spdlog::debug("upstream connect failed: {}", std::strerror(err));
     ConnectTo(next_endpoint_);
+    return;
+  }
+  if (upstream_secure_) {
+    StartUpstreamTls();  // then the handshake request, once TLS is up
     return;
   }
   Flush(upstream_);  // the handshake request; the answer comes as an event

@@ -301,9 +301,7 @@ TEST(ValidateRouteTest, UpstreamUrls) {
     return RouteError(r);
   };
   EXPECT_EQ(error_for("http://a/x"),
-            "route.websocket.upstreams[1]: scheme must be ws:// (got http://)");
-  EXPECT_THAT(error_for("wss://a/x"),
-              StartsWith("route.websocket.upstreams[1]: wss:// upstreams are not supported yet"));
+            "route.websocket.upstreams[1]: scheme must be ws:// or wss:// (got http://)");
   EXPECT_THAT(error_for("ws://a:0/"),
               StartsWith("route.websocket.upstreams[1]: port 0 is out of range"));
   EXPECT_THAT(error_for("ws://a:65536/"), StartsWith("route.websocket.upstreams[1]: port 65536"));
@@ -490,7 +488,7 @@ TEST(ValidateConfigTest, Good) {
 TEST(ValidateConfigTest, RoutesAreValidatedWithTheirIndex) {
   wsgate::v1::Config c = TwoRoutes();
   c.mutable_routes(1)->mutable_websocket()->set_upstreams(0, "http://x");
-  EXPECT_EQ(ConfigError(c), "routes[1].websocket.upstreams[0]: scheme must be ws:// (got http://)");
+  EXPECT_EQ(ConfigError(c), "routes[1].websocket.upstreams[0]: scheme must be ws:// or wss:// (got http://)");
 }
 
 TEST(ValidateConfigTest, NamesUnique) {

@@ -40,6 +40,14 @@ TEST(ParseWsUrlTest, Defaults) {
   EXPECT_EQ(MustParse("ws://h:65535").port, 65535);
 }
 
+TEST(ParseWsUrlTest, Secure) {
+  auto u = MustParse("wss://backend.example/x");
+  EXPECT_TRUE(u.secure);
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(MustParse("WSS://h:8443").port, 8443);
+  EXPECT_FALSE(MustParse("ws://h").secure);
+}
+
 TEST(ParseWsUrlTest, Ipv6) {
   auto u = MustParse("ws://[::1]:8080/x");
   EXPECT_EQ(u.host, "::1");
@@ -52,8 +60,7 @@ TEST(ParseWsUrlTest, Ipv6) {
 
 TEST(ParseWsUrlTest, Refused) {
   EXPECT_THAT(ErrorOf(""), HasSubstr("must not be empty"));
-  EXPECT_THAT(ErrorOf("wss://h/"), HasSubstr("not supported yet"));
-  EXPECT_THAT(ErrorOf("http://h/"), HasSubstr("scheme must be ws:// (got http://)"));
+  EXPECT_THAT(ErrorOf("http://h/"), HasSubstr("scheme must be ws:// or wss:// (got http://)"));
   EXPECT_THAT(ErrorOf("h:80/x"), HasSubstr("is not a ws:// URL"));
   EXPECT_THAT(ErrorOf("ws://h:0/"), HasSubstr("out of range"));
   EXPECT_THAT(ErrorOf("ws://h:99999/"), HasSubstr("out of range"));

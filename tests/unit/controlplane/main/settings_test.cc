@@ -391,5 +391,52 @@ TEST(ParseCommandLineTest, VersionAndHelpExitWithZero) {
   }
 }
 
+// Control-plane TLS files: flag > WSGATE_CONTROL_* > server.control_* > none, each with the name
+// of where it came from (the loader's errors name it).
+TEST(ResolveSettingsTest, ControlTlsFilesFromFlagEnvironmentThenConfig) {
+  wsgate::v1::Server server;
+  server.set_control_tls_cert("/config/c.pem");
+  server.set_control_tls_key("/config/k.pem");
+  absl::StatusOr<Settings> s = ResolveSettings({}, server, Env({}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->control_tls_cert, "/config/c.pem");
+  EXPECT_EQ(s->control_tls_key_source, "server.control_tls_key");
+  EXPECT_EQ(s->control_client_ca, "");
+  s = ResolveSettings({}, server,
+                      Env({{"WSGATE_CONTROL_TLS_CERT", "/env/c.pem"},
+                           {"WSGATE_CONTROL_CLIENT_CA", "/env/ca.pem"}}),
+                      1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->control_tls_cert, "/env/c.pem");
+  EXPECT_EQ(s->control_tls_cert_source, "WSGATE_CONTROL_TLS_CERT");
+  EXPECT_EQ(s->control_tls_key, "/config/k.pem");
+  EXPECT_EQ(s->control_client_ca, "/env/ca.pem");
+  CliFlags flags;
+  flags.control_tls_cert = "/flag/c.pem";
+  s = ResolveSettings(flags, server, Env({{"WSGATE_CONTROL_TLS_CERT", "/env/c.pem"}}), 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->control_tls_cert, "/flag/c.pem");
+  EXPECT_EQ(s->control_tls_cert_source, "--control-tls-cert");
+}
+
+TEST(ResolveSettingsTest, ControlTlsCertAndKeyComeTogether) {
+  CliFlags flags;
+  flags.control_tls_cert = "/c.pem";
+  EXPECT_THAT(std::string(ResolveSettings(flags, {}, Env({}), 1).status().message()),
+              StartsWith("--control-tls-cert: a TLS certificate needs its key"));
+  wsgate::v1::Server server;
+  server.set_control_tls_key("/k.pem");
+  EXPECT_THAT(std::string(ResolveSettings({}, server, Env({}), 1).status().message()),
+              StartsWith("server.control_tls_key: a TLS key needs its certificate"));
+  EXPECT_THAT(std::string(ResolveSettings({}, {}, Env({{"WSGATE_CONTROL_CLIENT_CA", "/ca.pem"}}), 1)
+                              .status()
+                              .message()),
+              StartsWith("WSGATE_CONTROL_CLIENT_CA: mutual TLS needs --control-tls-cert"));
+  CliFlags empty;
+  empty.control_tls_key = "";
+  EXPECT_THAT(std::string(ResolveSettings(empty, {}, Env({}), 1).status().message()),
+              StartsWith("--control-tls-key: must not be empty"));
+}
+
 }  // namespace
 }  // namespace wsgate::controlplane
