@@ -215,8 +215,14 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
     StartCall();
   }
 
+  // The service sends its initial metadata once the stream is set up (a watch is subscribed
+  // before it), so the HTTP head goes out only then: a client that has the 200 has a stream
+  // that sees every later event.
+  void OnReadInitialMetadataDone(bool /*ok*/) override { SendHeadOnce(); }
+
   void OnReadDone(bool ok) override {
     if (!ok) return;  // the stream ended; OnDone follows
+    SendHeadOnce();
     absl::StatusOr<std::string> out =
         EncodeResponse(method_->output_type(), ToBytes(response_), json_);
     if (!out.ok()) {
@@ -240,6 +246,7 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
       std::lock_guard<std::mutex> lock(mu_);
       done_ = true;
     }
+    SendHeadOnce();  // a call refused before any metadata still answers 200 + end-of-stream
     const int code = static_cast<int>(status.error_code());
     std::string end = status.ok() ? "{}"
                                   : absl::StrCat("{\"error\":",
@@ -252,6 +259,15 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
 
  private:
   friend class ConnectHandler;
+
+  // Posts the stream's HTTP head before anything else of this call is posted (the reply keeps
+  // the order of posts made under one lock).
+  void SendHeadOnce() {
+    std::lock_guard<std::mutex> lock(head_mu_);
+    if (head_sent_) return;
+    head_sent_ = true;
+    reply_->StartStream(200, json_ ? "application/connect+json" : "application/connect+proto");
+  }
 
   void OnUnaryDone(const grpc::Status& status) {
     const int code = static_cast<int>(status.error_code());
@@ -282,6 +298,8 @@ class ConnectHandler::Call : public grpc::ClientBidiReactor<grpc::ByteBuffer, gr
   grpc::ByteBuffer response_;
   std::mutex mu_;
   bool done_ = false;  // guarded by mu_
+  std::mutex head_mu_;
+  bool head_sent_ = false;  // guarded by head_mu_
   std::shared_ptr<Call> self_;
 };
 
@@ -504,7 +522,6 @@ void ConnectHandler::Handle(AdminRequest request, std::shared_ptr<AdminReply> re
   grpc::GenericStub stub(channel);
   const std::string path = absl::StrCat("/", service, "/", method_name);
   if (streaming) {
-    reply->StartStream(200, json ? "application/connect+json" : "application/connect+proto");
     call->StartStream(&stub, path, message->SerializeAsString());
   } else {
     call->StartUnary(&stub, path, message->SerializeAsString());
