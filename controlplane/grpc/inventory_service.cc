@@ -174,6 +174,7 @@ grpc::Status InventoryServiceImpl::GetInventory(grpc::ServerContext* context,
     }
   });
   response->set_active_connections(active_total);
+  if (data_planes_) data_planes_(response);
   return grpc::Status::OK;
 }
 

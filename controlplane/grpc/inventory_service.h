@@ -78,8 +78,14 @@ class InventoryServiceImpl final : public wsgate::v1::InventoryService::Service 
   // `tokens` must outlive the service.
   void RequireTokens(const TokenTable* tokens) { tokens_ = tokens; }
 
+  // On a control plane of a split deployment: adds its data planes to every answer (must be
+  // thread-safe). Call before the server starts.
+  using DataPlanesFn = std::function<void(wsgate::v1::Inventory*)>;
+  void ReportDataPlanes(DataPlanesFn fn) { data_planes_ = std::move(fn); }
+
  private:
   const TokenTable* tokens_ = nullptr;
+  DataPlanesFn data_planes_;
   const ConfigStore* const store_;
   dataplane::DataPlane* const data_plane_;
   const dataplane::StatsRegistry* const stats_;

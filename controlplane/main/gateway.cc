@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -34,6 +35,8 @@
 #include "controlplane/metrics/fanout_collector.h"
 #include "controlplane/metrics/stats_collector.h"
 #include "controlplane/metrics/tls_collector.h"
+#include "controlplane/sync/dataplane_role.h"
+#include "controlplane/sync/sync_server.h"
 #include "dataplane/data_plane.h"
 #include "dataplane/stats/route_stats.h"
 
@@ -164,6 +167,7 @@ class Gateway {
     } else {
       spdlog::warn("no --control-tls-cert: the gRPC and admin ports speak plaintext");
     }
+    if (settings_.role == "dataplane") return StartDataPlaneRole();
     absl::StatusOr<std::unique_ptr<ConfigStore>> store =
         ConfigStore::Open(config, state_dir_, &stats_);
     if (!store.ok()) {
@@ -172,37 +176,24 @@ class Gateway {
     }
     store_ = *std::move(store);
 
-    dataplane::DataPlaneOptions dp_options;
-    dp_options.listen_address = settings_.listen_address;
-    dp_options.port = settings_.port;
-    dp_options.workers = settings_.workers;
-    dp_options.redis_url = settings_.redis_url;
-    dp_options.max_connections = settings_.max_connections;
-    dp_options.pubsub_ping_interval = settings_.ws_ping_interval;
-    dp_options.pubsub_ping_timeout = settings_.ws_ping_timeout;
-    dp_options.debug_events = settings_.websocket_debug;
-    absl::StatusOr<std::unique_ptr<dataplane::DataPlane>> dp =
-        dataplane::DataPlane::Start(dp_options, store_->snapshot(), &stats_, &health_);
-    if (!dp.ok()) {
-      spdlog::error("cannot start the data plane on port {}: {}", settings_.port,
-                    std::string(dp.status().message()));
-      return kExitFailure;
+    if (settings_.role == "controlplane") {
+      StartSyncServer();
+    } else {
+      if (int code = StartLocalDataPlane(store_->snapshot()); code != kExitOk) return code;
+      // From here on every accepted change reaches the workers; nothing could change the store
+      // before this line because the gRPC server does not exist yet.
+      store_->SetListener(
+          [dp = data_plane_.get()](dataplane::SnapshotPtr s) { dp->ApplySnapshot(std::move(s)); });
+      if (demo && settings_.port == 0) AddDemoProxyOnBoundPort();
     }
-    data_plane_ = *std::move(dp);
-    // Before the admin server starts, which reads it from its own thread.
-    health_.set_bus_down_probe([dp = data_plane_.get()] {
-      const dataplane::bus::MessageBus* bus = dp->message_bus();
-      return bus != nullptr && !bus->up();
-    });
-    // From here on every accepted change reaches the workers; nothing could change the store
-    // before this line because the gRPC server does not exist yet.
-    store_->SetListener(
-        [dp = data_plane_.get()](dataplane::SnapshotPtr s) { dp->ApplySnapshot(std::move(s)); });
-    if (demo && settings_.port == 0) AddDemoProxyOnBoundPort();
 
     collector_ = std::make_unique<StatsCollector>(
-        &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
-    fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
+        &stats_,
+        [dp = data_plane_.get(), store = store_.get()] {
+          return dp != nullptr ? dp->applied_version() : store->version();
+        },
+        WSGATE_VERSION);
+    if (data_plane_) fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
     tls_collector_ = std::make_unique<TlsCollector>(&tls_expiry_);
     if (!settings_.admin_token_file.empty()) {
       absl::StatusOr<TokenTable> tokens = TokenTable::Load(settings_.admin_token_file);
@@ -221,7 +212,12 @@ class Gateway {
     connect_ = std::make_unique<ConnectHandler>(tokens_.get());
     AdminRoutes admin_routes = StandardAdminRoutes(
         &health_, [c = collector_.get(), f = fanout_collector_.get(), k = connect_->collector(),
-                   t = tls_collector_.get()] { return SerializeMetrics({c, f, k, t}); });
+                   t = tls_collector_.get(), sync = sync_server_.get()] {
+          std::vector<const prometheus::Collectable*> all{c, k, t};
+          if (f != nullptr) all.push_back(f);
+          if (sync != nullptr) all.push_back(sync->metrics());
+          return SerializeMetrics(all);
+        });
     connect_->Register(admin_routes);
     const std::string ui_dir =
         settings_.admin_ui_dir.empty() ? DefaultUiDir() : settings_.admin_ui_dir;
@@ -251,19 +247,39 @@ class Gateway {
     inventory_service_ = std::make_unique<InventoryServiceImpl>(
         store_.get(), data_plane_.get(), &stats_, WSGATE_VERSION,
         [this] { return stats_.LimitHits(); });
-    session_service_ = std::make_unique<SessionServiceImpl>(data_plane_.get());
     route_service_->RequireTokens(tokens_.get());
     limit_service_->RequireTokens(tokens_.get());
     inventory_service_->RequireTokens(tokens_.get());
-    session_service_->RequireTokens(tokens_.get());
+    std::vector<grpc::Service*> services{route_service_.get(), inventory_service_.get(),
+                                         limit_service_.get()};
+    if (data_plane_) {
+      // Sessions live on the data planes: a control plane alone has none to serve (the session
+      // commands over the Sync stream are not built yet).
+      session_service_ = std::make_unique<SessionServiceImpl>(data_plane_.get());
+      session_service_->RequireTokens(tokens_.get());
+      services.push_back(session_service_.get());
+    }
+    if (sync_server_) {
+      sync_server_->RequireTokens(tokens_.get());
+      store_->SetListener([sync = sync_server_.get(), store = store_.get()](
+                              dataplane::SnapshotPtr s) {
+        // Called with the change's lock held, so the store reads that version.
+        sync->Publish(MakeConfigSnapshot(store->ListRoutes(), store->default_limits(),
+                                         s->version));
+      });
+      sync_server_->Publish(
+          MakeConfigSnapshot(store_->ListRoutes(), store_->default_limits(), store_->version()));
+      inventory_service_->ReportDataPlanes(
+          [sync = sync_server_.get()](wsgate::v1::Inventory* inv) { sync->FillInventory(inv); });
+      services.push_back(sync_server_.get());
+    }
     GrpcServerOptions grpc_options;
     grpc_options.listen_address = settings_.grpc_listen_address;
     grpc_options.port = settings_.grpc_port;
     grpc_options.tokens = tokens_.get();
     grpc_options.tls = control_tls_;
     absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
-        GrpcServer::Start(grpc_options, {route_service_.get(), inventory_service_.get(),
-                                         limit_service_.get(), session_service_.get()});
+        GrpcServer::Start(grpc_options, services);
     if (!grpc.ok()) {
       spdlog::error("cannot start: {}", std::string(grpc.status().message()));
       return kExitFailure;
@@ -272,6 +288,14 @@ class Gateway {
     connect_->Attach(grpc_->InProcessChannel());
 
     health_.set_ready(true);
+    if (!data_plane_) {
+      spdlog::info(
+          "wsgate ready (control plane): admin port {}, grpc port {}, config version {}, {} "
+          "routes (from {}); data planes dial DataPlaneService.Sync",
+          admin_->port(), grpc_->port(), store_->version(), store_->snapshot()->routes.size(),
+          store_->origin());
+      return kExitOk;
+    }
     spdlog::info(
         "wsgate ready: data port {}, admin port {}, grpc port {}, {} workers, config version {}, "
         "{} routes (from {})",
@@ -285,6 +309,8 @@ class Gateway {
   // drain close rate, closing starts when what is left needs the rest of the grace period at that
   // rate, so that clients reconnect spread out rather than in one herd.
   void Drain(const sigset_t& signals) {
+    draining_.store(true);
+    if (dataplane_role_) dataplane_role_->Stop();
     health_.set_ready(false);
     if (grpc_) grpc_->SetServing(false);
     if (!data_plane_) return;
@@ -338,7 +364,9 @@ class Gateway {
       data_plane_->StopAccepting();
       StopDataPlane();
     }
+    if (dataplane_role_) dataplane_role_->Stop();
     if (session_service_) session_service_->EndWatches();
+    if (sync_server_) sync_server_->Shutdown();
     // The Connect calls in flight end before the server they call and the admin loop they answer
     // on go away.
     if (connect_) connect_->Shutdown(kGrpcShutdownDeadline);
@@ -352,10 +380,92 @@ class Gateway {
     admin_.reset();
     // The data plane holds connections that point into stats_, and the store's listener points
     // at the data plane: drop the data plane before the store forgets it.
+    dataplane_role_.reset();
     data_plane_.reset();
   }
 
  private:
+  // --role=controlplane: no local data plane; committed versions go to the data planes' streams.
+  // Its tokens are set once they are loaded, before the gRPC server starts.
+  void StartSyncServer() { sync_server_ = std::make_unique<SyncServer>(); }
+
+  int StartLocalDataPlane(dataplane::SnapshotPtr initial) {
+    dataplane::DataPlaneOptions dp_options;
+    dp_options.listen_address = settings_.listen_address;
+    dp_options.port = settings_.port;
+    dp_options.workers = settings_.workers;
+    dp_options.redis_url = settings_.redis_url;
+    dp_options.max_connections = settings_.max_connections;
+    dp_options.pubsub_ping_interval = settings_.ws_ping_interval;
+    dp_options.pubsub_ping_timeout = settings_.ws_ping_timeout;
+    dp_options.debug_events = settings_.websocket_debug;
+    absl::StatusOr<std::unique_ptr<dataplane::DataPlane>> dp =
+        dataplane::DataPlane::Start(dp_options, std::move(initial), &stats_, &health_);
+    if (!dp.ok()) {
+      spdlog::error("cannot start the data plane on port {}: {}", settings_.port,
+                    std::string(dp.status().message()));
+      return kExitFailure;
+    }
+    data_plane_ = *std::move(dp);
+    // Before the admin server starts, which reads it from its own thread.
+    health_.set_bus_down_probe([dp = data_plane_.get()] {
+      const dataplane::bus::MessageBus* bus = dp->message_bus();
+      return bus != nullptr && !bus->up();
+    });
+    return kExitOk;
+  }
+
+  // --role=dataplane: the WebSocket listener and the admin port (/metrics, /health, /ready), no
+  // store and no gRPC services; routes come from the control plane (controlplane/sync).
+  int StartDataPlaneRole() {
+    DataPlaneRoleOptions role_options;
+    role_options.control_plane = settings_.control_plane;
+    role_options.token_file = settings_.dataplane_token_file;
+    role_options.id = settings_.dataplane_id;
+    role_options.listen_address = settings_.listen_address;
+    role_options.build_version = WSGATE_VERSION;
+    role_options.state_dir = state_dir_;
+    absl::StatusOr<std::unique_ptr<DataPlaneRole>> role =
+        DataPlaneRole::Prepare(role_options, &stats_);
+    if (!role.ok()) {
+      spdlog::error("cannot start: {}", std::string(role.status().message()));
+      return absl::IsInvalidArgument(role.status()) ? kExitUsage : kExitFailure;
+    }
+    dataplane_role_ = *std::move(role);
+    if (int code = StartLocalDataPlane(dataplane_role_->initial_snapshot()); code != kExitOk) {
+      return code;
+    }
+    dataplane_role_->Start(data_plane_.get(), [this] {
+      if (!draining_.load()) health_.set_ready(true);
+    });
+    collector_ = std::make_unique<StatsCollector>(
+        &stats_, [dp = data_plane_.get()] { return dp->applied_version(); }, WSGATE_VERSION);
+    fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
+    tls_collector_ = std::make_unique<TlsCollector>(&tls_expiry_);
+    AdminRoutes admin_routes = StandardAdminRoutes(
+        &health_, [c = collector_.get(), f = fanout_collector_.get(), t = tls_collector_.get(),
+                   r = dataplane_role_->metrics()] { return SerializeMetrics({c, f, t, r}); });
+    AdminServerOptions admin_options;
+    admin_options.listen_address = settings_.listen_address;
+    admin_options.port = settings_.admin_port;
+    admin_options.tls = control_tls_;
+    absl::StatusOr<std::unique_ptr<AdminServer>> admin =
+        AdminServer::Start(admin_options, std::move(admin_routes));
+    if (!admin.ok()) {
+      spdlog::error("cannot start: {}", std::string(admin.status().message()));
+      return kExitFailure;
+    }
+    admin_ = *std::move(admin);
+    // Ready at once with a cached snapshot (static stability); else once the first one applies.
+    if (dataplane_role_->has_snapshot() && !draining_.load()) health_.set_ready(true);
+    spdlog::info("wsgate ready (data plane): data port {}, admin port {}, {} workers, {}",
+                 data_plane_->port(), admin_->port(), data_plane_->workers(),
+                 dataplane_role_->has_snapshot()
+                     ? absl::StrCat("cached config version ", dataplane_role_->initial_version())
+                     : std::string("no config until the control plane answers (/ready 503)"));
+    return kExitOk;
+  }
+
   // With --port 0 the demo has no proxy-echo route (no upstream could name port 0); now that the
   // data plane has bound, add it with the real port (one config version, before gRPC serves).
   // Routes from a state file are left as they were persisted.
@@ -399,6 +509,11 @@ class Gateway {
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
   std::unique_ptr<SessionServiceImpl> session_service_;
   std::unique_ptr<GrpcServer> grpc_;
+  // Split deployment (null in --role=all): the control plane's stream server, the data plane's
+  // stream client and cache.
+  std::unique_ptr<SyncServer> sync_server_;
+  std::unique_ptr<DataPlaneRole> dataplane_role_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace

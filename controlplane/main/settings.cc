@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -85,6 +86,23 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                                      "certificates signed by it (mutual TLS; env "
                                      "WSGATE_CONTROL_CLIENT_CA)");
 
+  std::string role, control_plane, dataplane_id, dataplane_token_file;
+  auto* o_role = app.add_option("--role", role,
+                                "all (both planes, the default), controlplane (config store, gRPC, "
+                                "admin; no WebSocket listener) or dataplane (WebSocket listener "
+                                "steered by --control-plane) (env WSGATE_ROLE)")
+                     ->check(CLI::IsMember({"all", "controlplane", "dataplane"}));
+  auto* o_cp = app.add_option("--control-plane", control_plane,
+                              "HOST:PORT of the control plane's gRPC port; required with "
+                              "--role=dataplane (env WSGATE_CONTROL_PLANE)");
+  auto* o_dp_id = app.add_option("--dataplane-id", dataplane_id,
+                                 "This data plane's id in the control plane's inventory (env "
+                                 "WSGATE_DATAPLANE_ID; default host name:data port)");
+  auto* o_dp_token = app.add_option("--dataplane-token-file", dataplane_token_file,
+                                    "A file holding the one bearer token (role admin) this data "
+                                    "plane presents to its control plane (env "
+                                    "WSGATE_DATAPLANE_TOKEN_FILE)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -106,6 +124,10 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   if (o_tls_cert->count() > 0) f.control_tls_cert = tls_cert;
   if (o_tls_key->count() > 0) f.control_tls_key = tls_key;
   if (o_client_ca->count() > 0) f.control_client_ca = client_ca;
+  if (o_role->count() > 0) f.role = role;
+  if (o_cp->count() > 0) f.control_plane = control_plane;
+  if (o_dp_id->count() > 0) f.dataplane_id = dataplane_id;
+  if (o_dp_token->count() > 0) f.dataplane_token_file = dataplane_token_file;
   return CliParseResult{std::move(f), 0};
 }
 
@@ -200,6 +222,59 @@ bool TrueFromEnvironment(const EnvLookup& env, const char* name) {
   std::string s = *v;
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s == "true" || s == "1" || s == "yes";
+}
+
+// flag > environment, with the flag's or the variable's name for the errors.
+std::optional<std::pair<std::string, std::string>> FlagOrEnv(const std::optional<std::string>& flag,
+                                                             const char* flag_name,
+                                                             const EnvLookup& env,
+                                                             const char* env_name) {
+  if (flag) return std::make_pair(*flag, std::string(flag_name));
+  if (auto v = env(env_name)) return std::make_pair(*v, std::string(env_name));
+  return std::nullopt;
+}
+
+absl::Status ResolveRole(const CliFlags& flags, const EnvLookup& env, Settings* s) {
+  if (auto role = FlagOrEnv(flags.role, "--role", env, "WSGATE_ROLE")) {
+    if (role->first != "all" && role->first != "controlplane" && role->first != "dataplane") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          role->second, ": want all, controlplane or dataplane (got \"", role->first, "\")"));
+    }
+    s->role = role->first;
+  }
+  auto cp = FlagOrEnv(flags.control_plane, "--control-plane", env, "WSGATE_CONTROL_PLANE");
+  if (s->role == "dataplane") {
+    if (!cp || cp->first.empty()) {
+      return absl::InvalidArgumentError(
+          "--control-plane: required with --role=dataplane (HOST:PORT of the control plane's "
+          "gRPC port; env WSGATE_CONTROL_PLANE)");
+    }
+    const size_t colon = cp->first.rfind(':');
+    int64_t port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(cp->first.substr(colon + 1), &port) || port < 1 || port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          cp->second, ": want HOST:PORT with a port in 1..65535 (got \"", cp->first, "\")"));
+    }
+    s->control_plane = cp->first;
+  } else if (cp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cp->second, ": only meaningful with --role=dataplane"));
+  }
+  if (auto id = FlagOrEnv(flags.dataplane_id, "--dataplane-id", env, "WSGATE_DATAPLANE_ID")) {
+    if (id->first.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(id->second, ": must not be empty"));
+    }
+    s->dataplane_id = id->first;
+  }
+  if (auto t = FlagOrEnv(flags.dataplane_token_file, "--dataplane-token-file", env,
+                         "WSGATE_DATAPLANE_TOKEN_FILE")) {
+    if (t->first.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(t->second, ": must not be empty"));
+    }
+    s->dataplane_token_file = t->first;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -400,6 +475,8 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
         absl::StrCat(s.control_client_ca_source,
                      ": mutual TLS needs --control-tls-cert and --control-tls-key"));
   }
+
+  if (absl::Status r = ResolveRole(flags, env, &s); !r.ok()) return r;
 
   // Environment only (the seeds' names), read here so that the data plane reads none.
   s.ws_ping_interval = SecondsFromEnvironment(env, "WS_PING_INTERVAL_SECS", 30, &s.warnings);

@@ -36,6 +36,10 @@ struct CliFlags {
   std::optional<std::string> control_tls_cert;     // --control-tls-cert
   std::optional<std::string> control_tls_key;      // --control-tls-key
   std::optional<std::string> control_client_ca;    // --control-client-ca
+  std::optional<std::string> role;                 // --role: all | controlplane | dataplane
+  std::optional<std::string> control_plane;        // --control-plane HOST:PORT
+  std::optional<std::string> dataplane_id;         // --dataplane-id
+  std::optional<std::string> dataplane_token_file;  // --dataplane-token-file
 };
 
 struct CliParseResult {
@@ -87,6 +91,15 @@ struct Settings {
   // Seed 003's WEBSOCKET_DEBUG: "true", "1" or "yes" (any case) logs every event of the
   // http_bridge and external_client kinds; anything else is off.
   bool websocket_debug = false;
+  // Split deployment (controlplane/sync): --role > WSGATE_ROLE > "all" (both planes in this
+  // process). A data plane needs --control-plane (> WSGATE_CONTROL_PLANE), HOST:PORT of the control
+  // plane's gRPC port; its id is --dataplane-id > WSGATE_DATAPLANE_ID > "" (the caller makes it
+  // host name:data port); the token it presents is the one line of --dataplane-token-file >
+  // WSGATE_DATAPLANE_TOKEN_FILE > none.
+  std::string role = "all";
+  std::string control_plane;
+  std::string dataplane_id;
+  std::string dataplane_token_file;
   // Values that were ignored for their default, one message each naming the variable; the
   // caller logs them (these functions log nothing).
   std::vector<std::string> warnings;
