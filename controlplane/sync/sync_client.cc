@@ -208,8 +208,10 @@ bool SyncClient::RunStream() {
                          status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
                          status.error_code() == grpc::StatusCode::INVALID_ARGUMENT;
     if (refused) {
-      spdlog::error("sync: control plane {} refused the stream: {} ({})", options_.control_plane,
-                    status.error_message(), static_cast<int>(status.error_code()));
+      // The code first: the log's redaction cuts a line at "authorization:".
+      spdlog::error("sync: control plane {} refused the stream (gRPC code {}): {}",
+                    options_.control_plane, static_cast<int>(status.error_code()),
+                    status.error_message());
     } else {
       spdlog::debug("sync: control plane {} unreachable: {}", options_.control_plane,
                     status.error_message());
