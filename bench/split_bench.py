@@ -30,7 +30,11 @@ def run(n, changes):
             for i in range(n):
                 dp = data_plane(cp, f"dp{i}", os.path.join(tmp, f"dp{i}"), ["--log-level", "warn"])
                 dps.append(dp)
-                dp.start()
+                try:
+                    dp.start()
+                except AssertionError:
+                    print(dp.output(), file=sys.stderr)
+                    raise
             deadline = time.monotonic() + 30
             while len([d for d in data_planes(cp).values() if d.state == "connected"]) < n:
                 assert time.monotonic() < deadline, "data planes did not connect"

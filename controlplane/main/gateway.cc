@@ -57,6 +57,8 @@ constexpr auto kDrainPoll = std::chrono::milliseconds(50);
 constexpr auto kDrainPaceStep = std::chrono::milliseconds(10);
 constexpr auto kStopDeadline = std::chrono::seconds(5);
 constexpr auto kGrpcShutdownDeadline = std::chrono::seconds(2);
+// --role=controlplane: the gRPC thread cap (one thread per connected data plane, plus the calls).
+constexpr int kControlPlaneGrpcThreads = 1024;
 
 // The control plane's certificate, key and client CA, read and checked (no TLS configured: null).
 absl::StatusOr<common::tls::ServerCertificatePtr> LoadControlTls(const Settings& s) {
@@ -278,6 +280,9 @@ class Gateway {
     grpc_options.port = settings_.grpc_port;
     grpc_options.tokens = tokens_.get();
     grpc_options.tls = control_tls_;
+    // Each data plane's Sync stream holds a gRPC thread for its life (the sync API), and a
+    // control plane has no data-plane workers to protect: room for many data planes.
+    if (sync_server_) grpc_options.max_threads = kControlPlaneGrpcThreads;
     absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
         GrpcServer::Start(grpc_options, services);
     if (!grpc.ok()) {

@@ -212,6 +212,9 @@ bool SyncClient::RunStream() {
       spdlog::error("sync: control plane {} refused the stream (gRPC code {}): {}",
                     options_.control_plane, static_cast<int>(status.error_code()),
                     status.error_message());
+    } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      spdlog::warn("sync: control plane {} has no room for another stream: {}",
+                   options_.control_plane, status.error_message());
     } else {
       spdlog::debug("sync: control plane {} unreachable: {}", options_.control_plane,
                     status.error_message());

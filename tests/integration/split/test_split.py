@@ -244,3 +244,38 @@ def test_a_data_plane_needs_its_control_plane_and_a_hello(tmp_path):
     finally:
         cp.stop()
         cp.tmp.cleanup()
+
+
+def test_more_data_planes_than_a_gateway_has_grpc_threads(tmp_path):
+    # Each stream holds a control-plane gRPC thread; the one-process cap (16) would refuse the
+    # 17th data plane with RESOURCE_EXHAUSTED. 24 raw streams stand in for 24 data planes.
+    n = 24
+    cp = control_plane(str(tmp_path / "cp"))
+    streams = []
+    done = threading.Event()
+    try:
+        cp.start()
+        sy = sync_stubs()
+        stub = sy.grpc.DataPlaneServiceStub(cp.channel())
+
+        def requests(i):
+            yield sy.pb2.SyncRequest(hello=sy.pb2.DataPlaneHello(id=f"sim{i}"))
+            done.wait(30)
+
+        for i in range(n):
+            responses = stub.Sync(requests(i), timeout=30)
+            streams.append(responses)
+            assert next(responses).snapshot.version >= 1, f"sim{i} got no snapshot"
+        wait_for(lambda: sum(d.state == "connected" for d in data_planes(cp).values()) == n, 10,
+                 what=f"{n} connected data planes")
+        assert metric(metrics_of(cp), "wsgate_dataplanes", state="connected") == n
+        # A change still reaches every one of them.
+        v = put_route(cp, echo_route("many", "/many")).config_version
+        for i, responses in enumerate(streams):
+            assert next(responses).snapshot.version == v, f"sim{i} missed version {v}"
+    finally:
+        done.set()
+        for r in streams:
+            r.cancel()
+        cp.stop()
+        cp.tmp.cleanup()
