@@ -196,9 +196,12 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
   using std::enable_shared_from_this<AdminSession<Stream>>::shared_from_this;
 
  public:
+  // `keep`: what the stream's arguments point into (the TLS context), held for the session's
+  // life, so that a reload can replace the server's context while older sessions still use theirs.
   template <class... StreamArgs>
-  explicit AdminSession(const AdminRoutes* routes, StreamArgs&&... args)
-      : stream_(std::forward<StreamArgs>(args)...), routes_(routes) {}
+  explicit AdminSession(const AdminRoutes* routes, std::shared_ptr<const void> keep,
+                        StreamArgs&&... args)
+      : keep_(std::move(keep)), stream_(std::forward<StreamArgs>(args)...), routes_(routes) {}
 
   // TLS: the handshake first (a client that fails it, e.g. without the certificate mutual TLS
   // asks for, is closed without an HTTP answer), then requests as over plain TCP.
@@ -502,6 +505,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     if (auto gone = std::move(gone_)) gone();
   }
 
+  const std::shared_ptr<const void> keep_;  // declared before stream_: outlives it
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -649,15 +653,22 @@ class AdminServer::Impl {
 
   uint16_t port() const { return port_; }
 
+  // On the loop's thread, like every read of tls_: the next accepted connection uses it.
+  void SetTlsContext(std::shared_ptr<asio::ssl::context> tls) {
+    asio::post(ioc_, [this, tls = std::move(tls)]() mutable { tls_ = std::move(tls); });
+  }
+
  private:
   void Accept() {
     acceptor_.async_accept(
         asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
           if (ec == asio::error::operation_aborted) return;
           if (!ec && tls_) {
-            std::make_shared<AdminSession<TlsStream>>(&routes_, std::move(socket), *tls_)->Start();
+            std::make_shared<AdminSession<TlsStream>>(&routes_, tls_, std::move(socket), *tls_)
+                ->Start();
           } else if (!ec) {
-            std::make_shared<AdminSession<PlainStream>>(&routes_, std::move(socket))->Start();
+            std::make_shared<AdminSession<PlainStream>>(&routes_, nullptr, std::move(socket))
+                ->Start();
           }
           // Other errors (e.g. EMFILE) are transient: keep accepting.
           Accept();
@@ -668,7 +679,7 @@ class AdminServer::Impl {
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
   const AdminRoutes routes_;
-  const std::shared_ptr<asio::ssl::context> tls_;  // null: plain HTTP
+  std::shared_ptr<asio::ssl::context> tls_;  // null: plain HTTP; the loop's thread only
   uint16_t port_ = 0;
   std::thread thread_;
 };
@@ -686,5 +697,8 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AdminServer::~AdminServer() { Stop(); }
 uint16_t AdminServer::port() const { return impl_->port(); }
 void AdminServer::Stop() { impl_->Stop(); }
+void AdminServer::SetCertificate(const common::tls::ServerCertificatePtr& certificate) {
+  if (certificate) impl_->SetTlsContext(certificate->server_context());
+}
 
 }  // namespace wsgate::controlplane

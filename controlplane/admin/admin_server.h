@@ -137,6 +137,9 @@ class AdminServer {
   uint16_t port() const;
   // Closes the listener and every open connection, then joins the thread. Idempotent.
   void Stop();
+  // A reloaded certificate (a server started with TLS only): connections accepted from now on
+  // use it; open ones keep the one they were accepted with. Any thread.
+  void SetCertificate(const common::tls::ServerCertificatePtr& certificate);
 
   class Impl;
 

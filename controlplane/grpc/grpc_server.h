@@ -32,6 +32,12 @@ struct GrpcServerOptions {
   // TLS on the port (null: plaintext); with a client CA in it, mutual TLS: calls without a
   // client certificate that chains to it fail the handshake.
   common::tls::ServerCertificatePtr tls;
+  // With TLS and a non-zero interval, gRPC re-reads the files `tls` was loaded from at that
+  // interval and serves what they hold from then on (a key that does not match its certificate
+  // is skipped by gRPC, the old pair keeps serving). 0: the certificate in `tls`, for the
+  // server's life.
+  common::tls::ServerTlsFiles tls_files;
+  unsigned tls_refresh_seconds = 0;
 };
 
 // Start, SetServing and Shutdown may be called from any thread; Shutdown once.

@@ -19,6 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/health_state.h"
 #include "common/log.h"
+#include "common/tls/certificate_mirror.h"
+#include "common/tls/certificate_reloader.h"
 #include "common/tls/server_certificate.h"
 #include "controlplane/admin/admin_server.h"
 #include "controlplane/admin/connect_handler.h"
@@ -60,9 +62,13 @@ constexpr auto kGrpcShutdownDeadline = std::chrono::seconds(2);
 // --role=controlplane: the gRPC thread cap (one thread per connected data plane, plus the calls).
 constexpr int kControlPlaneGrpcThreads = 1024;
 
-// The control plane's certificate, key and client CA, read and checked (no TLS configured: null).
-absl::StatusOr<common::tls::ServerCertificatePtr> LoadControlTls(const Settings& s) {
-  if (s.control_tls_cert.empty()) return common::tls::ServerCertificatePtr();
+// How often the control-plane certificate files are read again for a rotation nobody signals
+// (a Kubernetes Secret update); SIGHUP reads them at once.
+constexpr unsigned kCertificatePollSeconds = 5;
+// How often gRPC reads the mirror (three small local files).
+constexpr unsigned kGrpcCertificateRefreshSeconds = 1;
+
+common::tls::ServerTlsFiles ControlTlsFiles(const Settings& s) {
   common::tls::ServerTlsFiles files;
   files.cert_file = s.control_tls_cert;
   files.key_file = s.control_tls_key;
@@ -70,7 +76,13 @@ absl::StatusOr<common::tls::ServerCertificatePtr> LoadControlTls(const Settings&
   files.cert_field = s.control_tls_cert_source;
   files.key_field = s.control_tls_key_source;
   files.client_ca_field = s.control_client_ca_source;
-  return common::tls::ServerCertificate::Load(files);
+  return files;
+}
+
+// The control plane's certificate, key and client CA, read and checked (no TLS configured: null).
+absl::StatusOr<common::tls::ServerCertificatePtr> LoadControlTls(const Settings& s) {
+  if (s.control_tls_cert.empty()) return common::tls::ServerCertificatePtr();
+  return common::tls::ServerCertificate::Load(ControlTlsFiles(s));
 }
 
 int CheckConfig(const std::string& path, const CliFlags& flags) {
@@ -283,6 +295,23 @@ class Gateway {
     // Each data plane's Sync stream holds a gRPC thread for its life (the sync API), and a
     // control plane has no data-plane workers to protect: room for many data planes.
     if (sync_server_) grpc_options.max_threads = kControlPlaneGrpcThreads;
+    if (control_tls_) {
+      // gRPC reads its certificate files itself, and would take a bad rotation as it comes; it
+      // reads a private mirror that holds only pairs that loaded (certificate_mirror.h).
+      std::error_code ec;
+      const std::string tmp = std::filesystem::temp_directory_path(ec).string();
+      absl::StatusOr<std::unique_ptr<common::tls::CertificateMirror>> mirror =
+          common::tls::CertificateMirror::Create(ec ? "/tmp" : tmp, *control_tls_);
+      if (!mirror.ok()) {
+        spdlog::error("cannot start: {}", std::string(mirror.status().message()));
+        return kExitFailure;
+      }
+      control_mirror_ = *std::move(mirror);
+      grpc_options.tls_files.key_file = control_mirror_->key_path();
+      grpc_options.tls_files.cert_file = control_mirror_->cert_path();
+      grpc_options.tls_files.client_ca_file = control_mirror_->ca_path();
+      grpc_options.tls_refresh_seconds = kGrpcCertificateRefreshSeconds;
+    }
     absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
         GrpcServer::Start(grpc_options, services);
     if (!grpc.ok()) {
@@ -291,6 +320,21 @@ class Gateway {
     }
     grpc_ = *std::move(grpc);
     connect_->Attach(grpc_->InProcessChannel());
+    if (control_tls_) {
+      // A pair that loaded goes to the admin port at once and to gRPC through its mirror (within
+      // kGrpcCertificateRefreshSeconds); connections already open keep theirs.
+      control_reloader_ = std::make_unique<common::tls::CertificateReloader>(
+          "control", ControlTlsFiles(settings_), control_tls_,
+          [this](const common::tls::ServerCertificatePtr& cert) {
+            if (absl::Status s = control_mirror_->Publish(*cert); !s.ok()) {
+              spdlog::error("control certificate: gRPC keeps the one in use: {}",
+                            std::string(s.message()));
+            }
+            admin_->SetCertificate(cert);
+            tls_expiry_.Set("control", cert->not_after_unix());
+          });
+      control_reloader_->StartPolling(std::chrono::seconds(kCertificatePollSeconds));
+    }
 
     health_.set_ready(true);
     if (!data_plane_) {
@@ -352,7 +396,10 @@ class Gateway {
         }
       }
       const auto step = pacing_since ? kDrainPaceStep : kDrainPoll;
-      if (WaitForSignal(signals, std::min<std::chrono::nanoseconds>(left, step)) != 0) {
+      const int sig = WaitForSignal(signals, std::min<std::chrono::nanoseconds>(left, step));
+      if (sig == SIGHUP) {
+        Reload();
+      } else if (sig != 0) {
         spdlog::warn("second signal: ending the grace period now");
         break;
       }
@@ -362,7 +409,17 @@ class Gateway {
     StopDataPlane();
   }
 
+  // SIGHUP: the certificate files are read again now (a bad one is logged, the old one serves).
+  void Reload() {
+    if (!control_reloader_) {
+      spdlog::info("SIGHUP: no certificate to reload");
+      return;
+    }
+    control_reloader_->Check();
+  }
+
   void Stop() {
+    control_reloader_.reset();  // its subscriber calls admin_
     health_.set_ready(false);
     if (data_plane_ && !data_plane_stopped_) {
       // Reached without Drain only on a failed start: nothing was serving clients yet.
@@ -506,6 +563,8 @@ class Gateway {
   common::tls::ServerCertificatePtr control_tls_;      // null: plaintext control ports
   common::tls::ExpiryBoard tls_expiry_;
   std::unique_ptr<TlsCollector> tls_collector_;  // wsgate_tls_certificate_expiry_*
+  std::unique_ptr<common::tls::CertificateMirror> control_mirror_;      // null: no TLS
+  std::unique_ptr<common::tls::CertificateReloader> control_reloader_;  // null: no TLS
   std::unique_ptr<TokenTable> tokens_;  // null: open
   std::unique_ptr<ConnectHandler> connect_;  // outlives admin_, whose routes call it
   std::unique_ptr<AdminServer> admin_;
@@ -575,13 +634,15 @@ int RunWsgate(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   Gateway gateway(*std::move(settings), flags.state_dir);
   if (int code = gateway.Start(config, demo); code != kExitOk) return code;
 
-  const int sig = WaitForSignal(signals);
+  int sig = WaitForSignal(signals);
+  for (; sig == SIGHUP; sig = WaitForSignal(signals)) gateway.Reload();
   spdlog::info("{} received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   gateway.Drain(signals);
   gateway.Stop();

@@ -3,6 +3,7 @@ each values scenario, bad values refused by values.schema.json with a message na
 every rendered object validated offline by kubernetes-validate (strict) for two Kubernetes minor
 versions, and assertions on what matters in the rendered YAML."""
 
+import base64
 import glob
 import hashlib
 import os
@@ -102,9 +103,9 @@ def test_default_renders_one_deployment_with_probes_and_security():
     assert len(deps) == 1
     pod = deps[0]["spec"]["template"]
     c = pod["spec"]["containers"][0]
-    assert c["startupProbe"]["httpGet"] == {"path": "/health", "port": "admin"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "admin"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/health", "port": "admin", "scheme": "HTTP"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "admin", "scheme": "HTTP"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin", "scheme": "HTTP"}
     assert {p["name"] for p in c["ports"]} == {"data", "admin", "grpc"}
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
@@ -191,7 +192,13 @@ def test_tls_and_tokens_secrets():
     docs, _ = render(*SCENARIOS["tls"])
     secrets = {s["metadata"]["name"]: s for s in by_kind(docs, "Secret")}
     assert secrets["rel-wsgate-tls"]["type"] == "kubernetes.io/tls"
-    assert "ops" in secrets["rel-wsgate-admin-tokens"]["data"]
+    # The entries become the binary's token file, passed with --admin-token-file.
+    tokens = secrets["rel-wsgate-admin-tokens"]["data"]
+    assert base64.b64decode(tokens["tokens"]) == b"admin s3cret-s3cret-s3cret\n"
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--admin-token-file=/etc/wsgate-secrets/admin-tokens/tokens" in args
+    assert "--control-tls-cert=/etc/wsgate-secrets/tls/tls.crt" in args
+    assert "--control-tls-key=/etc/wsgate-secrets/tls/tls.key" in args
     docs, _ = render("--set", "tls.enabled=true", "--set", "tls.existingSecret=mine",
                      "--set", "redis.existingSecret=r")
     assert not by_kind(docs, "Secret")
@@ -200,6 +207,19 @@ def test_tls_and_tokens_secrets():
     p = helm("template", "rel", CHART, "--set", "tls.enabled=true", "--kube-version",
              KUBE_VERSIONS[-1], check=False)
     assert p.returncode != 0 and "tls.cert is required" in p.stderr
+    # With TLS the scrape is HTTPS too.
+    docs, _ = render(*SCENARIOS["tls"], "--set", "metrics.serviceMonitor.enabled=true")
+    [ep] = by_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"]
+    assert ep["scheme"] == "https" and ep["tlsConfig"] == {"insecureSkipVerify": True}
+    docs, _ = render(*SCENARIOS["monitoring"])
+    [ep] = by_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"]
+    assert "scheme" not in ep
+    # A token entry the binary would refuse fails the render, naming the entry.
+    for bad in ("s3cret-s3cret-s3cret", "root:s3cret-s3cret-s3cret", "admin:short",
+                "admin:has space in it x"):
+        p = helm("template", "rel", CHART, "--set-string", f"adminTokens.tokens.ops={bad}",
+                 "--kube-version", KUBE_VERSIONS[-1], check=False)
+        assert p.returncode != 0 and "adminTokens.tokens.ops: must be" in p.stderr, bad
 
 
 def test_monitoring_objects():

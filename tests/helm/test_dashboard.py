@@ -210,7 +210,7 @@ def test_every_alert_expression_evaluates(stack):
     gw, prom_port, _ = stack
     rules = yaml.safe_load(open(RULES))
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    assert len(alerts) == 8
+    assert len(alerts) == 9
     for a in alerts:
         r = prom_query(prom_port, a["expr"])
         assert r["status"] == "success", (a["alert"], r)

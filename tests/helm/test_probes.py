@@ -14,6 +14,8 @@ import signal
 import subprocess
 import tempfile
 import base64
+import http.client
+import ssl
 
 import pytest
 import yaml
@@ -35,15 +37,29 @@ shutdownGracePeriodSecs: 30
 """
 
 
-def rendered(redis_url):
+def rendered(redis_url, *extra):
     ports = {"data": free_port(), "admin": free_port(), "grpc": free_port()}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(VALUES)
     out = helm("template", "rel", CHART, "-f", f.name, "--kube-version", KUBE_VERSIONS[-1],
-               "--set", f"redis.url={redis_url}",
+               "--set", f"redis.url={redis_url}", *extra,
                *[a for k, v in ports.items() for a in ("--set", f"ports.{k}={v}")]).stdout
     os.unlink(f.name)
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+def https_request(port, path, method="GET", headers=None, body=None):
+    """(status, body) over TLS without verifying the certificate, as the kubelet probes."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 class Pod:
@@ -71,6 +87,19 @@ class Pod:
             else:
                 ref = e["valueFrom"]["secretKeyRef"]
                 env[e["name"]] = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+        # Secret volumes, written out as the kubelet projects them (one file per key).
+        secret_dirs = {}
+        volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"].get("volumes", [])}
+        for m in c["volumeMounts"]:
+            ref = volumes[m["name"]].get("secret")
+            if ref is None:
+                continue
+            d = os.path.join(tmp, "secret-" + m["name"])
+            os.makedirs(d)
+            for key, data in secrets[ref["secretName"]]["data"].items():
+                with open(os.path.join(d, key), "wb") as f:
+                    f.write(base64.b64decode(data))
+            secret_dirs[m["mountPath"]] = d
         assert c["command"] == ["wsgate"]
         args = []
         for a in c["args"]:
@@ -79,6 +108,9 @@ class Pod:
                 a = "--config=" + os.path.join(config_dir, a[len(f"--config={mount}/"):])
             elif a in ("--listen=0.0.0.0", "--grpc-listen=0.0.0.0"):
                 a = a.replace("0.0.0.0", "127.0.0.1")
+            else:
+                for path, d in secret_dirs.items():
+                    a = a.replace(f"={path}/", f"={d}/")
             args.append(a)
         self.argv = [WSGATE_BIN] + args
         self.env = env
@@ -89,11 +121,14 @@ class Pod:
                                      preexec_fn=_die_with_parent)
 
     def probe(self, kind):
-        """What the kubelet gets for startupProbe / livenessProbe / readinessProbe."""
+        """What the kubelet gets for startupProbe / livenessProbe / readinessProbe (over HTTPS
+        the kubelet does not verify the certificate)."""
         get = self.container[kind]["httpGet"]
         port = get["port"]
         port = self.ports[port] if isinstance(port, str) else port
         try:
+            if get.get("scheme", "HTTP") == "HTTPS":
+                return https_request(port, get["path"])[0]
             return http_request(port, get["path"], timeout=2)[0]
         except OSError:
             return None
@@ -161,3 +196,42 @@ def test_sigterm_fails_readiness_and_liveness_holds_through_the_drain(pod):
             return ws.close_code
     assert asyncio.run(drain()) == 1001
     assert pod.proc.wait(20) == 0
+
+
+def self_signed(tmp):
+    key, crt = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "30", "-subj", "/CN=wsgate-chart",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return open(crt).read(), open(key).read()
+
+
+def test_tls_and_tokens_in_values_reach_the_binary(redis, tmp_path):
+    """tls.* puts the control-plane certificate on the admin (and gRPC) port, the probes follow
+    it to HTTPS; adminTokens.* becomes the binary's token file, so the admin API needs a token."""
+    cert, key = self_signed(str(tmp_path))
+    docs = rendered(redis.url, "--set", "tls.enabled=true", "--set-string", f"tls.cert={cert}",
+                    "--set-string", f"tls.key={key}", "--set", "adminTokens.tokens.ops=admin:s3cret-s3cret-s3cret",
+                    "--set", "adminTokens.tokens.eyes=viewer:l00k-l00k-l00k-l00k")
+    p = Pod(docs, str(tmp_path / "pod"))
+    try:
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert p.container[kind]["httpGet"]["scheme"] == "HTTPS"
+        wait_for(lambda: p.probe("startupProbe") == 200, 20, what="startup probe over HTTPS")
+        assert p.probe("readinessProbe") == 200 and p.probe("livenessProbe") == 200
+        admin = p.ports["admin"]
+        with pytest.raises((OSError, http.client.HTTPException)):
+            http_request(admin, "/health", timeout=2)  # plaintext is not served any more
+        call = ("POST", "/wsgate.v1.InventoryService/GetInventory")
+        json_headers = {"Content-Type": "application/json"}
+        assert https_request(admin, call[1], call[0], json_headers, b"{}")[0] == 401
+        for token in ("s3cret-s3cret-s3cret", "l00k-l00k-l00k-l00k"):
+            status, body = https_request(admin, call[1], call[0],
+                                         {**json_headers, "Authorization": f"Bearer {token}"}, b"{}")
+            assert status == 200, body
+        status, body = https_request(admin, "/metrics")
+        assert status == 200
+        assert b'wsgate_tls_certificate_expiry_timestamp_seconds{certificate="control"}' in body
+    finally:
+        p.stop()

@@ -15,7 +15,7 @@ PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
 
 def test_check_rules():
     p = subprocess.run([PROMTOOL, "check", "rules", RULES], capture_output=True, text=True)
-    assert p.returncode == 0 and "SUCCESS: 8 rules found" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 0 and "SUCCESS: 9 rules found" in p.stdout, p.stdout + p.stderr
 
 
 def test_unit_tests_pass():

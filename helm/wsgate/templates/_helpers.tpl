@@ -55,6 +55,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if or .Values.adminTokens.tokens .Values.adminTokens.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/* adminTokens.tokens as the binary's token file; a value that is not "admin:..." or
+"viewer:..." fails the render, naming the entry. */}}
+{{- define "wsgate.tokenFile" -}}
+{{- range $name, $value := .Values.adminTokens.tokens -}}
+{{- if not (regexMatch "^(admin|viewer):[^\\s]{16,}$" $value) -}}
+{{- fail (printf "adminTokens.tokens.%s: must be \"admin:TOKEN\" or \"viewer:TOKEN\" (TOKEN: 16 or more characters, no spaces)" $name) -}}
+{{- end -}}
+{{ regexReplaceAll "^(admin|viewer):" $value "${1} " }}
+{{ end -}}
+{{- end -}}
+
+{{/* The admin port's scheme: it serves TLS with the control-plane certificate when tls.enabled. */}}
+{{- define "wsgate.adminScheme" -}}
+{{- if .Values.tls.enabled -}}HTTPS{{- else -}}HTTP{{- end -}}
+{{- end -}}
+
 {{- define "wsgate.tlsSecretName" -}}
 {{- if .Values.tls.existingSecret -}}{{ .Values.tls.existingSecret }}{{- else -}}{{ include "wsgate.fullname" . }}-tls{{- end -}}
 {{- end -}}
@@ -113,6 +129,13 @@ spec:
         - --role=dataplane
         - --control-plane={{ include "wsgate.fullname" $root }}-controlplane:{{ $v.ports.grpc }}
         {{- end }}
+        {{- if include "wsgate.tokensEnabled" $root }}
+        - --admin-token-file=/etc/wsgate-secrets/admin-tokens/{{ $v.adminTokens.existingSecretKey }}
+        {{- end }}
+        {{- if $v.tls.enabled }}
+        - --control-tls-cert=/etc/wsgate-secrets/tls/tls.crt
+        - --control-tls-key=/etc/wsgate-secrets/tls/tls.key
+        {{- end }}
         {{- range $v.extraArgs }}
         - {{ . | quote }}
         {{- end }}
@@ -147,13 +170,13 @@ spec:
       # applied, the bus up where a route needs it). Both on the admin port, which keeps
       # answering while the data port has stopped accepting during a drain.
       startupProbe:
-        httpGet: {path: /health, port: admin}
+        httpGet: {path: /health, port: admin, scheme: {{ include "wsgate.adminScheme" $root }}}
         {{- toYaml $v.probes.startup | nindent 8 }}
       livenessProbe:
-        httpGet: {path: /health, port: admin}
+        httpGet: {path: /health, port: admin, scheme: {{ include "wsgate.adminScheme" $root }}}
         {{- toYaml $v.probes.liveness | nindent 8 }}
       readinessProbe:
-        httpGet: {path: /ready, port: admin}
+        httpGet: {path: /ready, port: admin, scheme: {{ include "wsgate.adminScheme" $root }}}
         {{- toYaml $v.probes.readiness | nindent 8 }}
       lifecycle:
         preStop:

@@ -203,6 +203,88 @@ def test_bad_certificate_files_are_refused_at_start_naming_the_field_and_path():
             gw.tmp.cleanup()
 
 
+leaf("rotated", "localhost", "DNS:localhost,IP:127.0.0.1", 23)
+
+
+def served_certificate(port):
+    """The DER certificate a new TLS connection to 127.0.0.1:port is given (h2 offered, as gRPC
+    wants it; the admin port takes the same handshake)."""
+    ctx = ssl.create_default_context(cafile=cert("ca.pem"))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def der(name):
+    return ssl.PEM_cert_to_DER_cert(read(name).decode())
+
+
+def test_certificates_are_reloaded_on_sighup_and_on_change_without_dropping_connections():
+    import http.client
+    import signal
+    work = tempfile.mkdtemp(prefix="wsgate-tls-reload-")
+    crt, key = os.path.join(work, "tls.crt"), os.path.join(work, "tls.key")
+
+    def install(c, k):
+        # As a Secret update lands: whole new files, renamed into place.
+        for src, dst in ((c, crt), (k, key)):
+            with open(dst + ".new", "wb") as f:
+                f.write(read(src))
+            os.replace(dst + ".new", dst)
+
+    install("control.pem", "control.key")
+    gw = start_tls_gateway(["--control-tls-cert", crt, "--control-tls-key", key])
+    try:
+        assert served_certificate(gw.admin_port) == der("control.pem")
+        assert served_certificate(gw.grpc_port) == der("control.pem")
+        ctx = https_context()
+        kept = http.client.HTTPSConnection("localhost", gw.admin_port, timeout=5, context=ctx)
+        kept.request("GET", "/health")
+        assert kept.getresponse().read() is not None
+
+        install("rotated.pem", "rotated.key")
+        gw.signal(signal.SIGHUP)
+        # The admin port at once; gRPC re-reads the same files on its own poll (5 s).
+        wait_for(lambda: served_certificate(gw.admin_port) == der("rotated.pem"), 10,
+                 what="the admin port serving the rotated certificate")
+        wait_for(lambda: served_certificate(gw.grpc_port) == der("rotated.pem"), 15,
+                 what="gRPC serving the rotated certificate")
+        # A keep-alive connection made before the reload goes on with its own session.
+        kept.request("GET", "/health")
+        assert kept.getresponse().status == 200
+        kept.close()
+        m = parse_metrics(https_get(gw.admin_port, "/metrics", ctx)[1].decode())
+        assert metric(m, "wsgate_tls_certificate_expiry_timestamp_seconds",
+                      certificate="control") == not_after("rotated.pem")
+        assert gw.proc.poll() is None  # SIGHUP is not a stop
+
+        # A rotation that goes wrong (the key of another certificate) is refused and logged;
+        # the rotated certificate keeps serving on both ports.
+        install("rotated.pem", "control.key")
+        gw.signal(signal.SIGHUP)
+        wait_for(lambda: "control certificate not reloaded" in gw.output(), 10,
+                 what="the refused reload logged")
+        assert f"--control-tls-key '{key}': private key does not match" in gw.output()
+        time.sleep(6)  # past gRPC's own poll of the files
+        assert served_certificate(gw.admin_port) == der("rotated.pem")
+        assert served_certificate(gw.grpc_port) == der("rotated.pem")
+        creds = grpc.ssl_channel_credentials(root_certificates=read("ca.pem"))
+        with grpc.secure_channel(f"localhost:{gw.grpc_port}", creds) as ch:
+            assert len(list_routes(ch).routes) > 0
+
+        # Without any signal, a change is picked up by the poll (a Kubernetes Secret rotation).
+        install("control.pem", "control.key")
+        wait_for(lambda: served_certificate(gw.admin_port) == der("control.pem"), 15,
+                 what="the admin port back on the first certificate without a signal")
+        wait_for(lambda: served_certificate(gw.grpc_port) == der("control.pem"), 15,
+                 what="gRPC back on the first certificate")
+        assert "control certificate reloaded" in gw.output()
+    finally:
+        gw.stop()
+        gw.tmp.cleanup()
+
+
 def test_check_config_loads_the_server_blocks_tls_files():
     tmp = tempfile.mkdtemp(prefix="wsgate-tls-check-")
     good = os.path.join(tmp, "good.yaml")
