@@ -136,3 +136,20 @@ async def echo_once(ws, text):
 async def roundtrip(url, text="ping"):
     async with connect(url) as ws:
         return await echo_once(ws, text)
+
+
+def stop_all(gateways):
+    """SIGTERM each process, then: each stopped cleanly (exit 0) and, under WSGATE_SANITIZE, no
+    sanitizer report (LeakSanitizer's comes at exit) is in its last run's output."""
+    problems = []
+    for g in gateways:
+        if g.proc is None:
+            continue
+        g.stop()
+        out = g.output()
+        g.tmp.cleanup()
+        if "Sanitizer" in out or "runtime error:" in out:
+            problems.append(f"{g.args[-1]}: sanitizer report:\n{out[-20000:]}")
+        elif g.proc.returncode != 0:
+            problems.append(f"{g.args[-1]}: exit {g.proc.returncode}:\n{out[-5000:]}")
+    assert not problems, "\n".join(problems)

@@ -11,8 +11,8 @@ import pytest
 
 from split_cluster import (ECHO_ONLY, applied_version, control_plane, data_plane, data_planes,
                            delete_route, echo_once, echo_route, inventory, kill9, metric,
-                           metrics_of, put_route, ready_status, restart, roundtrip, stubs,
-                           sync_stubs, wait_for)
+                           metrics_of, put_route, ready_status, restart, roundtrip, stop_all,
+                           stubs, sync_stubs, wait_for)
 from wsgate_harness import connect, run_wsgate
 
 N = 3
@@ -30,9 +30,7 @@ def cluster(tmp_path, cp_args=(), cp_env=None, dp_args=(), dp_env=None):
             dp.start()  # ready: it has the control plane's snapshot
         yield cp, dps
     finally:
-        for g in dps + [cp]:
-            g.stop()
-            g.tmp.cleanup()
+        stop_all(dps + [cp])
 
 
 def converge(cp, dps, version, timeout=10):
@@ -130,8 +128,7 @@ def test_data_plane_restarted_while_the_control_plane_is_down_serves_its_cache(t
             fresh.wait_ready()
             assert applied_version(fresh) == v
         finally:
-            fresh.stop()
-            fresh.tmp.cleanup()
+            stop_all([fresh])
 
 
 def test_a_nack_keeps_the_last_good_snapshot_and_is_reported(tmp_path):
@@ -207,9 +204,7 @@ def test_the_stream_needs_an_admin_token(tmp_path):
             list(stub.Sync(iter([hello]), timeout=5))
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
-        for g in procs:
-            g.stop()
-            g.tmp.cleanup()
+        stop_all(procs)
 
 
 def test_a_data_plane_needs_its_control_plane_and_a_hello(tmp_path):
@@ -242,8 +237,7 @@ def test_a_data_plane_needs_its_control_plane_and_a_hello(tmp_path):
         assert first.snapshot.version >= 1
         assert [r.name for r in first.snapshot.config.routes] == ["echo"]
     finally:
-        cp.stop()
-        cp.tmp.cleanup()
+        stop_all([cp])
 
 
 def test_more_data_planes_than_a_gateway_has_grpc_threads(tmp_path):
@@ -277,5 +271,4 @@ def test_more_data_planes_than_a_gateway_has_grpc_threads(tmp_path):
         done.set()
         for r in streams:
             r.cancel()
-        cp.stop()
-        cp.tmp.cleanup()
+        stop_all([cp])
