@@ -207,7 +207,9 @@ class Gateway {
           return dp != nullptr ? dp->applied_version() : store->version();
         },
         WSGATE_VERSION);
-    if (data_plane_) fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
+    if (data_plane_) {
+      fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
+    }
     tls_collector_ = std::make_unique<TlsCollector>(&tls_expiry_);
     if (!settings_.admin_token_file.empty()) {
       absl::StatusOr<TokenTable> tokens = TokenTable::Load(settings_.admin_token_file);

@@ -154,7 +154,9 @@ bool SyncClient::RunStream() {
       std::unique_lock<std::mutex> lock(sample_mu);
       while (!sample_cv.wait_for(lock, kSampleEvery, [&] { return stream_done; })) {
         SyncRequest sample;
-        if (options_.inventory) *sample.mutable_sample()->mutable_inventory() = options_.inventory();
+        if (options_.inventory) {
+          *sample.mutable_sample()->mutable_inventory() = options_.inventory();
+        }
         sample.mutable_sample()->set_snapshot_age_seconds(0);
         std::lock_guard<std::mutex> w(write_mu);
         if (!stream->Write(sample)) break;
