@@ -229,8 +229,11 @@ class Gateway {
     AdminRoutes admin_routes = StandardAdminRoutes(
         &health_, [c = collector_.get(), f = fanout_collector_.get(), k = connect_->collector(),
                    t = tls_collector_.get(), sync = sync_server_.get()] {
-          std::vector<const prometheus::Collectable*> all{c, k, t};
+          // The one-process order (c, f, k, t) unchanged; a control plane has no f.
+          std::vector<const prometheus::Collectable*> all{c};
           if (f != nullptr) all.push_back(f);
+          all.push_back(k);
+          all.push_back(t);
           if (sync != nullptr) all.push_back(sync->metrics());
           return SerializeMetrics(all);
         });
