@@ -347,6 +347,11 @@ def notes(raw):
                 if tool_busy(r, n) is not None]
         bound = any(tool_busy(r, n) is not None and tool_busy(r, n) >= TOOL_BOUND
                     for n in ("fixed", "saturation", "one_at_a_time"))
+        # How much of its core the server got: on a shared machine a saturated server well
+        # under 100 % was held back by other work on core 0, not by its own cost.
+        sat = phase(r, "saturation")
+        server = (f"; server used {sat['gateway_cpu_s'] / sat['window_s']:.0%} of core 0 at "
+                  f"saturation" if sat and sat.get("window_s") else "")
         out.append(f"- round {r.get('round')}, {r.get('label')}: {state}, {once} (published "
                    f"{r.get('published_total')}, delivered {r.get('delivered_total')}, missing "
                    f"{r.get('missing')}, duplicates {r.get('duplicates')}, gaps {r.get('gaps')}"
@@ -355,7 +360,7 @@ def notes(raw):
                    + (f", Redis publish calls {r.get('redis_publish_calls')}"
                       if "redis_publish_calls" in r else "")
                    + (f"; fanout_load's core busy: {', '.join(busy)}" if busy else "")
-                   + ("; BOUNDED BY THE LOAD TOOL" if bound else "") + ")"
+                   + ("; BOUNDED BY THE LOAD TOOL" if bound else "") + server + ")"
                    + (f"; error: {r.get('error')}" if r.get("error") else ""))
     return out
 
