@@ -25,9 +25,11 @@
 //            saturation (--inflight messages not yet received by everyone). --room-rate R adds a
 //            phase at a fixed offered rate of R messages/s (open loop) between the two, whose
 //            "last member" times are per message too; --repeats 0 drops the one-at-a-time phase.
-//   hold     opens N pubsub sessions on the gateway and holds them (answering pings) for --hold-s
-//            seconds or until SIGTERM/SIGINT; prints {"open": n, ...} once all are open, and a
-//            final line when it stops. For control-plane benchmarks that need many live sessions.
+//   hold     opens N pubsub sessions on the gateway (or room members, with a room route's
+//            --path-prefix; or, with --target centrifugo, N subscribers of --room-channel) and
+//            holds them (answering pings) for --hold-s seconds or until SIGTERM/SIGINT; prints
+//            {"open": n, ...} once all are open, and a final line when it stops. For benchmarks
+//            that need many live sessions (control plane; idle memory per subscriber).
 // --id-prefix replaces the "s" / "m" of the ids (two holders on one gateway need different ones).
 //
 // Every message carries "@@" + 16 hex digits of CLOCK_MONOTONIC at the send (same host) + 8 hex of
