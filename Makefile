@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 RUN_ARGS   ?= --state-dir .wsgate-state
 
-.PHONY: all deps helm-tools autobahn-tools configure build build-all ui run test test-release test-asan bench docs clean format tidy fuzz
+.PHONY: all deps helm-tools autobahn-tools centrifugo-tools test-centrifugo configure build build-all ui run test test-release test-asan bench docs clean format tidy fuzz
 
 all: build
 
@@ -24,6 +24,11 @@ helm-tools: deps
 # into .tools/autobahn (a no-op when already there)
 autobahn-tools:
 	@bash .ci/install-autobahn.sh
+
+# Centrifugo (pinned; a Go build through the module proxy) for bench/centrifugo_bench.py and
+# the bench.centrifugo_smoke test, into .tools/bin (a no-op when already there)
+centrifugo-tools:
+	@bash .ci/install-centrifugo.sh
 
 configure: $(BUILD)/build.ninja
 
@@ -59,7 +64,12 @@ test-asan: deps helm-tools autobahn-tools
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	$(MAKE) --no-print-directory ui UI_OUT=$(BUILD_ASAN)/controlplane/main/admin-ui
-	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) --timeout 900
+	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) --timeout 900 -LE centrifugo
+
+# The fan-out comparison's smoke test (ctest label `centrifugo`) with its Centrifugo build. Not in
+# `make test`: a fresh Go build of Centrifugo takes minutes of CPU (bench/README.md).
+test-centrifugo: build centrifugo-tools
+	ctest --test-dir $(BUILD) --output-on-failure --timeout 600 -L centrifugo
 
 bench: build
 	bash bench/run.sh

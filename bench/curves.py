@@ -17,8 +17,8 @@ A point where the load generator's own core was busy (load_cpu_util >= 0.95 in w
 bounded by the tool rather than by the proxy: the plots draw it hollow, and the JSON keeps the
 figure.
 
-Fan-out against Centrifugo (room size 10 -> 1,000) is not here yet: bench/fanout_bench.py has
-no Centrifugo client.
+Fan-out against Centrifugo (room size 10 -> 1,000) is drawn by bench/centrifugo_bench.py,
+which `make bench` runs after this script.
 """
 
 import argparse

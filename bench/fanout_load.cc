@@ -5,6 +5,13 @@
 //   gateway  WebSocket clients of wsgate (raw framing from bench/ws_codec.h, masked client frames);
 //   redis    plain Redis Pub/Sub subscribers (one connection per subscriber, SUBSCRIBE to the same
 //            channel the gateway would subscribe to): the baseline without a gateway.
+//   centrifugo  WebSocket clients of Centrifugo (room and hold modes), speaking its JSON protocol
+//            (v2: newline-separated commands and replies in text frames) at --path-prefix
+//            (default /connection/websocket): a connect command, then a subscribe command to
+//            --room-channel; publications arrive as pushes. Member 0 publishes with a client
+//            publish command (as a wsgate room member sends its frame), so both systems take a
+//            message from a member's socket; Centrifugo also pushes it back to member 0, which is
+//            counted apart like wsgate's "You wrote: ...".
 // Modes (--mode):
 //   pubsub   N sessions: the gateway's pubsub route at <--path-prefix>s<i> (session id "s<i>"), or N
 //            Redis connections subscribed to session:s<i>:down. The tool PUBLISHes to
@@ -15,10 +22,14 @@
 //            member 0 sends, the other N-1 receive "Client #m0 says: ..."), or N Redis connections
 //            subscribed to one channel that the tool publishes to. First --repeats messages one at a
 //            time (each one waits until every receiver has it: the "last member" time), then at
-//            saturation (--inflight messages not yet received by everyone).
-//   hold     opens N pubsub sessions on the gateway and holds them (answering pings) for --hold-s
-//            seconds or until SIGTERM/SIGINT; prints {"open": n, ...} once all are open, and a
-//            final line when it stops. For control-plane benchmarks that need many live sessions.
+//            saturation (--inflight messages not yet received by everyone). --room-rate R adds a
+//            phase at a fixed offered rate of R messages/s (open loop) between the two, whose
+//            "last member" times are per message too; --repeats 0 drops the one-at-a-time phase.
+//   hold     opens N pubsub sessions on the gateway (or room members, with a room route's
+//            --path-prefix; or, with --target centrifugo, N subscribers of --room-channel) and
+//            holds them (answering pings) for --hold-s seconds or until SIGTERM/SIGINT; prints
+//            {"open": n, ...} once all are open, and a final line when it stops. For benchmarks
+//            that need many live sessions (control plane; idle memory per subscriber).
 // --id-prefix replaces the "s" / "m" of the ids (two holders on one gateway need different ones).
 //
 // Every message carries "@@" + 16 hex digits of CLOCK_MONOTONIC at the send (same host) + 8 hex of
@@ -62,7 +73,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 enum class Mode { kPubsub, kRoom, kHold };
-enum class Target { kGateway, kRedis };
+enum class Target { kGateway, kRedis, kCentrifugo };
 
 struct Options {
   Mode mode = Mode::kPubsub;
@@ -76,6 +87,7 @@ struct Options {
   std::string room_channel = "room:bench:";
   int sessions = 1000;
   double rate = 5000;  // fixed offered rate, messages/s
+  double room_rate = 0;  // room: fixed offered rate phase (0: none)
   double warmup_s = 1;
   double duration_s = 5;
   int inflight = 1000;
@@ -224,6 +236,9 @@ struct Conn {
   std::string pending;
   std::string writing;
   bool write_busy = false;
+  // Centrifugo: 0 = the connect reply is awaited, 1 = the subscribe reply, 2 = subscribed.
+  int cf_stage = 0;
+  bool upgraded = false;  // the 101 came (Centrifugo: the subscriber is still in kHandshake)
   // The sequence number this subscriber should get next: messages reach one subscriber in
   // publish order, so anything else is a duplicate (lower) or a gap (higher).
   uint64_t next_seq = 0;
@@ -259,7 +274,8 @@ class Tool {
     signals_.async_wait([this](const boost::system::error_code& ec, int) {
       if (!ec) stop_ = true;
     });
-    const bool gateway = opt_.target == Target::kGateway;
+    // Both kinds of WebSocket subscriber: the room's sender (member 0) is not a receiver.
+    const bool gateway = opt_.target != Target::kRedis;
     receivers_ = opt_.mode == Mode::kRoom && gateway ? opt_.sessions - 1 : opt_.sessions;
     rss_before_open_ = opt_.gateway_pid ? ProcessRssKib(opt_.gateway_pid) : -1;
     subs_.reserve(static_cast<size_t>(opt_.sessions));
@@ -275,7 +291,7 @@ class Tool {
     uint64_t t0 = MonotonicNs();
     for (int i = 0; i < opt_.connect_concurrency && next_connect_ < opt_.sessions; ++i) ConnectNext();
     phases_.reserve(4);
-    // A gateway room's messages come from member 0; everything else is published to Redis.
+    // A WebSocket room's messages come from member 0; everything else is published to Redis.
     if (opt_.mode == Mode::kPubsub || opt_.target == Target::kRedis) {
       pub_ = std::make_unique<Conn>(io_);
       pub_->kind = Conn::kRespPub;
@@ -294,12 +310,19 @@ class Tool {
     std::fprintf(stderr, "fanout_load: %d subscribers open in %.2fs\n", opened_, open_s_);
     if (opt_.mode == Mode::kHold) return Hold();
     seen_.assign(kMaxTracked, 0);
+    if (opt_.target == Target::kCentrifugo) own_seen_.assign(kMaxTracked, 0);
     if (opt_.mode == Mode::kPubsub) {
       RunPhase("fixed", opt_.rate);
       if (!opt_.skip_saturation && !stop_) RunPhase("saturation", 0);
     } else {
-      RunRoomSequential();
+      if (opt_.repeats > 0) RunRoomSequential();
+      if (opt_.room_rate > 0 && !stop_) RunPhase("fixed", opt_.room_rate);
       if (!opt_.skip_saturation && !stop_) RunPhase("saturation", 0);
+    }
+    if (opt_.target == Target::kCentrifugo) {
+      // The publisher's replies and own copies may trail the last receiver's delivery.
+      RunUntil([&] { return publish_replies_ >= next_seq_ && self_answers_ >= next_seq_; },
+               opt_.drain_s);
     }
     return Finish(true);
   }
@@ -361,7 +384,10 @@ class Tool {
         std::memcpy(raw + 8, &b, 8);
         c.key = Base64Encode(raw, sizeof(raw));
         std::string host = "127.0.0.1:" + std::to_string(opt_.port);
-        std::string path = opt_.path_prefix + opt_.id_prefix + std::to_string(c.index);
+        // Centrifugo has one endpoint for every client; wsgate's routes take the id in the path.
+        std::string path = opt_.target == Target::kCentrifugo
+                               ? opt_.path_prefix
+                               : opt_.path_prefix + opt_.id_prefix + std::to_string(c.index);
         Send(c, BuildUpgradeRequest(host, path, c.key));
       } else if (c.kind == Conn::kRespSub) {
         std::string cmd;
@@ -381,6 +407,7 @@ class Tool {
 
   void Opened(Conn& c) {
     c.state = Conn::kOpen;
+    c.cf_stage = 2;
     ++opened_;
     if (next_connect_ < opt_.sessions) ConnectNext();
   }
@@ -486,7 +513,7 @@ class Tool {
   }
 
   bool ProcessWs(Conn& c, const uint8_t* data, size_t len, size_t* used) {
-    if (c.state == Conn::kHandshake) {
+    if (c.state == Conn::kHandshake && !c.upgraded) {
       UpgradeResponse resp;
       const char* error = nullptr;
       HttpStatus st =
@@ -497,7 +524,13 @@ class Tool {
         return false;
       }
       *used = resp.consumed;
-      Opened(c);
+      if (opt_.target == Target::kCentrifugo) {
+        c.upgraded = true;  // the subscriber counts as open once subscribed
+        static const char kConnect[] = "{\"id\":1,\"connect\":{\"name\":\"fanout_load\"}}";
+        SendFrame(c, kOpText, kConnect, sizeof(kConnect) - 1);
+      } else {
+        Opened(c);
+      }
     }
     while (*used < len) {
       FrameHeader fh;
@@ -532,7 +565,11 @@ class Tool {
             Fail(c, "fragmented message (the tool does not reassemble)");
             return false;
           }
-          OnPayload(c, reinterpret_cast<const char*>(payload), plen);
+          if (opt_.target == Target::kCentrifugo) {
+            if (!OnCentrifugoFrame(c, reinterpret_cast<const char*>(payload), plen)) return false;
+          } else {
+            OnPayload(c, reinterpret_cast<const char*>(payload), plen);
+          }
       }
     }
     return true;
@@ -569,6 +606,60 @@ class Tool {
     return true;
   }
 
+  // ---- Centrifugo's JSON protocol ---------------------------------------------------------------
+
+  // One text frame from Centrifugo: one or more JSON replies/pushes, one per line. Only what this
+  // tool sends can come back, so each line is told apart by its start: a reply carries the "id" of
+  // the command, a push starts with "push", a ping is {} (answered with {}, the pong).
+  bool OnCentrifugoFrame(Conn& c, const char* p, size_t len) {
+    std::string_view frame(p, len);
+    while (!frame.empty()) {
+      size_t nl = frame.find('\n');
+      std::string_view line = frame.substr(0, nl);
+      frame = nl == std::string_view::npos ? std::string_view() : frame.substr(nl + 1);
+      if (line.empty()) continue;
+      if (!OnCentrifugoLine(c, line)) return false;
+    }
+    return true;
+  }
+
+  bool OnCentrifugoLine(Conn& c, std::string_view line) {
+    if (line == "{}") {
+      ++pings_;
+      SendFrame(c, kOpText, "{}", 2);
+      return true;
+    }
+    if (line.substr(0, 9) == "{\"push\":{") {
+      if (line.find("\"pub\":{") != std::string_view::npos && c.cf_stage == 2) {
+        OnPayload(c, line.data(), line.size());
+        return true;
+      }
+      if (line.find("\"disconnect\"") != std::string_view::npos) {
+        Fail(c, "centrifugo disconnect push: " + std::string(line.substr(0, 200)));
+        return false;
+      }
+      ++foreign_;  // join/leave or other pushes this tool did not ask for
+      return true;
+    }
+    if (line.substr(0, 6) != "{\"id\":" || line.find("\"error\":") != std::string_view::npos) {
+      Fail(c, "centrifugo: " + std::string(line.substr(0, 200)));
+      return false;
+    }
+    if (c.cf_stage == 0 && line.find("\"connect\":") != std::string_view::npos) {
+      c.cf_stage = 1;
+      std::string cmd = "{\"id\":2,\"subscribe\":{\"channel\":\"" + opt_.room_channel + "\"}}";
+      SendFrame(c, kOpText, cmd.data(), cmd.size());
+    } else if (c.cf_stage == 1 && line.find("\"subscribe\":") != std::string_view::npos) {
+      Opened(c);
+    } else if (c.cf_stage == 2 && line.find("\"publish\":") != std::string_view::npos) {
+      ++publish_replies_;
+    } else {
+      Fail(c, "centrifugo: unexpected reply " + std::string(line.substr(0, 200)));
+      return false;
+    }
+    return true;
+  }
+
   // ---- messages --------------------------------------------------------------------------------
 
   // A stamped payload for message `seq` meant for subscriber `target` (pubsub) or everyone.
@@ -590,6 +681,12 @@ class Tool {
     if (opt_.mode == Mode::kRoom && opt_.target == Target::kGateway && c.index == 0) {
       // The sender gets "You wrote: ..."; its own broadcast coming back would be a duplicate.
       if (text.substr(0, 11) == "You wrote: ") ++self_answers_;
+      else ++duplicates_;
+      return;
+    }
+    if (opt_.mode == Mode::kRoom && opt_.target == Target::kCentrifugo && c.index == 0) {
+      // A Centrifugo publisher subscribed to the channel gets its own publication: once each.
+      if (seq < own_seen_.size() && own_seen_[seq]++ == 0) ++self_answers_;
       else ++duplicates_;
       return;
     }
@@ -635,6 +732,11 @@ class Tool {
     Stamp(&payload, now, seq, target);
     if (opt_.mode == Mode::kRoom && opt_.target == Target::kGateway) {
       SendFrame(*subs_[0], kOpText, payload.data(), payload.size());
+    } else if (opt_.target == Target::kCentrifugo) {
+      // The stamp is hex digits and 'x' filler: a JSON string as it is.
+      std::string cmd = "{\"id\":" + std::to_string(seq + 3) + ",\"publish\":{\"channel\":\"" +
+                        opt_.room_channel + "\",\"data\":\"" + payload + "\"}}";
+      SendFrame(*subs_[0], kOpText, cmd.data(), cmd.size());
     } else {
       AppendCommand(&pub_->pending, {"PUBLISH", Channel(static_cast<int>(target)), payload});
     }
@@ -642,7 +744,7 @@ class Tool {
   }
 
   void Flush() {
-    if (opt_.mode == Mode::kRoom && opt_.target == Target::kGateway) return;  // SendFrame wrote
+    if (opt_.mode == Mode::kRoom && opt_.target != Target::kRedis) return;  // SendFrame wrote
     StartWrite(*pub_);
   }
 
@@ -794,8 +896,11 @@ class Tool {
     const uint32_t want = opt_.mode == Mode::kPubsub ? 1u : static_cast<uint32_t>(receivers_);
     for (uint64_t s = 0; s < next_seq_; ++s)
       if (seen_[s] < want) missing += want - seen_[s];
-    const bool exact = ran && missing == 0 && duplicates_ == 0 && gaps_ == 0 && wrong_target_ == 0 &&
-                       closed_early_ == 0 && failed_ == 0;
+    bool exact = ran && missing == 0 && duplicates_ == 0 && gaps_ == 0 && wrong_target_ == 0 &&
+                 closed_early_ == 0 && failed_ == 0;
+    // Centrifugo: every publish answered, and the publisher's own copy of each one back too.
+    if (opt_.target == Target::kCentrifugo && opt_.mode == Mode::kRoom)
+      exact = exact && publish_replies_ == next_seq_ && self_answers_ == next_seq_;
     std::string phases;
     for (const Phase& ph : phases_) phases += (phases.empty() ? "" : ",") + PhaseJson(ph);
     std::printf(
@@ -807,7 +912,8 @@ class Tool {
         "\"publish_replies\":%llu,\"unrouted_publishes\":%llu,\"exactly_once\":%s,"
         "\"ok\":%s,\"error\":\"%s\",\"phases\":[%s]}\n",
         JsonEscape(opt_.label).c_str(), opt_.mode_name.c_str(),
-        opt_.target == Target::kGateway ? "gateway" : "redis", opt_.sessions, receivers_, opt_.size,
+        opt_.target == Target::kGateway ? "gateway"
+        : opt_.target == Target::kRedis ? "redis" : "centrifugo", opt_.sessions, receivers_, opt_.size,
         opened_, failed_, closed_early_, open_s_, static_cast<long long>(rss_before_open_),
         static_cast<long long>(rss_after_open_), static_cast<unsigned long long>(next_seq_),
         static_cast<unsigned long long>(total_delivered_), static_cast<unsigned long long>(missing),
@@ -832,6 +938,7 @@ class Tool {
   std::vector<std::unique_ptr<Conn>> subs_;
   std::unique_ptr<Conn> pub_;
   std::vector<uint32_t> seen_;  // per message sequence number: deliveries so far
+  std::vector<uint8_t> own_seen_;  // Centrifugo: the publisher's own copies, per message
   std::vector<Phase> phases_;   // reserved below: Phase pointers stay valid
   Phase* phase_ = nullptr;
   std::function<void()> tick_;
@@ -863,10 +970,11 @@ class Tool {
 [[noreturn]] void Usage(const char* why) {
   std::fprintf(stderr,
                "fanout_load: %s\n"
-               "usage: fanout_load --mode pubsub|room|hold --target gateway|redis\n"
+               "usage: fanout_load --mode pubsub|room|hold --target gateway|redis|centrifugo\n"
                "  [--port P (gateway data port)] [--redis-port R] [--path-prefix /bench/ws/]\n"
                "  [--sessions N] [--rate msgs/s] [--warmup-s S] [--duration-s S] [--inflight W]\n"
-               "  [--size B] [--repeats K] [--room-channel C] [--id-prefix P] [--hold-s S]\n"
+               "  [--size B] [--repeats K] [--room-rate msgs/s] [--room-channel C] [--id-prefix P]\n"
+               "  [--hold-s S]\n"
                "  [--drain-s S]\n"
                "  [--connect-concurrency C] [--open-timeout-s S] [--src-addrs K]\n"
                "  [--no-saturation] [--gateway-pid PID] [--redis-pid PID] [--label L]\n",
@@ -892,7 +1000,8 @@ Options ParseArgs(int argc, char** argv) {
       std::string t = val();
       if (t == "gateway") o.target = Target::kGateway;
       else if (t == "redis") o.target = Target::kRedis;
-      else Usage("--target must be gateway or redis");
+      else if (t == "centrifugo") o.target = Target::kCentrifugo;
+      else Usage("--target must be gateway, redis or centrifugo");
     } else if (a == "--port") o.port = std::atoi(val().c_str());
     else if (a == "--redis-port") o.redis_port = std::atoi(val().c_str());
     else if (a == "--path-prefix") o.path_prefix = val();
@@ -900,6 +1009,7 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--id-prefix") o.id_prefix = val();
     else if (a == "--sessions") o.sessions = std::atoi(val().c_str());
     else if (a == "--rate") o.rate = std::atof(val().c_str());
+    else if (a == "--room-rate") o.room_rate = std::atof(val().c_str());
     else if (a == "--warmup-s") o.warmup_s = std::atof(val().c_str());
     else if (a == "--duration-s") o.duration_s = std::atof(val().c_str());
     else if (a == "--inflight") o.inflight = std::atoi(val().c_str());
@@ -921,14 +1031,25 @@ Options ParseArgs(int argc, char** argv) {
   for (char ch : o.id_prefix)
     if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
       Usage("--id-prefix takes letters, digits, '-' and '_' only");
-  if (o.mode == Mode::kRoom && o.target == Target::kGateway && o.sessions < 2)
-    Usage("a gateway room needs at least 2 members (one sends)");
-  if (o.target == Target::kGateway && (o.port <= 0 || o.port > 65535)) Usage("--port is required");
+  const bool ws = o.target != Target::kRedis;
+  if (o.mode == Mode::kRoom && ws && o.sessions < 2)
+    Usage("a WebSocket room needs at least 2 members (one sends)");
+  if (ws && (o.port <= 0 || o.port > 65535)) Usage("--port is required");
+  if (o.target == Target::kCentrifugo) {
+    if (o.mode == Mode::kPubsub) Usage("--target centrifugo takes --mode room or hold");
+    if (o.path_prefix.empty()) o.path_prefix = "/connection/websocket";
+    // The channel goes into JSON as it is: keep it to characters that need no escaping.
+    for (char ch : o.room_channel)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && !std::strchr(":_-.", ch))
+        Usage("--room-channel takes letters, digits and :_-. for centrifugo");
+  }
+  if (o.room_rate < 0 || o.room_rate > 1e6) Usage("--room-rate must be in [0, 1e6]");
+  if (o.repeats < 0) Usage("--repeats must be at least 0");
   if ((o.target == Target::kRedis || o.mode == Mode::kPubsub) &&
       (o.redis_port <= 0 || o.redis_port > 65535))
     Usage("--redis-port is required");
-  if (o.mode == Mode::kHold && o.target != Target::kGateway) Usage("hold needs --target gateway");
-  if (o.target == Target::kGateway && o.path_prefix.empty()) Usage("--path-prefix is required");
+  if (o.mode == Mode::kHold && !ws) Usage("hold needs --target gateway or centrifugo");
+  if (ws && o.path_prefix.empty()) Usage("--path-prefix is required");
   if (o.rate <= 0 || o.rate > 1e7) Usage("--rate must be in (0, 1e7]");
   if (o.inflight < 1 || o.inflight > 1000000) Usage("--inflight must be 1..1000000");
   if (o.connect_concurrency < 1) Usage("--connect-concurrency must be positive");

@@ -7,6 +7,8 @@
 #   bash bench/run.sh --help       every option (bench/driver.py)
 #   make bench BENCH_ARGS=--quick  the same options through make
 #   BENCH_CURVES=0 bash bench/run.sh   without the curves (bench/curves.py) that follow the table
+#   BENCH_CENTRIFUGO=0 bash bench/run.sh   without the fan-out comparison with Centrifugo
+#                                      (bench/centrifugo_bench.py) that comes last
 #
 # Installs what it needs (nginx-light, through .ci/install-deps.sh), builds the benchmark tools if
 # they are missing, raises the open-files limit, then hands over to bench/driver.py. Whatever
@@ -74,6 +76,22 @@ if [[ "${BENCH_CURVES:-1}" != 0 && " ${BENCH_ARGS:-} $* " != *" --help "* ]]; th
   quick=""
   [[ " ${BENCH_ARGS:-} $* " == *" --quick "* ]] && quick="--quick"
   /usr/bin/python3 "$ROOT/bench/curves.py" --build "$BUILD" --workdir "$WORK" $quick &
+  DRIVER=$!
+  wait "$DRIVER" || status=$?
+fi
+
+# Last, fan-out next to Centrifugo (bench/centrifugo_bench.py: wsgate's room kind against
+# Centrifugo channels, memory and Redis each); Centrifugo is a pinned Go build in .tools/bin.
+# BENCH_CENTRIFUGO=0 skips it.
+if [[ "${BENCH_CENTRIFUGO:-1}" != 0 && " ${BENCH_ARGS:-} $* " != *" --help "* ]]; then
+  bash .ci/install-centrifugo.sh
+  bash .ci/install-deps.sh python3-matplotlib
+  if [[ ! -x "$BUILD/bench/fanout_load" || ! -x "$BUILD/controlplane/main/wsgate" ]]; then
+    cmake --build "$BUILD" --target fanout_load wsgate
+  fi
+  quick=""
+  [[ " ${BENCH_ARGS:-} $* " == *" --quick "* ]] && quick="--quick"
+  /usr/bin/python3 "$ROOT/bench/centrifugo_bench.py" --build "$BUILD" $quick &
   DRIVER=$!
   wait "$DRIVER" || status=$?
 fi
