@@ -418,7 +418,12 @@ def test_wss_upstream_relays_both_ways_and_closes(wss_gw):
                     assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\x01binary"
                     await ws.close(1000, "client done")
                     assert ws.close_code == 1000
-                wait_for(lambda: len(up.closed) >= 1, what="the upstream to see the close")
+                # Polled without blocking the loop: the upstream's handler runs on this same loop.
+                for _ in range(200):
+                    if up.closed:
+                        break
+                    await asyncio.sleep(0.05)
+                assert up.closed, "the upstream did not see the close within 10 s"
                 assert up.closed.pop() == (1000, "client done")
             # A close from the upstream reaches the client with its code and reason.
             async with connect(wss_gw.url("/wss/ca")) as ws:
