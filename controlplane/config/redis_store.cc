@@ -29,11 +29,20 @@ constexpr std::chrono::milliseconds kTimeout{1000};
 constexpr std::chrono::milliseconds kProbeInterval{1000};
 constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
-// KEYS[1] the hash; ARGV: base version, new version, state JSON, channel.
-// Returns {1, new} when written, {0, current} when the stored version is not `base`.
+// A write must reach Redis within this (by Redis's clock) or it is not applied: a write that
+// timed out on our side (a Redis paused for seconds) must not land later, after the caller was
+// told UNAVAILABLE. Half the read timeout, so that the reply of a write that was applied still
+// has time to arrive.
+constexpr std::chrono::microseconds kWriteDeadline{500000};
+
+// KEYS[1] the hash; ARGV: base version, new version, state JSON, channel, deadline (Redis TIME
+// in microseconds). Returns {1, new} when written, {0, current} when the stored version is not
+// `base`, {2, current} when the deadline had passed.
 constexpr char kWriteScript[] = R"lua(
 local cur = redis.call('HGET', KEYS[1], 'version')
 if not cur then cur = '0' end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) > tonumber(ARGV[5]) then return {2, cur} end
 if cur ~= ARGV[1] then return {0, cur} end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[2])
@@ -142,9 +151,11 @@ class RedisStoreBackend final : public StoreBackend {
       return absl::InternalError(absl::StrCat(origin(), ": cannot serialize the state"));
     }
     std::lock_guard<std::mutex> lock(cmd_mu_);
+    if (auto s = EnsureConnectedLocked(); !s.ok()) return s;
+    const int64_t deadline = SteadyMicros() + redis_clock_offset_us_ + kWriteDeadline.count();
     auto reply = CommandLocked({"EVAL", kWriteScript, "1", kRedisStoreKey, std::to_string(base),
                                 std::to_string(state.config_version()), json,
-                                kRedisStoreChannel});
+                                kRedisStoreChannel, std::to_string(deadline)});
     if (!reply.ok()) return reply.status();
     redisReply* r = reply->get();
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -153,6 +164,9 @@ class RedisStoreBackend final : public StoreBackend {
                                                         "unexpected reply"));
     }
     last_seen_ = std::string(r->element[1]->str, r->element[1]->len);
+    if (r->element[0]->integer == 2) {
+      return Unavailable("the write reached Redis after its deadline and was not applied");
+    }
     return r->element[0]->integer == 1;
   }
 
@@ -198,6 +212,37 @@ class RedisStoreBackend final : public StoreBackend {
     return c;
   }
 
+  static int64_t SteadyMicros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               Clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Holds cmd_mu_. Connects the command connection if needed and learns Redis's clock (TIME)
+  // relative to ours, for the write deadline: no clock has to agree with Redis's.
+  absl::Status EnsureConnectedLocked() {
+    if (cmd_ != nullptr) return absl::OkStatus();
+    auto c = Connect();
+    if (!c.ok()) {
+      MarkUp(false);
+      return c.status();
+    }
+    const int64_t before = SteadyMicros();
+    ReplyPtr t = Run(c->get(), {"TIME"});
+    const int64_t after = SteadyMicros();
+    int64_t sec = 0, usec = 0;
+    if (t == nullptr || t->type != REDIS_REPLY_ARRAY || t->elements != 2 ||
+        t->element[0]->type != REDIS_REPLY_STRING || t->element[1]->type != REDIS_REPLY_STRING ||
+        !absl::SimpleAtoi(absl::string_view(t->element[0]->str, t->element[0]->len), &sec) ||
+        !absl::SimpleAtoi(absl::string_view(t->element[1]->str, t->element[1]->len), &usec)) {
+      MarkUp(false);
+      return Unavailable(t == nullptr ? std::string((*c)->errstr) : "TIME: unexpected reply");
+    }
+    redis_clock_offset_us_ = sec * 1000000 + usec - (before + after) / 2;
+    cmd_ = *std::move(c);
+    return absl::OkStatus();
+  }
+
   static ReplyPtr Run(redisContext* c, const std::vector<std::string>& args) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
@@ -214,14 +259,7 @@ class RedisStoreBackend final : public StoreBackend {
   absl::StatusOr<ReplyPtr> CommandLocked(const std::vector<std::string>& args) {
     for (int attempt = 0;; ++attempt) {
       const bool fresh = cmd_ == nullptr;
-      if (fresh) {
-        auto c = Connect();
-        if (!c.ok()) {
-          MarkUp(false);
-          return c.status();
-        }
-        cmd_ = *std::move(c);
-      }
+      if (auto s = EnsureConnectedLocked(); !s.ok()) return s;
       ReplyPtr r = Run(cmd_.get(), args);
       if (r != nullptr) {
         if (r->type == REDIS_REPLY_ERROR) {
@@ -340,6 +378,7 @@ class RedisStoreBackend final : public StoreBackend {
   std::mutex cmd_mu_;
   ContextPtr cmd_;          // guarded by cmd_mu_
   std::string last_seen_;   // guarded by cmd_mu_: the version last read or written
+  int64_t redis_clock_offset_us_ = 0;  // guarded by cmd_mu_: Redis TIME minus our steady clock
   std::function<void()> changed_;
   std::thread thread_;
   std::atomic<bool> stop_{false};

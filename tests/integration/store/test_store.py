@@ -157,7 +157,7 @@ def test_same_expected_version_through_both_replicas_one_wins(redis):
         converge(base.config_version, gw2)
         for round_ in range(5):
             current = route_stub(gw1).GetRoute(stubs().route.GetRouteRequest(name="v"),
-                                               timeout=10).route.version
+                                               timeout=10).version
             converge(current, gw1, gw2)
             results = race([
                 lambda: put(gw1, "v", f"/v1-{round_}", expected=current),
@@ -172,7 +172,7 @@ def test_same_expected_version_through_both_replicas_one_wins(redis):
             path = won[0].route.path
             for gw in (gw1, gw2):
                 got = route_stub(gw).GetRoute(stubs().route.GetRouteRequest(name="v"),
-                                              timeout=10).route
+                                              timeout=10)
                 assert got.path == path and got.version == won[0].config_version
 
 
