@@ -37,7 +37,7 @@ class ConfigStore {
   static absl::StatusOr<std::unique_ptr<ConfigStore>> Open(const wsgate::v1::Config& initial,
                                                            const std::string& state_dir,
                                                            dataplane::StatsRegistry* stats);
-  // The same with a backend of the caller's choice (MakeStateFileBackend, OpenRedisStoreBackend).
+  // The same with a backend of the caller's choice (MakeStateFileBackend, MakeRedisStoreBackend).
   // A shared backend (Redis) that holds no config yet is seeded with `initial` at version 1; one
   // that holds a config wins over `initial`, like a state file.
   static absl::StatusOr<std::unique_ptr<ConfigStore>> Open(const wsgate::v1::Config& initial,

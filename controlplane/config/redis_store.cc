@@ -95,13 +95,6 @@ class RedisStoreBackend final : public StoreBackend {
   bool shared() const override { return true; }
   bool up() const override { return up_.load(std::memory_order_relaxed); }
 
-  // The start-up check: one round trip on the command connection.
-  absl::Status Ping() {
-    std::lock_guard<std::mutex> lock(cmd_mu_);
-    auto r = CommandLocked({"PING"});
-    return r.ok() ? absl::OkStatus() : r.status();
-  }
-
   absl::StatusOr<std::optional<wsgate::v1::StoredState>> Load() override {
     std::lock_guard<std::mutex> lock(cmd_mu_);
     auto reply = CommandLocked({"HMGET", kRedisStoreKey, "version", "state"});
@@ -395,15 +388,13 @@ absl::Status CheckStoreUrl(const std::string& url, const std::string& source) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<StoreBackend>> OpenRedisStoreBackend(const std::string& url) {
+absl::StatusOr<std::unique_ptr<StoreBackend>> MakeRedisStoreBackend(const std::string& url) {
   auto ep = dataplane::bus::ParseRedisUrl(url);
   if (!ep.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--store-url: ", StripUrlPrefix(ep.status().message())));
   }
-  auto backend = std::make_unique<RedisStoreBackend>(*std::move(ep));
-  if (auto s = backend->Ping(); !s.ok()) return s;
-  return backend;
+  return std::make_unique<RedisStoreBackend>(*std::move(ep));
 }
 
 }  // namespace wsgate::controlplane

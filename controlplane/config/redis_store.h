@@ -28,8 +28,9 @@ inline constexpr char kRedisStoreChannel[] = "wsgate:config:changed";
 // parser); errors are INVALID_ARGUMENT and start with `source` ("--store-url: ...").
 absl::Status CheckStoreUrl(const std::string& url, const std::string& source);
 
-// Parses `url` and connects once: a Redis that cannot be reached (or refuses AUTH) is
-// UNAVAILABLE naming the store, so that a misconfigured replica does not start.
-absl::StatusOr<std::unique_ptr<StoreBackend>> OpenRedisStoreBackend(const std::string& url);
+// Parses `url` (INVALID_ARGUMENT naming --store-url); connects on first use. ConfigStore::Open's
+// first Load is that use: a Redis that cannot be reached (or refuses AUTH) at start is
+// UNAVAILABLE naming the store, and the gateway refuses to start.
+absl::StatusOr<std::unique_ptr<StoreBackend>> MakeRedisStoreBackend(const std::string& url);
 
 }  // namespace wsgate::controlplane

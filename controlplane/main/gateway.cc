@@ -368,7 +368,7 @@ class Gateway {
   absl::StatusOr<std::unique_ptr<ConfigStore>> OpenStore(const wsgate::v1::Config& config) {
     if (settings_.store_url.empty()) return ConfigStore::Open(config, state_dir_, &stats_);
     absl::StatusOr<std::unique_ptr<StoreBackend>> redis =
-        OpenRedisStoreBackend(settings_.store_url);
+        MakeRedisStoreBackend(settings_.store_url);
     if (!redis.ok()) return redis.status();
     return ConfigStore::Open(config, *std::move(redis), &stats_);
   }

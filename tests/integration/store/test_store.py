@@ -259,7 +259,8 @@ def test_restarted_replica_comes_up_with_the_routes_from_redis(redis):
         assert applied(gw) == added.config_version
         assert roundtrip(gw.url("/added")) == "ping"
         assert status_of(gw.url("/other")) == 404
-        assert f"redis store redis://127.0.0.1:{redis.port}/0" in gw.output()
+        # Read from Redis at start, before anything was served (not a later resync).
+        assert f"2 routes (from redis store redis://127.0.0.1:{redis.port}/0)" in gw.output()
 
 
 def test_bad_store_urls_refuse_to_start(redis, tmp_path):
