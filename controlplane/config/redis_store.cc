@@ -121,8 +121,8 @@ class RedisStoreBackend final : public StoreBackend {
     auto ok = google::protobuf::util::JsonStringToMessage(std::string(state->str, state->len),
                                                           &parsed, options);
     if (!ok.ok()) {
-      return absl::DataLossError(absl::StrCat(origin(), ": ", kRedisStoreKey, " state: ",
-                                              std::string(ok.message().data(), ok.message().size())));
+      const std::string why(ok.message().data(), ok.message().size());
+      return absl::DataLossError(absl::StrCat(origin(), ": ", kRedisStoreKey, " state: ", why));
     }
     // The same checks as a state file: nothing the API would refuse comes in through the store.
     wsgate::v1::Config as_config;
@@ -271,8 +271,9 @@ class RedisStoreBackend final : public StoreBackend {
       const int saved_errno = errno;
       std::string what = cmd_->errstr;
       cmd_.reset();
-      const bool closed = err == REDIS_ERR_EOF ||
-                          (err == REDIS_ERR_IO && (saved_errno == ECONNRESET || saved_errno == EPIPE));
+      const bool closed =
+          err == REDIS_ERR_EOF ||
+          (err == REDIS_ERR_IO && (saved_errno == ECONNRESET || saved_errno == EPIPE));
       if (fresh || attempt > 0 || !closed) {
         MarkUp(false);
         return Unavailable(what);

@@ -214,7 +214,9 @@ bool TrueFromEnvironment(const EnvLookup& env, const char* name) {
 absl::Status ResolveStoreUrl(const CliFlags& flags, const EnvLookup& env, std::string* out) {
   std::string source = "--store-url";
   if (flags.store_url) {
-    if (flags.store_url->empty()) return absl::InvalidArgumentError("--store-url: must not be empty");
+    if (flags.store_url->empty()) {
+      return absl::InvalidArgumentError("--store-url: must not be empty");
+    }
     *out = *flags.store_url;
   } else if (auto v = env("WSGATE_STORE_URL")) {
     *out = *v;

@@ -46,7 +46,8 @@ TEST(StoreUrlSettingsTest, MalformedUrlsNameTheirSource) {
   flags.store_url = "http://127.0.0.1:1";
   absl::StatusOr<Settings> s = ResolveSettings(flags, {}, Env({}), 1);
   ASSERT_FALSE(s.ok());
-  EXPECT_THAT(std::string(s.status().message()), StartsWith("--store-url: must start with redis://"));
+  EXPECT_THAT(std::string(s.status().message()),
+              StartsWith("--store-url: must start with redis://"));
   s = ResolveSettings({}, {}, Env({{"WSGATE_STORE_URL", "redis://h:99999"}}), 1);
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.status().message()), StartsWith("WSGATE_STORE_URL: the port"));
