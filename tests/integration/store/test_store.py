@@ -277,3 +277,21 @@ def test_bad_store_urls_refuse_to_start(redis, tmp_path):
     finally:
         gw.stop()
         gw.tmp.cleanup()
+
+
+def test_open_session_survives_a_redis_outage(redis):
+    with replica(redis) as gw:
+        async def go():
+            async with connect(gw.url("/echo")) as ws:
+                await ws.send("before")
+                assert await asyncio.wait_for(ws.recv(), 5) == "before"
+                redis.proc.send_signal(signal.SIGSTOP)
+                try:
+                    loop = asyncio.get_running_loop()
+                    refused = await loop.run_in_executor(None, lambda: _try_put(gw, "x", "/x"))
+                    assert refused is None  # UNAVAILABLE while Redis is stopped
+                    await ws.send("during")
+                    assert await asyncio.wait_for(ws.recv(), 5) == "during"
+                finally:
+                    redis.proc.send_signal(signal.SIGCONT)
+        asyncio.run(go())
