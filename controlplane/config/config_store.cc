@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "controlplane/config/config_validator.h"
 #include "controlplane/config/snapshot_builder.h"
-#include "controlplane/config/state_file.h"
+#include "controlplane/config/store_backend.h"
 #include "dataplane/routing/path_template.h"
 
 namespace wsgate::controlplane {
@@ -52,22 +52,48 @@ absl::Status CheckExpectedVersion(const std::string& name, const Route* existing
 
 }  // namespace
 
-ConfigStore::~ConfigStore() = default;
+// A change that keeps finding the shared store moved gives up after this many tries.
+constexpr int kMaxAttempts = 5;
+
+ConfigStore::~ConfigStore() { StopWatching(); }
 
 absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const wsgate::v1::Config& initial,
                                                                const std::string& state_dir,
                                                                dataplane::StatsRegistry* stats) {
+  return Open(initial, state_dir.empty() ? nullptr : MakeStateFileBackend(state_dir), stats);
+}
+
+absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(
+    const wsgate::v1::Config& initial, std::unique_ptr<StoreBackend> backend,
+    dataplane::StatsRegistry* stats) {
   std::unique_ptr<ConfigStore> store(new ConfigStore());
   store->stats_ = stats;
+  store->backend_ = std::move(backend);
   std::optional<wsgate::v1::StoredState> stored;
-  if (!state_dir.empty()) {
-    store->state_file_ = std::make_unique<StateFile>(state_dir);
-    auto loaded = store->state_file_->Load();
-    if (!loaded.ok()) return loaded.status();
-    stored = *std::move(loaded);
+  // A shared store is seeded by the first replica; one that loses that race reads the winner's.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (store->backend_ != nullptr) {
+      auto loaded = store->backend_->Load();
+      if (!loaded.ok()) return loaded.status();
+      stored = *std::move(loaded);
+    }
+    if (stored.has_value() || store->backend_ == nullptr || !store->backend_->shared()) break;
+    if (auto s = ValidateConfig(initial); !s.ok()) return s;
+    wsgate::v1::StoredState seed;
+    seed.set_config_version(1);
+    *seed.mutable_routes() = initial.routes();
+    for (Route& r : *seed.mutable_routes()) r.set_version(1);
+    *seed.mutable_default_limits() = initial.default_limits();
+    auto saved = store->backend_->Save(seed, 0);
+    if (!saved.ok()) return saved.status();
+    if (*saved) {
+      spdlog::info("{}: empty, seeded with the configuration's {} routes at version 1",
+                   store->backend_->origin(), seed.routes_size());
+      break;
+    }
   }
   if (stored.has_value()) {
-    store->origin_ = absl::StrCat("state file ", store->state_file_->path());
+    store->origin_ = store->backend_->origin();
     store->routes_.assign(stored->routes().begin(), stored->routes().end());
     store->default_limits_ = stored->default_limits();
     // A file whose version went missing (hand-edited) must still never go backwards.
@@ -101,9 +127,26 @@ uint64_t ConfigStore::version() const {
 
 void ConfigStore::SetListener(Listener listener) {
   std::lock_guard<std::mutex> writer(listener_mu_);
-  std::lock_guard<std::mutex> lock(mu_);
-  listener_ = std::move(listener);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener_ = std::move(listener);
+  }
+  if (backend_ != nullptr && backend_->shared() && !watching_) {
+    watching_ = true;
+    backend_->Watch([this] { Resync(); });
+  }
 }
+
+void ConfigStore::StopWatching() {
+  // Not under listener_mu_: the watcher's Resync may be waiting for it.
+  if (backend_ != nullptr) backend_->StopWatching();
+}
+
+std::string ConfigStore::store_kind() const {
+  return backend_ != nullptr ? backend_->kind() : std::string();
+}
+
+bool ConfigStore::store_up() const { return backend_ == nullptr || backend_->up(); }
 
 std::vector<Route> ConfigStore::ListRoutes() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -119,6 +162,20 @@ absl::StatusOr<Route> ConfigStore::GetRoute(const std::string& name) const {
   return *it;
 }
 
+template <typename Change>
+auto ConfigStore::WithRetries(const Change& change) -> decltype(change()) {
+  for (int attempt = 1;; ++attempt) {
+    auto result = change();
+    if (result.ok() || !absl::IsAborted(result.status()) || backend_ == nullptr) return result;
+    if (attempt >= kMaxAttempts) {
+      return absl::AbortedError(absl::StrCat(backend_->origin(), ": changed by other replicas ",
+                                             attempt, " times during this change; retry"));
+    }
+    // Another replica wrote first: take its config, then run the change again on top of it.
+    if (auto s = ResyncLocked(); !s.ok()) return s;
+  }
+}
+
 absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
     const Route& route, std::optional<uint64_t> expected_version) {
   auto translated = TranslateRoute(route, "route", wsgate::v1::Limits::default_instance());
@@ -126,6 +183,7 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
   const std::string shape = std::move(translated->path_shape);
 
   std::unique_lock<std::mutex> writer(listener_mu_);
+  return WithRetries([&]() -> absl::StatusOr<PutResult> {
   auto [routes, defaults, version] = CopyCurrent();
   auto it = FindByName(routes, route.name());
   const Route* existing = it == routes.end() ? nullptr : &*it;
@@ -151,11 +209,13 @@ absl::StatusOr<ConfigStore::PutResult> ConfigStore::PutRoute(
   }
   if (auto s = Commit(std::move(routes), std::move(defaults), new_version); !s.ok()) return s;
   return PutResult{stored, new_version, created};
+  });
 }
 
 absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
                                                   std::optional<uint64_t> expected_version) {
   std::unique_lock<std::mutex> writer(listener_mu_);
+  return WithRetries([&]() -> absl::StatusOr<uint64_t> {
   auto [routes, defaults, version] = CopyCurrent();
   auto it = FindByName(routes, name);
   if (it == routes.end()) {
@@ -166,6 +226,7 @@ absl::StatusOr<uint64_t> ConfigStore::DeleteRoute(const std::string& name,
   const uint64_t new_version = version + 1;
   if (auto s = Commit(std::move(routes), std::move(defaults), new_version); !s.ok()) return s;
   return new_version;
+  });
 }
 
 ConfigStore::Current ConfigStore::CopyCurrent() const {
@@ -182,6 +243,7 @@ absl::StatusOr<ConfigStore::LimitsChange> ConfigStore::UpdateLimits(
     const std::string& route,
     const std::function<absl::StatusOr<wsgate::v1::Limits>(const wsgate::v1::Limits&)>& modify) {
   std::unique_lock<std::mutex> writer(listener_mu_);
+  return WithRetries([&]() -> absl::StatusOr<LimitsChange> {
   auto [routes, defaults, version] = CopyCurrent();
   LimitsChange change;
   Route* target = nullptr;
@@ -225,6 +287,7 @@ absl::StatusOr<ConfigStore::LimitsChange> ConfigStore::UpdateLimits(
   if (auto s = Commit(std::move(routes), std::move(defaults), new_version); !s.ok()) return s;
   change.config_version = new_version;
   return change;
+  });
 }
 
 absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits defaults,
@@ -239,17 +302,30 @@ absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits d
         "config version ", version, " does not translate: ", translated.status().message()));
   }
   // Persist next: a change that is acknowledged must survive a restart.
-  if (state_file_ != nullptr) {
+  if (backend_ != nullptr) {
     wsgate::v1::StoredState state;
     state.set_config_version(version);
     *state.mutable_routes() = {routes.begin(), routes.end()};
     *state.mutable_default_limits() = defaults;
-    if (auto s = state_file_->Save(state); !s.ok()) {
-      spdlog::error("config version {} not applied: {}", version, std::string(s.message()));
-      return s;
+    absl::StatusOr<bool> saved = backend_->Save(state, version - 1);
+    if (!saved.ok()) {
+      spdlog::error("config version {} not applied: {}", version,
+                    std::string(saved.status().message()));
+      return saved.status();
+    }
+    if (!*saved) {
+      return absl::AbortedError(
+          absl::StrCat(backend_->origin(), ": moved past version ", version - 1));
     }
   }
-  dataplane::SnapshotPtr snapshot = MakeSnapshot(*std::move(translated), version, stats_);
+  Publish(std::move(routes), std::move(defaults), version, *std::move(translated));
+  return absl::OkStatus();
+}
+
+void ConfigStore::Publish(std::vector<Route> routes, wsgate::v1::Limits defaults,
+                          uint64_t version,
+                          std::vector<std::shared_ptr<dataplane::RouteConfig>> translated) {
+  dataplane::SnapshotPtr snapshot = MakeSnapshot(std::move(translated), version, stats_);
   Listener listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -261,7 +337,50 @@ absl::Status ConfigStore::Commit(std::vector<Route> routes, wsgate::v1::Limits d
   }
   // Still under listener_mu_ (held by the caller): listener calls are serialized and in order.
   if (listener) listener(std::move(snapshot));
-  return absl::OkStatus();
+}
+
+void ConfigStore::Resync() {
+  std::unique_lock<std::mutex> writer(listener_mu_);
+  if (auto s = ResyncLocked(); !s.ok()) {
+    spdlog::warn("config store: not resynchronized: {}", std::string(s.message()));
+  }
+}
+
+absl::Status ConfigStore::ResyncLocked() {
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto loaded = backend_->Load();
+    if (!loaded.ok()) return loaded.status();
+    const uint64_t stored = loaded->has_value() ? (*loaded)->config_version() : 0;
+    Current current = CopyCurrent();
+    if (stored == current.version) return absl::OkStatus();
+    if (stored > current.version) {
+      std::vector<Route> routes((*loaded)->routes().begin(), (*loaded)->routes().end());
+      SortByName(&routes);
+      auto translated = TranslateRoutes(routes, (*loaded)->default_limits());
+      if (!translated.ok()) {
+        return absl::InternalError(absl::StrCat(backend_->origin(), " version ", stored,
+                                                " does not translate: ",
+                                                translated.status().message()));
+      }
+      spdlog::info("{}: config version {} (was {})", backend_->origin(), stored, current.version);
+      Publish(std::move(routes), (*loaded)->default_limits(), stored, *std::move(translated));
+      return absl::OkStatus();
+    }
+    // The store went back (restarted without persistence, restored from an old copy): versions
+    // must never go backwards on the data planes, so the newest replica writes its config back.
+    wsgate::v1::StoredState state;
+    state.set_config_version(current.version);
+    *state.mutable_routes() = {current.routes.begin(), current.routes.end()};
+    *state.mutable_default_limits() = current.defaults;
+    auto saved = backend_->Save(state, stored);
+    if (!saved.ok()) return saved.status();
+    if (*saved) {
+      spdlog::warn("{}: was at version {}, behind this replica: re-seeded with version {}",
+                   backend_->origin(), stored, current.version);
+      return absl::OkStatus();
+    }
+  }
+  return absl::AbortedError(absl::StrCat(backend_->origin(), ": keeps moving; not resynchronized"));
 }
 
 }  // namespace wsgate::controlplane

@@ -28,6 +28,7 @@
 #include "controlplane/config/config_loader.h"
 #include "controlplane/config/config_store.h"
 #include "controlplane/config/config_validator.h"
+#include "controlplane/config/redis_store.h"
 #include "controlplane/grpc/grpc_server.h"
 #include "controlplane/grpc/inventory_service.h"
 #include "controlplane/grpc/limit_service.h"
@@ -36,6 +37,7 @@
 #include "controlplane/main/settings.h"
 #include "controlplane/metrics/fanout_collector.h"
 #include "controlplane/metrics/stats_collector.h"
+#include "controlplane/metrics/store_collector.h"
 #include "controlplane/metrics/tls_collector.h"
 #include "controlplane/sync/dataplane_role.h"
 #include "controlplane/sync/sync_server.h"
@@ -182,8 +184,7 @@ class Gateway {
       spdlog::warn("no --control-tls-cert: the gRPC and admin ports speak plaintext");
     }
     if (settings_.role == "dataplane") return StartDataPlaneRole();
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store =
-        ConfigStore::Open(config, state_dir_, &stats_);
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = OpenStore(config);
     if (!store.ok()) {
       spdlog::error("cannot start: {}", std::string(store.status().message()));
       return kExitFailure;
@@ -211,6 +212,8 @@ class Gateway {
       fanout_collector_ = std::make_unique<FanoutCollector>(data_plane_.get(), &stats_);
     }
     tls_collector_ = std::make_unique<TlsCollector>(&tls_expiry_);
+    store_collector_ = std::make_unique<StoreCollector>(
+        store_->store_kind(), [store = store_.get()] { return store->store_up(); });
     if (!settings_.admin_token_file.empty()) {
       absl::StatusOr<TokenTable> tokens = TokenTable::Load(settings_.admin_token_file);
       if (!tokens.ok()) {
@@ -228,12 +231,14 @@ class Gateway {
     connect_ = std::make_unique<ConnectHandler>(tokens_.get());
     AdminRoutes admin_routes = StandardAdminRoutes(
         &health_, [c = collector_.get(), f = fanout_collector_.get(), k = connect_->collector(),
-                   t = tls_collector_.get(), sync = sync_server_.get()] {
-          // The one-process order (c, f, k, t) unchanged; a control plane has no f.
+                   t = tls_collector_.get(), st = store_collector_.get(),
+                   sync = sync_server_.get()] {
+          // The one-process order (c, f, k, t, st) unchanged; a control plane has no f.
           std::vector<const prometheus::Collectable*> all{c};
           if (f != nullptr) all.push_back(f);
           all.push_back(k);
           all.push_back(t);
+          all.push_back(st);
           if (sync != nullptr) all.push_back(sync->metrics());
           return SerializeMetrics(all);
         });
@@ -446,7 +451,9 @@ class Gateway {
     grpc_.reset();
     admin_.reset();
     // The data plane holds connections that point into stats_, and the store's listener points
-    // at the data plane: drop the data plane before the store forgets it.
+    // at the data plane: drop the data plane before the store forgets it, and stop the changes
+    // other replicas make from reaching it first.
+    if (store_) store_->StopWatching();
     dataplane_role_.reset();
     data_plane_.reset();
   }
@@ -533,6 +540,16 @@ class Gateway {
     return kExitOk;
   }
 
+  // The Redis store when --store-url is set (unreachable at start: refuse to start, like a
+  // proxy whose config source is down), else the state file or memory.
+  absl::StatusOr<std::unique_ptr<ConfigStore>> OpenStore(const wsgate::v1::Config& config) {
+    if (settings_.store_url.empty()) return ConfigStore::Open(config, state_dir_, &stats_);
+    absl::StatusOr<std::unique_ptr<StoreBackend>> redis =
+        MakeRedisStoreBackend(settings_.store_url);
+    if (!redis.ok()) return redis.status();
+    return ConfigStore::Open(config, *std::move(redis), &stats_);
+  }
+
   // With --port 0 the demo has no proxy-echo route (no upstream could name port 0); now that the
   // data plane has bound, add it with the real port (one config version, before gRPC serves).
   // Routes from a state file are left as they were persisted.
@@ -570,6 +587,7 @@ class Gateway {
   std::unique_ptr<TlsCollector> tls_collector_;  // wsgate_tls_certificate_expiry_*
   std::unique_ptr<common::tls::CertificateMirror> control_mirror_;      // null: no TLS
   std::unique_ptr<common::tls::CertificateReloader> control_reloader_;  // null: no TLS
+  std::unique_ptr<StoreCollector> store_collector_;  // wsgate_config_store_up
   std::unique_ptr<TokenTable> tokens_;  // null: open
   std::unique_ptr<ConnectHandler> connect_;  // outlives admin_, whose routes call it
   std::unique_ptr<AdminServer> admin_;
@@ -628,7 +646,7 @@ int RunWsgate(int argc, char** argv) {
   }
   for (const std::string& warning : settings->warnings) spdlog::warn("{}", warning);
   if (demo) config = DemoConfig(settings->listen_address, settings->port);
-  if (flags.state_dir.empty()) {
+  if (flags.state_dir.empty() && settings->store_url.empty()) {
     spdlog::warn("no --state-dir: route changes made over gRPC are not persisted");
   }
 

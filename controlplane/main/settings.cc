@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "controlplane/config/redis_store.h"
 #include "dataplane/data_plane.h"
 
 namespace wsgate::controlplane {
@@ -34,6 +35,11 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                  "Validate a configuration file, print FILE: ok or the error, exit 0 or 1");
   app.add_option("--state-dir", f.state_dir,
                  "Where routes changed over gRPC are persisted (empty: not persisted)");
+  std::string store_url;
+  auto* o_store = app.add_option("--store-url", store_url,
+                                 "redis://[:password@]host:port[/db]: keep routes in Redis, shared "
+                                 "by control-plane replicas (env WSGATE_STORE_URL; not with "
+                                 "--state-dir)");
   auto* o_listen = app.add_option("--listen", listen, "Data-plane listen address (env HOST)");
   auto* o_port = app.add_option("--port", port, "Data-plane port (env PORT), 0: any free port")
                      ->check(CLI::Range(0, 65535));
@@ -110,6 +116,7 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
     const int code = app.exit(e);
     return CliParseResult{std::nullopt, code == 0 ? 0 : 2};
   }
+  if (o_store->count() > 0) f.store_url = store_url;
   if (o_listen->count() > 0) f.listen_address = listen;
   if (o_grpc_listen->count() > 0) f.grpc_listen_address = grpc_listen;
   if (o_port->count() > 0) f.port = port;
@@ -277,6 +284,28 @@ absl::Status ResolveRole(const CliFlags& flags, const EnvLookup& env, Settings* 
   return absl::OkStatus();
 }
 
+// --store-url > WSGATE_STORE_URL; either excludes --state-dir (two sources of truth for the
+// routes would silently disagree).
+absl::Status ResolveStoreUrl(const CliFlags& flags, const EnvLookup& env, std::string* out) {
+  std::string source = "--store-url";
+  if (flags.store_url) {
+    if (flags.store_url->empty()) {
+      return absl::InvalidArgumentError("--store-url: must not be empty");
+    }
+    *out = *flags.store_url;
+  } else if (auto v = env("WSGATE_STORE_URL")) {
+    *out = *v;
+    source = "WSGATE_STORE_URL";
+  } else {
+    return absl::OkStatus();
+  }
+  if (!flags.state_dir.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, " and --state-dir are mutually exclusive: the routes live in one store"));
+  }
+  return CheckStoreUrl(*out, source);
+}
+
 }  // namespace
 
 absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1::Server& server,
@@ -409,6 +438,8 @@ absl::StatusOr<Settings> ResolveSettings(const CliFlags& flags, const wsgate::v1
     if (!r.ok()) return r.status();
     s.drain_close_rate = *r;
   }
+
+  if (absl::Status st = ResolveStoreUrl(flags, env, &s.store_url); !st.ok()) return st;
 
   // Message bus (seed 004's name): REDIS_URL > server.redis_url > in-memory.
   const char* redis_source = "server.redis_url";

@@ -20,6 +20,7 @@ struct CliFlags {
   std::string config_path;                    // --config; empty: the built-in demo configuration
   std::string check_config_path;              // --check-config; non-empty: validate and exit
   std::string state_dir;                      // --state-dir; empty: gRPC changes are not persisted
+  std::optional<std::string> store_url;       // --store-url
   std::optional<std::string> listen_address;  // --listen
   std::optional<std::string> grpc_listen_address;  // --grpc-listen
   std::optional<int> port;                         // --port
@@ -64,6 +65,9 @@ struct Settings {
   // Client connections closed per second after SIGTERM (0: all at once at the grace's end):
   // --drain-close-rate > WSGATE_DRAIN_CLOSE_RATE > server.drain_close_rate > 1000.
   int64_t drain_close_rate = 1000;
+  // Config store shared by control-plane replicas: --store-url > WSGATE_STORE_URL > none (the
+  // state file or memory). Checked here (a usage error), connected to by the gateway.
+  std::string store_url;
   // Message bus: REDIS_URL > server.redis_url > empty (in-memory). Parsed by the data plane.
   std::string redis_url;
   // Bearer tokens with roles for gRPC and the admin API: --admin-token-file >
