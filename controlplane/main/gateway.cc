@@ -499,6 +499,8 @@ class Gateway {
     role_options.listen_address = settings_.listen_address;
     role_options.build_version = WSGATE_VERSION;
     role_options.state_dir = state_dir_;
+    role_options.control_plane_ca = settings_.control_plane_ca;
+    role_options.client_certificate = control_tls_;
     absl::StatusOr<std::unique_ptr<DataPlaneRole>> role =
         DataPlaneRole::Prepare(role_options, &stats_);
     if (!role.ok()) {

@@ -92,7 +92,7 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                                      "certificates signed by it (mutual TLS; env "
                                      "WSGATE_CONTROL_CLIENT_CA)");
 
-  std::string role, control_plane, dataplane_id, dataplane_token_file;
+  std::string role, control_plane, dataplane_id, dataplane_token_file, control_plane_ca;
   auto* o_role = app.add_option("--role", role,
                                 "all (both planes, the default), controlplane (config store, gRPC, "
                                 "admin; no WebSocket listener) or dataplane (WebSocket listener "
@@ -108,6 +108,10 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
                                     "A file holding the one bearer token (role admin) this data "
                                     "plane presents to its control plane (env "
                                     "WSGATE_DATAPLANE_TOKEN_FILE)");
+  auto* o_cp_ca = app.add_option("--control-plane-ca", control_plane_ca,
+                                 "PEM CA file of the control plane's certificate: a data plane "
+                                 "dials it over TLS (with --control-tls-cert/key as its client "
+                                 "certificate for mutual TLS) (env WSGATE_CONTROL_PLANE_CA)");
 
   try {
     app.parse(argc, argv);
@@ -135,6 +139,7 @@ CliParseResult ParseCommandLine(int argc, char** argv, const std::string& versio
   if (o_cp->count() > 0) f.control_plane = control_plane;
   if (o_dp_id->count() > 0) f.dataplane_id = dataplane_id;
   if (o_dp_token->count() > 0) f.dataplane_token_file = dataplane_token_file;
+  if (o_cp_ca->count() > 0) f.control_plane_ca = control_plane_ca;
   return CliParseResult{std::move(f), 0};
 }
 
@@ -280,6 +285,17 @@ absl::Status ResolveRole(const CliFlags& flags, const EnvLookup& env, Settings* 
       return absl::InvalidArgumentError(absl::StrCat(t->second, ": must not be empty"));
     }
     s->dataplane_token_file = t->first;
+  }
+  if (auto ca = FlagOrEnv(flags.control_plane_ca, "--control-plane-ca", env,
+                          "WSGATE_CONTROL_PLANE_CA")) {
+    if (s->role != "dataplane") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(ca->second, ": only meaningful with --role=dataplane"));
+    }
+    if (ca->first.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(ca->second, ": must not be empty"));
+    }
+    s->control_plane_ca = ca->first;
   }
   return absl::OkStatus();
 }

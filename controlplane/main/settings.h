@@ -41,6 +41,7 @@ struct CliFlags {
   std::optional<std::string> control_plane;        // --control-plane HOST:PORT
   std::optional<std::string> dataplane_id;         // --dataplane-id
   std::optional<std::string> dataplane_token_file;  // --dataplane-token-file
+  std::optional<std::string> control_plane_ca;      // --control-plane-ca
 };
 
 struct CliParseResult {
@@ -104,6 +105,9 @@ struct Settings {
   std::string control_plane;
   std::string dataplane_id;
   std::string dataplane_token_file;
+  // A data plane's trust for its control plane's certificate: --control-plane-ca >
+  // WSGATE_CONTROL_PLANE_CA; empty: the stream is plaintext.
+  std::string control_plane_ca;
   // Values that were ignored for their default, one message each naming the variable; the
   // caller logs them (these functions log nothing).
   std::vector<std::string> warnings;

@@ -42,6 +42,24 @@ absl::StatusOr<std::unique_ptr<DataPlaneRole>> DataPlaneRole::Prepare(
           "--dataplane-token-file: ", role->options_.token_file, ": want exactly one token"));
     }
   }
+  if (!role->options_.control_plane_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadFileToString(role->options_.control_plane_ca);
+    if (!ca.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--control-plane-ca: ", ca.status().message()));
+    }
+    if (ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--control-plane-ca '", role->options_.control_plane_ca, "': no PEM certificate in it"));
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = *std::move(ca);
+    if (const common::tls::ServerCertificatePtr& mine = role->options_.client_certificate) {
+      ssl.pem_private_key = mine->private_key_pem();
+      ssl.pem_cert_chain = mine->cert_chain_pem();
+    }
+    role->credentials_ = grpc::SslCredentials(ssl);
+  }
   absl::StatusOr<std::optional<CachedSnapshot>> cached =
       LoadCachedSnapshot(role->options_.state_dir, stats);
   if (!cached.ok()) return cached.status();
@@ -63,6 +81,7 @@ void DataPlaneRole::Start(dataplane::DataPlane* data_plane, std::function<void()
   SyncClientOptions o;
   o.control_plane = options_.control_plane;
   o.token = token_;
+  o.credentials = credentials_;
   const std::string host =
       options_.listen_address == "0.0.0.0" || options_.listen_address == "::"
           ? HostName()
@@ -85,7 +104,8 @@ void DataPlaneRole::Start(dataplane::DataPlane* data_plane, std::function<void()
     return inv;
   };
   o.on_applied = std::move(on_applied);
-  spdlog::info("data plane {}: control plane {}{}; serving {}", o.hello.id(), o.control_plane,
+  spdlog::info("data plane {}: control plane {}{}{}; serving {}", o.hello.id(), o.control_plane,
+               credentials_ ? " over TLS" : " in plaintext (no --control-plane-ca)",
                token_.empty() ? " (no --dataplane-token-file)" : "",
                cached_ ? absl::StrCat("cached config version ", cached_->proto.version(), " from ",
                                       SnapshotCachePath(options_.state_dir))

@@ -12,6 +12,9 @@
 #include "controlplane/sync/snapshot_applier.h"
 #include "controlplane/sync/sync_client.h"
 #include "dataplane/data_plane.h"
+#include <grpcpp/security/credentials.h>
+
+#include "common/tls/server_certificate.h"
 #include "dataplane/stats/route_stats.h"
 
 namespace wsgate::controlplane {
@@ -23,6 +26,12 @@ struct DataPlaneRoleOptions {
   std::string listen_address;
   std::string build_version;
   std::string state_dir;      // where snapshot.json is cached; empty: no cache
+  // TLS to the control plane: the CA its certificate must chain to (the host in control_plane
+  // must be a name the certificate carries); empty: plaintext.
+  std::string control_plane_ca;
+  // Presented as the client certificate when the control plane asks for one (mutual TLS): this
+  // process's --control-tls-cert/--control-tls-key. Null: none.
+  common::tls::ServerCertificatePtr client_certificate;
 };
 
 class DataPlaneRole {
@@ -56,6 +65,7 @@ class DataPlaneRole {
   const DataPlaneRoleOptions options_;
   dataplane::StatsRegistry* const stats_;
   std::string token_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // null: plaintext
   std::optional<CachedSnapshot> cached_;
   std::unique_ptr<SnapshotApplier> applier_;
   std::unique_ptr<SyncClient> client_;

@@ -121,7 +121,9 @@ void SyncClient::Run() {
 bool SyncClient::RunStream() {
   // A fresh channel per attempt: the backoff above is the only one (a channel's own reconnect
   // backoff would stretch it).
-  auto channel = grpc::CreateChannel(options_.control_plane, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(options_.control_plane,
+                                     options_.credentials ? options_.credentials
+                                                          : grpc::InsecureChannelCredentials());
   auto stub = wsgate::v1::DataPlaneService::NewStub(channel);
   grpc::ClientContext context;
   if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);

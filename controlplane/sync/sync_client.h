@@ -21,6 +21,7 @@
 
 namespace grpc {
 class ClientContext;
+class ChannelCredentials;
 }
 
 namespace wsgate::controlplane {
@@ -28,6 +29,8 @@ namespace wsgate::controlplane {
 struct SyncClientOptions {
   std::string control_plane;  // HOST:PORT of the control plane's gRPC port
   std::string token;          // bearer token sent on the stream; empty: none
+  // How the stream is dialled; null: plaintext (a control plane without --control-tls-cert).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   // id, address, build_version, workers, bus; serving_version is filled in at each connect.
   wsgate::v1::DataPlaneHello hello;
   // The inventory part of each sample (called on the sample thread; must be thread-safe).
