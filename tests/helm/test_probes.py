@@ -65,11 +65,16 @@ def https_request(port, path, method="GET", headers=None, body=None):
 class Pod:
     """The rendered container, run as a local process."""
 
-    def __init__(self, docs, tmp):
+    def __init__(self, docs, tmp, component=None, hosts=None):
+        """`component`: which Deployment (split mode has two); `hosts`: Service names the
+        container's args use, mapped to local addresses (there is no cluster DNS here)."""
         kinds = {}
         for d in docs:
             kinds.setdefault(d["kind"], []).append(d)
-        [dep] = kinds["Deployment"]
+        [dep] = [d for d in kinds["Deployment"] if component is None or
+                 d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] ==
+                 component]
+        os.makedirs(tmp, exist_ok=True)
         self.container = dep["spec"]["template"]["spec"]["containers"][0]
         c = self.container
         config_dir = os.path.join(tmp, "etc-wsgate")
@@ -111,6 +116,8 @@ class Pod:
             else:
                 for path, d in secret_dirs.items():
                     a = a.replace(f"={path}/", f"={d}/")
+                for host, local in (hosts or {}).items():
+                    a = a.replace(f"={host}", f"={local}")
             args.append(a)
         self.argv = [WSGATE_BIN] + args
         self.env = env
@@ -235,3 +242,61 @@ def test_tls_and_tokens_in_values_reach_the_binary(redis, tmp_path):
         assert b'wsgate_tls_certificate_expiry_timestamp_seconds{certificate="control"}' in body
     finally:
         p.stop()
+
+
+def test_split_mode_data_plane_reaches_its_control_plane_with_the_charts_tls_and_token(redis,
+                                                                                     tmp_path):
+    """Both rendered containers of split mode, run as processes: the data plane dials the control
+    plane with the chart's CA (tls.ca) and the token entry it names (adminTokens.dataplaneToken),
+    and serves the routes of the chart's config."""
+    tmp = str(tmp_path)
+    key, crt, ca_key, ca = (os.path.join(tmp, n) for n in ("k.pem", "c.pem", "cak.pem", "ca.pem"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "3",
+                    "-subj", "/CN=chart-ca"], check=True, capture_output=True)
+    csr = os.path.join(tmp, "c.csr")
+    subprocess.run(["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    ext = os.path.join(tmp, "ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,DNS:rel-wsgate-controlplane,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                    "-CAcreateserial", "-out", crt, "-days", "3", "-extfile", ext],
+                   check=True, capture_output=True)
+    values = ("--set", "mode=split", "--set", "tls.enabled=true",
+              "--set-string", f"tls.cert={open(crt).read()}",
+              "--set-string", f"tls.key={open(key).read()}",
+              "--set-string", f"tls.ca={open(ca).read()}",
+              "--set", "adminTokens.tokens.ops=admin:s3cret-s3cret-s3cret",
+              "--set", "adminTokens.tokens.planes=admin:pl4nes-pl4nes-pl4nes",
+              "--set", "adminTokens.dataplaneToken=planes")
+    # Two pods have two network namespaces; one host has one: each pod gets its own render with
+    # its own free ports, and the data plane's Service address maps to the control plane's.
+    cp_docs, dp_docs = rendered(redis.url, *values), rendered(redis.url, *values)
+    cp = Pod(cp_docs, os.path.join(tmp, "cp"), component="controlplane")
+    cp_grpc = cp.ports["grpc"]
+    dp = None
+    try:
+        wait_for(lambda: cp.probe("readinessProbe") == 200, 20, what="control plane ready")
+        # The data plane dials the control plane's Service name; here that is localhost.
+        dp_grpc = [a for a in [d for d in dp_docs if d["kind"] == "Deployment"][1]["spec"][
+            "template"]["spec"]["containers"][0]["args"] if a.startswith("--control-plane=")]
+        assert dp_grpc, "the data plane names its control plane"
+        dp = Pod(dp_docs, os.path.join(tmp, "dp"), component="dataplane",
+                 hosts={dp_grpc[0].split("=", 1)[1]: f"localhost:{cp_grpc}"})
+        assert "data" in dp.ports and "grpc" not in dp.ports
+        wait_for(lambda: dp.probe("readinessProbe") == 200, 20,
+                 what="data plane ready: it has the control plane's snapshot")
+
+        async def echo():
+            async with connect(f"ws://127.0.0.1:{dp.ports['data']}/echo") as ws:
+                await ws.send("split")
+                return await ws.recv()
+        assert asyncio.run(echo()) == "split"
+        status, body = https_request(cp.ports["admin"], "/metrics")
+        assert status == 200 and b'wsgate_dataplanes{state="connected"} 1' in body, body[-2000:]
+    finally:
+        if dp:
+            dp.stop()
+        cp.stop()

@@ -128,6 +128,12 @@ spec:
         {{- else if eq $role "dataplane" }}
         - --role=dataplane
         - --control-plane={{ include "wsgate.fullname" $root }}-controlplane:{{ $v.ports.grpc }}
+        {{- if $v.tls.enabled }}
+        - --control-plane-ca=/etc/wsgate-secrets/tls/ca.crt
+        {{- end }}
+        {{- if include "wsgate.tokensEnabled" $root }}
+        - --dataplane-token-file=/etc/wsgate-secrets/admin-tokens/dataplane-token
+        {{- end }}
         {{- end }}
         {{- if include "wsgate.tokensEnabled" $root }}
         - --admin-token-file=/etc/wsgate-secrets/admin-tokens/{{ $v.adminTokens.existingSecretKey }}
