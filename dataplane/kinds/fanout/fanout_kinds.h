@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "dataplane/bus/message_bus.h"
+#include "dataplane/kinds/fanout/shared_frame.h"
 #include "dataplane/kinds/outbound/outbound_kinds.h"
 #include "dataplane/kinds/room/room_registry.h"
 #include "dataplane/routing/snapshot.h"
@@ -104,6 +105,8 @@ class FanoutKinds {
   // without a pong in time.
   std::chrono::milliseconds ping_interval() const { return ping_interval_; }
   std::chrono::milliseconds ping_timeout() const { return ping_timeout_; }
+  // The frame of the bus message being delivered, shared by this worker's subscribers.
+  SharedFrames& frames() { return frames_; }
 
  private:
   const int worker_index_;
@@ -114,6 +117,7 @@ class FanoutKinds {
   std::chrono::milliseconds ping_timeout_;
   std::string token_prefix_;  // random per worker and process
   uint64_t next_token_ = 1;
+  SharedFrames frames_;
 };
 
 // Substitutes {name} in `tmpl` with the value of path parameter `name` (unknown names: empty).

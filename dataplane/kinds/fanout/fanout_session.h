@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "dataplane/kinds/fanout/fanout_kinds.h"
+#include "dataplane/kinds/fanout/shared_frame.h"
 
 namespace wsgate::dataplane::transport {
 
@@ -55,34 +56,42 @@ class FanoutClient {
   void Open() {
     open_ = true;
     while (!pending_.empty() && open_) {
-      auto [payload, binary] = std::move(pending_.front());
+      MessagePtr frame = std::move(pending_.front());
       pending_.pop_front();
-      Send(payload, binary);
+      SendFrame(frame);
     }
     pending_.clear();
     pending_bytes_ = 0;
   }
 
-  // Before Open: queued (bounded like the send queue). After Close: dropped.
+  // A message of this client's own (its frame is built here: one copy of `payload`).
   void Send(const std::string& payload, bool binary) {
     if (closed_) return;
+    SendFrame(PrepareServerFrame(payload, binary));
+  }
+
+  // A prepared frame, possibly queued on other clients too (SharedFrames): never modified here.
+  // Before Open: queued (bounded like the send queue). After Close: dropped. Null (a text that
+  // is not UTF-8): dropped.
+  void SendFrame(const MessagePtr& frame) {
+    if (closed_ || !frame) return;
+    const size_t size = frame->get_payload().size();
     if (!open_) {
-      pending_bytes_ += payload.size();
+      pending_bytes_ += size;
       if (pending_bytes_ > max_queued_) {
         pending_.clear();
         closed_ = true;  // the handshake completes, then the close below is sent at once
         close_on_open_ = true;
         return;
       }
-      pending_.emplace_back(payload, binary);
+      pending_.push_back(frame);
       return;
     }
     if (con_->get_state() != websocketpp::session::state::open) return;
-    websocketpp::lib::error_code ec = con_->send(
-        payload, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+    websocketpp::lib::error_code ec = con_->send(frame);
     if (ec) return;  // the leg is closing: dropped
-    counters_->CountMessage(Direction::kToClient, payload.size());
-    if (traffic_) traffic_->CountOut(payload.size());
+    counters_->CountMessage(Direction::kToClient, size);
+    if (traffic_) traffic_->CountOut(size);
     if (con_->get_buffered_amount() > max_queued_) CloseTooSlow();
   }
 
@@ -109,7 +118,7 @@ class FanoutClient {
   bool open_ = false;
   bool closed_ = false;
   bool close_on_open_ = false;
-  std::deque<std::pair<std::string, bool>> pending_;
+  std::deque<MessagePtr> pending_;  // prepared frames, in order
   uint64_t pending_bytes_ = 0;
 };
 

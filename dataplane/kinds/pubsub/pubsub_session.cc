@@ -143,7 +143,10 @@ class PubSubSession : public KindSession,
   }
 
   // A message on the session's down channel: to the client as-is, in order.
-  void OnMessage(const bus::BusMessagePtr& m) override { client_.Send(m->payload, m->is_binary); }
+  // Sessions of this worker on the same channel share one frame of the message.
+  void OnMessage(const bus::BusMessagePtr& m) override {
+    client_.SendFrame(kinds_.frames().For(m, 0, m->is_binary));
+  }
 
  private:
   void Refuse(const char* reason) {

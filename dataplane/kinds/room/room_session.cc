@@ -194,10 +194,12 @@ class RoomSession : public KindSession,
       size_t nl = payload.find('\n');
       if (nl == std::string_view::npos) return;     // not ours after all: malformed, dropped
       if (payload.substr(0, nl) == token_) return;  // our own broadcast
-      client_.Send(std::string(payload.substr(nl + 1)), false);
+      // Every other member of this worker sends the same bytes: one frame for all of them.
+      const size_t text_at = static_cast<size_t>(payload.data() - m->payload.data()) + nl + 1;
+      client_.SendFrame(kinds_.frames().For(m, text_at, false));
       return;
     }
-    client_.Send(m->payload, m->is_binary);
+    client_.SendFrame(kinds_.frames().For(m, 0, m->is_binary));
   }
 
  private:
