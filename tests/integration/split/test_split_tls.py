@@ -74,7 +74,7 @@ def _status(call):
 
 def tls_data_plane(cp, tmp, name, extra):
     dp = Gateway(None, state_dir=os.path.join(tmp, name), workers=1,
-                 args=["--role=dataplane", "--control-plane", f"localhost:{cp.grpc_port}",
+                 args=["--role=dataplane", "--control-plane", f"127.0.0.1:{cp.grpc_port}",
                        "--dataplane-id", name, *extra])
     dp.start(wait=False)
     return dp
