@@ -254,17 +254,7 @@ class Gateway {
     } else {
       spdlog::warn("admin UI not served: {} (run make build)", std::string(ui.status().message()));
     }
-    AdminServerOptions admin_options;
-    admin_options.listen_address = settings_.listen_address;
-    admin_options.port = settings_.admin_port;
-    admin_options.tls = control_tls_;
-    absl::StatusOr<std::unique_ptr<AdminServer>> admin =
-        AdminServer::Start(admin_options, std::move(admin_routes));
-    if (!admin.ok()) {
-      spdlog::error("cannot start: {}", std::string(admin.status().message()));
-      return kExitFailure;
-    }
-    admin_ = *std::move(admin);
+    if (int code = StartAdmin(std::move(admin_routes)); code != kExitOk) return code;
 
     route_service_ = std::make_unique<RouteServiceImpl>(store_.get());
     limit_service_ = std::make_unique<LimitServiceImpl>(store_.get());
@@ -459,6 +449,22 @@ class Gateway {
   }
 
  private:
+  // The admin port (both roles), with the control-plane certificate when there is one.
+  int StartAdmin(AdminRoutes routes) {
+    AdminServerOptions admin_options;
+    admin_options.listen_address = settings_.listen_address;
+    admin_options.port = settings_.admin_port;
+    admin_options.tls = control_tls_;
+    absl::StatusOr<std::unique_ptr<AdminServer>> admin =
+        AdminServer::Start(admin_options, std::move(routes));
+    if (!admin.ok()) {
+      spdlog::error("cannot start: {}", std::string(admin.status().message()));
+      return kExitFailure;
+    }
+    admin_ = *std::move(admin);
+    return kExitOk;
+  }
+
   // --role=controlplane: no local data plane; committed versions go to the data planes' streams.
   // Its tokens are set once they are loaded, before the gRPC server starts.
   void StartSyncServer() { sync_server_ = std::make_unique<SyncServer>(); }
@@ -521,17 +527,7 @@ class Gateway {
     AdminRoutes admin_routes = StandardAdminRoutes(
         &health_, [c = collector_.get(), f = fanout_collector_.get(), t = tls_collector_.get(),
                    r = dataplane_role_->metrics()] { return SerializeMetrics({c, f, t, r}); });
-    AdminServerOptions admin_options;
-    admin_options.listen_address = settings_.listen_address;
-    admin_options.port = settings_.admin_port;
-    admin_options.tls = control_tls_;
-    absl::StatusOr<std::unique_ptr<AdminServer>> admin =
-        AdminServer::Start(admin_options, std::move(admin_routes));
-    if (!admin.ok()) {
-      spdlog::error("cannot start: {}", std::string(admin.status().message()));
-      return kExitFailure;
-    }
-    admin_ = *std::move(admin);
+    if (int code = StartAdmin(std::move(admin_routes)); code != kExitOk) return code;
     // Ready at once with a cached snapshot (static stability); else once the first one applies.
     if (dataplane_role_->has_snapshot() && !draining_.load()) health_.set_ready(true);
     spdlog::info("wsgate ready (data plane): data port {}, admin port {}, {} workers, {}",
